@@ -1,0 +1,1 @@
+"""The LLM-metrics web UI tab (placeholder until helper "webui" lands it)."""
