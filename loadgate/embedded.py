@@ -1,1 +1,266 @@
-"""Auto-start of the embedded mock target (placeholder until helper "webui" lands it)."""
+"""Auto-start of the embedded mock target, so `locust` with no arguments has something to load.
+
+On the local or master runner (never on a worker, including the children `--processes` forks), when
+the target host is a loopback URL whose port is free (`--embedded-target auto`, the default) or always
+(`on`), loadgate starts `python -m loadgate.mock` on that host and port, waits for its health, logs one
+line, and stops it when Locust quits. A non-loopback host is never touched.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import os
+import socket
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from locust import events
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+logger = logging.getLogger(__name__)
+
+MODES = ("auto", "on", "off")
+EXIT_EMBEDDED_TARGET = 3
+"""Process exit code when `--embedded-target`/`--embedded-config` cannot be honoured (bad input)."""
+
+PROFILES_DIR = Path(__file__).parent / "mock" / "profiles"
+HEALTH_TIMEOUT_S = 10.0
+_STATE_ATTR = "_loadgate_embedded_targets"
+
+
+class EmbeddedTargetError(Exception):
+    """The embedded target was asked for but cannot be started; the message says why and how to fix it."""
+
+
+@dataclass(frozen=True)
+class LoopbackEndpoint:
+    """Where the mock must listen to serve a loopback `--host` URL."""
+
+    bind_host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
+        return f"http://{host}:{self.port}"
+
+
+@events.init_command_line_parser.add_listener
+def add_arguments(parser: Any, **_kwargs: Any) -> None:
+    group = parser.add_argument_group("loadgate embedded target")
+    group.add_argument(
+        "--embedded-target",
+        choices=MODES,
+        default="auto",
+        env_var="LOADGATE_EMBEDDED_TARGET",
+        include_in_web_ui=False,
+        help="Start loadgate's mock LLM target on --host: auto = when --host is a loopback URL whose port is "
+        "free; on = always (fails if the host is not loopback or the port is taken); off = never. "
+        "Default: auto.",
+    )
+    group.add_argument(
+        "--embedded-config",
+        default=None,
+        env_var="LOADGATE_EMBEDDED_CONFIG",
+        include_in_web_ui=False,
+        help="Mock config for the embedded target: a YAML file, or the name of a shipped profile "
+        "(loadgate/mock/profiles/NAME.yaml). Default: the mock's default profile.",
+    )
+
+
+def loopback_endpoint(host_url: str | None) -> LoopbackEndpoint | None:
+    """The bind address and port for `host_url` if it is a plain-HTTP loopback URL, else None."""
+    if not host_url:
+        return None
+    try:
+        parts = urlsplit(host_url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme != "http" or not parts.hostname:
+        return None
+    hostname = parts.hostname.lower()
+    if hostname == "localhost":
+        bind_host = "127.0.0.1"
+    else:
+        try:
+            address = ipaddress.ip_address(hostname)
+        except ValueError:
+            return None
+        if not address.is_loopback:
+            return None
+        bind_host = str(address)
+    return LoopbackEndpoint(bind_host, port if port is not None else 80)
+
+
+def port_is_free(endpoint: LoopbackEndpoint) -> bool:
+    """True when nothing listens on the endpoint (a bind succeeds, as the mock's own bind would)."""
+    family = socket.AF_INET6 if ":" in endpoint.bind_host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # The mock (aiohttp) binds with SO_REUSEADDR, so TIME_WAIT leftovers must not count as "taken".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((endpoint.bind_host, endpoint.port))
+        except OSError as error:
+            if error.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def resolve_config(value: str | None) -> str | None:
+    """A config file path for the mock: None (default profile), an existing file, or a shipped profile name."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if path.is_file():
+        return str(path.resolve())
+    profile = PROFILES_DIR / f"{value}.yaml"
+    if "/" not in value and profile.is_file():
+        return str(profile)
+    shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))) or "none found"
+    raise EmbeddedTargetError(
+        f"--embedded-config {value!r}: no such file or shipped profile; "
+        f"give a YAML path or one of: {shipped}"
+    )
+
+
+def wait_for_health(url: str, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout_s) as response:
+            status = response.status
+    except (urllib.error.URLError, OSError) as error:
+        raise EmbeddedTargetError(f"embedded target at {url}: /health unreachable ({error})") from error
+    if status != 200:
+        raise EmbeddedTargetError(f"embedded target at {url}: /health answered {status}, expected 200")
+
+
+class EmbeddedTargets:
+    """The mock processes this Locust process started, one per loopback endpoint, stopped at quit."""
+
+    def __init__(self) -> None:
+        self._owner_pid = os.getpid()  # a forked child must never stop its parent's mock
+        self._started: dict[LoopbackEndpoint, Any] = {}
+
+    def ensure(self, host_url: str | None, mode: str, config: str | None) -> str | None:
+        """Start a mock serving `host_url` when `mode` asks for it; returns its URL, or None if not started."""
+        if mode == "off":
+            return None
+        endpoint = loopback_endpoint(host_url)
+        if endpoint is None:
+            if mode == "on":
+                raise EmbeddedTargetError(
+                    f"--embedded-target on: host {_display(host_url)!r} is not a plain-HTTP loopback URL; "
+                    "use e.g. --host http://127.0.0.1:8000, or --embedded-target auto/off"
+                )
+            return None
+        running = self._started.get(endpoint)
+        if running is not None and _is_alive(running):
+            return endpoint.url
+        if not port_is_free(endpoint):
+            if mode == "on":
+                raise EmbeddedTargetError(
+                    f"--embedded-target on: port {endpoint.port} on {endpoint.bind_host} is already in use; "
+                    "stop what listens there, pick another --host port, or use --embedded-target auto"
+                )
+            logger.info("loadgate: %s is already in use; loading the server that listens there", endpoint.url)
+            return None
+        return self._start(endpoint, resolve_config(config))
+
+    def _start(self, endpoint: LoopbackEndpoint, config: str | None) -> str:
+        from loadgate.mock.process import MockProcess  # imported late: the mock is only needed when used
+
+        mock = MockProcess(config=config, host=endpoint.bind_host, port=endpoint.port)
+        try:
+            mock.start()
+            wait_for_health(endpoint.url)
+        except Exception as error:
+            mock.stop()
+            raise EmbeddedTargetError(f"embedded target on {endpoint.url} failed to start: {error}") from error
+        self._started[endpoint] = mock
+        logger.info(
+            "loadgate: embedded target started at %s (config: %s)",
+            endpoint.url,
+            config or "default profile",
+        )
+        return endpoint.url
+
+    def stop_all(self) -> None:
+        if os.getpid() != self._owner_pid:
+            return
+        while self._started:
+            endpoint, mock = self._started.popitem()
+            mock.stop()
+            logger.info("loadgate: embedded target at %s stopped", endpoint.url)
+
+
+def _is_alive(mock: Any) -> bool:
+    process = getattr(mock, "process", None) or getattr(mock, "_process", None) or getattr(mock, "proc", None)
+    return process is None or process.poll() is None
+
+
+def _display(host_url: str | None) -> str:
+    """The host URL without credentials, for messages."""
+    if not host_url:
+        return ""
+    try:
+        parts = urlsplit(host_url)
+        netloc = parts.hostname or ""
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+        return f"{parts.scheme}://{netloc}" if parts.scheme else netloc
+    except ValueError:
+        return "<unparseable host>"
+
+
+def _targets(environment: Environment) -> EmbeddedTargets:
+    targets = getattr(environment, _STATE_ATTR, None)
+    if targets is None:
+        targets = EmbeddedTargets()
+        setattr(environment, _STATE_ATTR, targets)
+    return targets
+
+
+def _ensure_for_current_host(environment: Environment) -> None:
+    """Raises EmbeddedTargetError; does nothing on workers or without parsed options (library use)."""
+    options = environment.parsed_options
+    if options is None or isinstance(environment.runner, WorkerRunner):
+        return
+    mode = getattr(options, "embedded_target", "off")
+    _targets(environment).ensure(environment.host, mode, getattr(options, "embedded_config", None))
+
+
+@events.init.add_listener
+def on_init(environment: Environment, **_kwargs: Any) -> None:
+    try:
+        _ensure_for_current_host(environment)
+    except EmbeddedTargetError as error:
+        # Bad input before anything ran: one line and a distinct exit code, never a traceback.
+        logger.error("loadgate: error: %s", error)
+        _targets(environment).stop_all()
+        sys.exit(EXIT_EMBEDDED_TARGET)
+
+
+@events.test_start.add_listener
+def on_test_start(environment: Environment, **_kwargs: Any) -> None:
+    # The web UI form may have changed the host since init: serve the new one too if it qualifies.
+    # Mid-session there is nothing to exit from: the error is logged and requests fail visibly.
+    try:
+        _ensure_for_current_host(environment)
+    except EmbeddedTargetError as error:
+        logger.error("loadgate: error: %s", error)
+
+
+@events.quitting.add_listener
+def on_quitting(environment: Environment, **_kwargs: Any) -> None:
+    targets = getattr(environment, _STATE_ATTR, None)
+    if targets is not None:
+        targets.stop_all()

@@ -1,1 +1,200 @@
-"""The LLM-metrics web UI tab (placeholder until helper "webui" lands it)."""
+"""The "LLM metrics" and "LLM summary" tabs of Locust's web UI, through its supported extension points.
+
+Locust 2.47's React UI renders extra tabs from `template_args["extended_tabs"]`, their table layouts
+from `template_args["extended_tables"]`, and their rows from the `extended_stats` list of the
+`/stats/requests` JSON it polls every couple of seconds (so the tabs refresh exactly like the stats
+tab). `template_args["extended_csv_files"]` adds download links to the Download Data tab.
+See locust's examples/extend_web_ui.py. Rows come from loadgate.llm_stats (the second RequestStats).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask import Blueprint, Response, make_response, request
+from locust import events
+from locust.env import Environment
+from locust.stats import PERCENTILES_TO_REPORT, RequestStats, StatsCSV, StatsEntry, sort_stats
+
+METRICS_TAB = "llm_metrics"
+SUMMARY_TAB = "llm_summary"
+CSV_ROUTE = "/stats/llm/csv"
+LOCUST_STATS_ENDPOINT = "locust.request_stats"  # Flask endpoint of Locust's /stats/requests
+MAX_ROWS = 500  # as Locust truncates its own stats table: large tables render slowly
+
+PERCENTILES = ((0.5, "p50"), (0.9, "p90"), (0.95, "p95"), (0.99, "p99"))
+UNITS = {"TOKENS/S": "tok/s"}  # every other LLM metric is in milliseconds
+
+METRICS_TABLE = [
+    {"key": "type", "title": "Type"},
+    {"key": "name", "title": "Name"},
+    {"key": "unit", "title": "Unit"},
+    {"key": "count", "title": "# Samples"},
+    *({"key": key, "title": key, "round": 1} for _, key in PERCENTILES),
+    {"key": "avg", "title": "Average", "round": 1},
+    {"key": "min", "title": "Min", "round": 1},
+    {"key": "max", "title": "Max", "round": 1},
+]
+SUMMARY_TABLE = [{"key": "name", "title": "Figure"}, {"key": "value", "title": "Value"}]
+
+
+def metric_rows(stats: RequestStats | None) -> list[dict[str, Any]]:
+    """One row per LLM metric entry (Type, Name, unit, count, percentiles, avg, min, max); no total row."""
+    if stats is None:
+        return []
+    return [_metric_row(entry) for entry in sort_stats(stats.entries)[:MAX_ROWS]]
+
+
+def _metric_row(entry: StatsEntry) -> dict[str, Any]:
+    has_samples = entry.num_requests > 0
+    row: dict[str, Any] = {
+        "type": entry.method,
+        "name": entry.name,
+        "unit": UNITS.get(entry.method or "", "ms"),
+        "count": entry.num_requests,
+    }
+    for fraction, key in PERCENTILES:
+        row[key] = entry.get_response_time_percentile(fraction) if has_samples else None
+    row["avg"] = entry.avg_response_time if has_samples else None
+    row["min"] = entry.min_response_time if has_samples else None
+    row["max"] = entry.max_response_time if has_samples else None
+    return row
+
+
+def summary_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The llm summary figures as Figure/Value rows, nested mappings flattened as "outer: inner"."""
+    return [{"name": name, "value": _format_value(value)} for name, value in _flatten(summary)]
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for key, value in mapping.items():
+        label = f"{prefix}{str(key).replace('_', ' ')}"
+        if isinstance(value, Mapping) and value:
+            yield from _flatten(value, f"{label}: ")
+        else:
+            yield label, value
+
+
+def _format_value(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if value == value else "n/a"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value) if value else "none"
+    return str(value)
+
+
+def extended_stats(environment: Environment) -> list[dict[str, Any]]:
+    """The `extended_stats` payload Locust's UI reads: rows per extended tab key."""
+    return [
+        {"key": METRICS_TAB, "data": metric_rows(llm_request_stats(environment))},
+        {"key": SUMMARY_TAB, "data": summary_rows(llm_summary(environment))},
+    ]
+
+
+def template_extensions() -> dict[str, Any]:
+    """The template_args that declare the tabs, their tables and the LLM CSV download."""
+    return {
+        "extended_tabs": [
+            {"key": METRICS_TAB, "title": "LLM metrics"},
+            {"key": SUMMARY_TAB, "title": "LLM summary"},
+        ],
+        "extended_tables": [
+            {"key": METRICS_TAB, "structure": METRICS_TABLE},
+            {"key": SUMMARY_TAB, "structure": SUMMARY_TABLE},
+        ],
+        # Relative like Locust's own links, so it works behind --web-base-path too.
+        "extended_csv_files": [{"href": f".{CSV_ROUTE}", "title": "Download LLM metrics CSV"}],
+    }
+
+
+def install(environment: Environment) -> None:
+    """Add the tabs, the live rows and the CSV route to `environment.web_ui` (no-op without a web UI)."""
+    web_ui = environment.web_ui
+    if web_ui is None:
+        return
+    options = environment.parsed_options
+    base_path = (getattr(options, "web_base_path", "") or "") if options else ""
+    web_ui.template_args.update(template_extensions())
+
+    blueprint = Blueprint("loadgate_llm", __name__, url_prefix=base_path or None)
+
+    @blueprint.route(CSV_ROUTE)
+    @web_ui.auth_required_if_enabled
+    def llm_stats_csv() -> Response:
+        buffer = io.StringIO()
+        write_llm_csv(environment, csv.writer(buffer))
+        response = make_response(buffer.getvalue())
+        response.headers["Content-type"] = "text/csv"
+        response.headers["Content-disposition"] = "attachment;filename=loadgate_llm_stats.csv"
+        return response
+
+    web_ui.app.register_blueprint(blueprint)
+
+    @web_ui.app.after_request
+    def add_llm_rows(response: Response) -> Response:
+        if request.endpoint != LOCUST_STATS_ENDPOINT or response.status_code != 200 or not response.is_json:
+            return response
+        # Locust memoizes this response for a moment; overwriting the key keeps it idempotent.
+        payload = response.get_json()
+        payload["extended_stats"] = extended_stats(environment)
+        response.set_data(json.dumps(payload))
+        return response
+
+
+# --- adapter to loadgate.llm_stats (helper "traffic"'s module): the only place that knows its API ---
+
+
+def _llm_stats_module() -> Any:
+    try:
+        from loadgate import llm_stats
+    except ImportError:
+        return None
+    return llm_stats
+
+
+def llm_request_stats(environment: Environment) -> RequestStats | None:
+    """The LLM RequestStats holding this runner's totals (merged from workers on a master)."""
+    module = _llm_stats_module()
+    getter = getattr(module, "get_llm_stats", None)
+    return getter(environment) if getter else getattr(environment, "llm_stats", None)
+
+
+def llm_summary(environment: Environment) -> Mapping[str, Any]:
+    """The scalar LLM figures, as written to PREFIX_llm_summary.json."""
+    module = _llm_stats_module()
+    getter = getattr(module, "llm_summary", None)
+    return getter(environment) if getter else {}
+
+
+def write_llm_csv(environment: Environment, writer: Any) -> None:
+    """The LLM rows in PREFIX_llm_stats.csv's layout (Locust's _stats.csv columns, no Aggregated row)."""
+    module = _llm_stats_module()
+    write = getattr(module, "write_llm_stats_csv", None)
+    if write:
+        write(environment, writer)
+        return
+    stats = llm_request_stats(environment)
+    csv_writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    writer.writerow(csv_writer.requests_csv_columns)
+    for entry in sort_stats(stats.entries) if stats else []:
+        writer.writerow(
+            [entry.method, entry.name, entry.num_requests, entry.num_failures, entry.median_response_time,
+             entry.avg_response_time, entry.min_response_time or 0, entry.max_response_time,
+             entry.avg_content_length, entry.total_rps, entry.total_fail_per_sec,
+             *csv_writer._percentile_fields(entry)]
+        )
+
+
+@events.init.add_listener
+def on_init(environment: Environment, **_kwargs: Any) -> None:
+    install(environment)
