@@ -55,8 +55,8 @@ class LoopbackEndpoint:
 
 @events.init_command_line_parser.add_listener
 def add_arguments(parser: Any, **_kwargs: Any) -> None:
-    group = parser.add_argument_group("loadgate embedded target")
-    group.add_argument(
+    # On the parser itself: Locust's argument groups do not accept include_in_web_ui.
+    parser.add_argument(
         "--embedded-target",
         choices=MODES,
         default="auto",
@@ -66,7 +66,7 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
         "free; on = always (fails if the host is not loopback or the port is taken); off = never. "
         "Default: auto.",
     )
-    group.add_argument(
+    parser.add_argument(
         "--embedded-config",
         default=None,
         env_var="LOADGATE_EMBEDDED_CONFIG",
@@ -176,8 +176,10 @@ class EmbeddedTargets:
         return self._start(endpoint, resolve_config(config))
 
     def _start(self, endpoint: LoopbackEndpoint, config: str | None) -> str:
-        from loadgate.mock.process import MockProcess  # imported late: the mock is only needed when used
-
+        try:  # imported late: the mock is only needed when used
+            from loadgate.mock.process import MockProcess
+        except ImportError as error:
+            raise EmbeddedTargetError(f"cannot start the embedded target: {error}; use --embedded-target off") from error
         mock = MockProcess(config=config, host=endpoint.bind_host, port=endpoint.port)
         try:
             mock.start()

@@ -18,7 +18,7 @@ from typing import Any
 from flask import Blueprint, Response, make_response, request
 from locust import events
 from locust.env import Environment
-from locust.stats import PERCENTILES_TO_REPORT, RequestStats, StatsCSV, StatsEntry, sort_stats
+from locust.stats import RequestStats, StatsEntry
 
 METRICS_TAB = "llm_metrics"
 SUMMARY_TAB = "llm_summary"
@@ -28,6 +28,24 @@ MAX_ROWS = 500  # as Locust truncates its own stats table: large tables render s
 
 PERCENTILES = ((0.5, "p50"), (0.9, "p90"), (0.95, "p95"), (0.99, "p99"))
 UNITS = {"TOKENS/S": "tok/s"}  # every other LLM metric is in milliseconds
+_METRIC_RANK = {metric: rank for rank, metric in enumerate(("TTFB", "TTFT", "ITL", "TPOT", "E2E", "TOKENS/S"))}
+
+# Labels for the figures of PREFIX_llm_summary.json; a key not listed here is shown humanized.
+SUMMARY_LABELS = {
+    "duration_s": "Measured for (s)",
+    "completed_requests": "Completed LLM responses",
+    "total_output_tokens": "Output tokens (total)",
+    "output_tokens_per_s": "Output tokens/s (all users)",
+    "goodput_req_per_s": "Goodput (req/s meeting every target)",
+    "good_requests": "Responses meeting every goodput target",
+    "goodput_targets": "Goodput target",
+    "usage_source": "Token counts from",
+    "responses_with_server_usage": "Responses with server usage",
+    "responses_with_counted_tokens": "Responses with tokens counted by loadgate",
+    "jobs_completed": "Async/batch jobs completed",
+    "jobs_failed": "Async/batch jobs failed",
+    "lost_jobs": "Async/batch jobs lost (not terminal in time)",
+}
 
 METRICS_TABLE = [
     {"key": "type", "title": "Type"},
@@ -43,10 +61,14 @@ SUMMARY_TABLE = [{"key": "name", "title": "Figure"}, {"key": "value", "title": "
 
 
 def metric_rows(stats: RequestStats | None) -> list[dict[str, Any]]:
-    """One row per LLM metric entry (Type, Name, unit, count, percentiles, avg, min, max); no total row."""
+    """One row per LLM metric entry (Type, Name, unit, count, percentiles, avg, min, max); no total row.
+
+    Ordered by Name, then in the order a response unfolds (TTFB, TTFT, ITL, TPOT, E2E, TOKENS/S).
+    """
     if stats is None:
         return []
-    return [_metric_row(entry) for entry in sort_stats(stats.entries)[:MAX_ROWS]]
+    entries = sorted(stats.entries.values(), key=lambda e: (e.name, _METRIC_RANK.get(e.method, 99), e.method))
+    return [_metric_row(entry) for entry in entries[:MAX_ROWS]]
 
 
 def _metric_row(entry: StatsEntry) -> dict[str, Any]:
@@ -72,7 +94,7 @@ def summary_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
     for key, value in mapping.items():
-        label = f"{prefix}{str(key).replace('_', ' ')}"
+        label = prefix + SUMMARY_LABELS.get(str(key), str(key).replace("_", " "))
         if isinstance(value, Mapping) and value:
             yield from _flatten(value, f"{label}: ")
         else:
@@ -151,12 +173,12 @@ def install(environment: Environment) -> None:
         return response
 
 
-# --- adapter to loadgate.llm_stats (helper "traffic"'s module): the only place that knows its API ---
+# --- loadgate.llm_stats (helper "traffic"'s module) is read only through these three functions ---
 
 
 def _llm_stats_module() -> Any:
     try:
-        from loadgate import llm_stats
+        from loadgate import llm_stats  # late: the web UI must come up even if LLM stats are absent
     except ImportError:
         return None
     return llm_stats
@@ -165,34 +187,20 @@ def _llm_stats_module() -> Any:
 def llm_request_stats(environment: Environment) -> RequestStats | None:
     """The LLM RequestStats holding this runner's totals (merged from workers on a master)."""
     module = _llm_stats_module()
-    getter = getattr(module, "get_llm_stats", None)
-    return getter(environment) if getter else getattr(environment, "llm_stats", None)
+    return module.get_llm_stats(environment) if module else None
 
 
 def llm_summary(environment: Environment) -> Mapping[str, Any]:
     """The scalar LLM figures, as written to PREFIX_llm_summary.json."""
     module = _llm_stats_module()
-    getter = getattr(module, "llm_summary", None)
-    return getter(environment) if getter else {}
+    return module.llm_summary(environment) if module else {}
 
 
 def write_llm_csv(environment: Environment, writer: Any) -> None:
     """The LLM rows in PREFIX_llm_stats.csv's layout (Locust's _stats.csv columns, no Aggregated row)."""
     module = _llm_stats_module()
-    write = getattr(module, "write_llm_stats_csv", None)
-    if write:
-        write(environment, writer)
-        return
-    stats = llm_request_stats(environment)
-    csv_writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
-    writer.writerow(csv_writer.requests_csv_columns)
-    for entry in sort_stats(stats.entries) if stats else []:
-        writer.writerow(
-            [entry.method, entry.name, entry.num_requests, entry.num_failures, entry.median_response_time,
-             entry.avg_response_time, entry.min_response_time or 0, entry.max_response_time,
-             entry.avg_content_length, entry.total_rps, entry.total_fail_per_sec,
-             *csv_writer._percentile_fields(entry)]
-        )
+    if module:
+        module.write_llm_stats_csv(environment, writer)
 
 
 @events.init.add_listener
