@@ -1,0 +1,64 @@
+"""Fixtures of the ci tests: the tiny target, and running Locust / the job as real subprocesses."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+
+def import_without_monkey_patch(module: str, *names: str) -> tuple:
+    """Import a module that imports locust into pytest's process without gevent's monkey.patch_all()
+    (pytest has imported ssl already; patching it afterwards recurses). Only the pure parts are used."""
+    os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
+    try:
+        mod = importlib.import_module(module)
+    finally:
+        del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
+    return tuple(getattr(mod, n) for n in names)
+
+
+def repo_env(**extra: str) -> dict[str, str]:
+    """The environment for child processes: the repo importable, no stray loadgate/locust settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
+    env.pop("OPENAI_API_KEY", None)
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def run_locust(args: list[str], cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "locust", *args], cwd=cwd, env=repo_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def tiny_target() -> Iterator:
+    """Factory: tiny_target(max_inflight=K, delay_ms=D) -> URL of a started tests/ci/target.py."""
+    procs: list[subprocess.Popen] = []
+
+    def start(max_inflight: int = 1000, delay_ms: float = 20) -> str:
+        proc = subprocess.Popen([sys.executable, str(HERE / "target.py"), "--max-inflight", str(max_inflight),
+                                 "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        return line.split()[-1]
+
+    yield start
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
