@@ -1,0 +1,77 @@
+"""``check_sla``: judge a Locust run against a threshold file; exit 0 pass, 1 breach, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from loadgate.gate import report
+from loadgate.gate.config import load_config
+from loadgate.gate.data import load_run
+from loadgate.gate.errors import EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, GateInputError
+from loadgate.gate.evaluate import Evaluation, evaluate
+
+DEFAULT_THRESHOLDS = "sla/thresholds.yaml"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own usage errors keep the one-line format and exit 2
+        raise GateInputError("check_sla", None, message, " ".join(sys.argv[1:]), "see check_sla --help")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="check_sla", description="Gate a Locust run (--csv PREFIX) on YAML SLA thresholds.")
+    parser.add_argument("prefix", help="the --csv PREFIX of the run to judge")
+    parser.add_argument("--thresholds", default=DEFAULT_THRESHOLDS, help="threshold YAML (default %(default)s)")
+    parser.add_argument("--baseline", metavar="BASE_PREFIX", help="the --csv PREFIX of a baseline run (regression:)")
+    parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    parser.add_argument("--json", metavar="FILE", help="write a JSON report")
+    parser.add_argument("--markdown", metavar="FILE", help="write a Markdown report")
+    parser.add_argument("--quiet", action="store_true", help="print only breaches and the summary")
+    return parser
+
+
+def judge(args: argparse.Namespace) -> Evaluation:
+    config = load_config(args.thresholds)
+    run = load_run(args.prefix, config.warmup_s)
+    baseline = load_run(args.baseline, config.warmup_s, role="baseline run") if args.baseline else None
+    return evaluate(config, run, baseline)
+
+
+def write_reports(args: argparse.Namespace, evaluation: Evaluation) -> None:
+    outputs = {
+        args.junit: lambda: report.junit(evaluation),
+        args.json: lambda: report.to_json(evaluation, args.prefix, args.thresholds, args.baseline),
+        args.markdown: lambda: report.markdown(evaluation, args.prefix),
+    }
+    for path, render in outputs.items():
+        if path:
+            _write(path, render(), append=False)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        _write(step_summary, report.markdown(evaluation, args.prefix), append=True)
+
+
+def _write(path: str, text: str, append: bool) -> None:
+    try:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("a" if append else "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise GateInputError(path, None, "cannot write report", error.strerror or str(error),
+                             "choose a writable path") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        evaluation = judge(args)
+        sys.stdout.write(report.table(evaluation, quiet=args.quiet))
+        write_reports(args, evaluation)
+    except GateInputError as error:
+        sys.stderr.write(error.line() + "\n")
+        return EXIT_BAD_INPUT
+    return EXIT_BREACH if evaluation.failed else EXIT_PASS

@@ -1,0 +1,288 @@
+"""Loading a Locust run (``--csv PREFIX``) into rows the evaluator can gate, with pandas.
+
+Locust quirks handled here: the Aggregated row's empty Type, "N/A" figures on rows without requests,
+names with commas, quotes or non-ASCII (read as strings, never as NaN/None), custom request types,
+history percentiles that are windowed only with ``--csv-full-history``, and a final ``_stats.csv``
+that disagrees with the history's last totals (reported; the newer figures win).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from loadgate.gate.errors import GateInputError
+
+AGGREGATED = "Aggregated"
+LLM_TYPES = ("TTFT", "TTFB", "ITL", "TPOT", "E2E", "TOKENS/S")
+UNITLESS_TYPES = ("TOKENS/S",)  # LLM rows whose "response times" are tokens per second, not milliseconds
+
+STATS_COLUMNS = {
+    "requests": "Request Count",
+    "failures": "Failure Count",
+    "median": "Median Response Time",
+    "avg": "Average Response Time",
+    "min": "Min Response Time",
+    "max": "Max Response Time",
+    "rps": "Requests/s",
+    "fail_rps": "Failures/s",
+}
+HISTORY_TOTALS = {
+    "requests": "Total Request Count",
+    "failures": "Total Failure Count",
+    "median": "Total Median Response Time",
+    "avg": "Total Average Response Time",
+    "min": "Total Min Response Time",
+    "max": "Total Max Response Time",
+}
+HISTORY_COLUMNS = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s", *HISTORY_TOTALS.values()]
+FAILURE_COLUMNS = ["Method", "Name", "Error", "Occurrences"]
+COUNT_COLUMNS = ("Request Count", "Failure Count", "Total Request Count", "Total Failure Count", "Timestamp")
+
+
+@dataclass
+class Row:
+    """One gated row: whole-run figures keyed by metric name ("avg", "rps", "95%"...); None means N/A."""
+
+    type: str
+    name: str
+    source: str
+    line: int
+    figures: dict[str, float | None]
+
+    @property
+    def key(self) -> str:
+        return self.name if not self.type else f"{self.type} {self.name}"
+
+    @property
+    def unit(self) -> str:
+        return "tok/s" if self.type in UNITLESS_TYPES else "ms"
+
+    @property
+    def requests(self) -> int:
+        return int(self.figures.get("requests") or 0)
+
+    def percentile_columns(self) -> list[str]:
+        return [k for k in self.figures if k.endswith("%")]
+
+
+@dataclass
+class History:
+    """Per-second samples of one CSV history file, split per row key, after the warm-up reset."""
+
+    source: str
+    windowed: bool  # True when percentiles are Locust's ~10 s sliding window (--csv-full-history)
+    frames: dict[str, pd.DataFrame]
+
+
+@dataclass
+class RunData:
+    prefix: str
+    rows: dict[str, Row]
+    meta: dict | None
+    meta_source: str
+    histories: dict[str, History | None]  # "http" -> _stats_history.csv, "llm" -> _llm_stats_history.csv
+    history_sources: dict[str, str]
+    failures: pd.DataFrame | None
+    notes: list[str] = field(default_factory=list)
+    llm_stats_present: bool = False
+
+    def find(self, key: str, config_file: str = "", line: int | None = None) -> Row | None:
+        """The row named by "Aggregated", "Type Name" or a Name that is unique across the run's files."""
+        if key in self.rows:
+            return self.rows[key]
+        matches = [row for row in self.rows.values() if row.name == key]
+        if len(matches) > 1:
+            options = ", ".join(f'"{row.key}"' for row in matches)
+            raise GateInputError(config_file, line, f"row name {key!r} is ambiguous", key,
+                                 f'write it as "Type Name", one of {options}')
+        return matches[0] if matches else None
+
+    def history_for(self, row: Row) -> tuple[str, History | None]:
+        kind = "llm" if row.type in LLM_TYPES and row.source.endswith("_llm_stats.csv") else "http"
+        return kind, self.histories.get(kind)
+
+
+def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
+    """Everything ``--csv PREFIX`` wrote. ``warmup_s`` > 0 requires the harness' warm-up reset record."""
+    meta_source = f"{prefix}_loadgate.json"
+    meta = _load_meta(meta_source, warmup_s, role)
+    reset_at = meta.get("stats_reset_at") if meta else None
+    stats_path = f"{prefix}_stats.csv"
+    if not Path(stats_path).is_file():
+        raise GateInputError(stats_path, None, f"{role} CSV not found", stats_path,
+                             f"run Locust headless with --csv {prefix} (and --csv-full-history), or fix the prefix")
+    rows = _rows_from_stats(stats_path)
+    llm_path = f"{prefix}_llm_stats.csv"
+    llm_present = Path(llm_path).is_file()
+    if llm_present:
+        for row in _rows_from_stats(llm_path).values():
+            if row.key in rows:
+                raise GateInputError(llm_path, row.line, "row also present in _stats.csv", row.key,
+                                     "LLM rows must use the LLM types TTFT/TTFB/ITL/TPOT/E2E/TOKENS/S")
+            rows[row.key] = row
+    run = RunData(prefix, rows, meta, meta_source, {}, {
+        "http": f"{prefix}_stats_history.csv", "llm": f"{prefix}_llm_stats_history.csv"}, None,
+        llm_stats_present=llm_present)
+    for kind, path in run.history_sources.items():
+        run.histories[kind] = _load_history(path, reset_at) if Path(path).is_file() else None
+        if run.histories[kind] is not None:
+            _reconcile(run, run.histories[kind])
+    failures_path = f"{prefix}_failures.csv"
+    if Path(failures_path).is_file():
+        run.failures = _read_csv(failures_path, FAILURE_COLUMNS)
+    if meta and meta.get("final_stats_written") is False:
+        run.notes.append(f"{meta_source}: final_stats_written is false: the run's last second may be missing")
+    return run
+
+
+def _load_meta(path: str, warmup_s: float, role: str) -> dict | None:
+    fix = "run the load with loadgate's --warmup (env LOADGATE_WARMUP) and --csv PREFIX, which write this file"
+    if not Path(path).is_file():
+        if warmup_s > 0:
+            raise GateInputError(path, None, f"the thresholds require a {_secs(warmup_s)} warm-up but the {role} "
+                                 "has no warm-up record", "no file", fix)
+        return None
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise GateInputError(path, None, "unreadable run metadata", str(error), "re-run the load or delete the file") from None
+    if not isinstance(meta, dict):
+        raise GateInputError(path, None, "run metadata must be a JSON object", type(meta).__name__, fix)
+    warm = meta.get("warmup_s", 0)
+    reset_at = meta.get("stats_reset_at")
+    if isinstance(warm, bool) or not isinstance(warm, int | float):
+        raise GateInputError(path, "warmup_s", "warmup_s must be a number of seconds", warm, fix)
+    if reset_at is not None and (isinstance(reset_at, bool) or not isinstance(reset_at, int | float)):
+        raise GateInputError(path, "stats_reset_at", "stats_reset_at must be epoch seconds or null", reset_at, fix)
+    if warmup_s > 0 and warm < warmup_s:
+        raise GateInputError(path, "warmup_s", f"the {role} warmed up less than the thresholds' warmup "
+                             f"({_secs(warmup_s)})", warm, f"re-run with --warmup {_secs(warmup_s)} or longer")
+    if warmup_s > 0 and reset_at is None:
+        raise GateInputError(path, "stats_reset_at", f"the {role}'s stats were never reset after the warm-up "
+                             "(the run ended before the warm-up did?)", None,
+                             f"re-run with a run time longer than the {_secs(warm)} warm-up")
+    return meta
+
+
+def _read_csv(path: str, required: list[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise GateInputError(path, None, "empty CSV file (no header)", "0 bytes",
+                             "re-run Locust; the run was probably killed before writing stats") from None
+    except UnicodeDecodeError as error:
+        raise GateInputError(path, None, "CSV is not UTF-8", str(error), "re-run Locust with a UTF-8 locale") from None
+    except (pd.errors.ParserError, OSError) as error:
+        raise GateInputError(path, None, "malformed CSV", str(error).strip(), "re-run Locust to rewrite it") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise GateInputError(path, 1, f"missing column {missing[0]!r}", ",".join(frame.columns)[:200],
+                             "pass the PREFIX of Locust's --csv output (files PREFIX_stats.csv etc.)")
+    return frame
+
+
+def _numeric(frame: pd.DataFrame, path: str, columns: list[str]) -> pd.DataFrame:
+    """Columns as floats, "N/A" as NaN; any other non-number is a malformed file (exit 2)."""
+    out = pd.DataFrame(index=frame.index)
+    for column in columns:
+        raw = frame[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = values.isna() & ((raw != "N/A") | (column in COUNT_COLUMNS))
+        if bad.any():
+            index = bad.idxmax()
+            raise GateInputError(path, int(index) + 2, f"column {column!r} is not a number", raw[index],
+                                 "re-run Locust to rewrite the file (was it truncated or hand-edited?)")
+        out[column] = values
+    return out
+
+
+def _percentile_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.endswith("%")]
+
+
+def _rows_from_stats(path: str) -> dict[str, Row]:
+    frame = _read_csv(path, ["Type", "Name", *STATS_COLUMNS.values()])
+    percentiles = _percentile_columns(frame)
+    numbers = _numeric(frame, path, [*STATS_COLUMNS.values(), *percentiles])
+    rows: dict[str, Row] = {}
+    for index, (type_, name) in enumerate(zip(frame["Type"], frame["Name"], strict=True)):
+        figures: dict[str, float | None] = {}
+        for metric, column in STATS_COLUMNS.items():
+            figures[metric] = _value(numbers[column].iat[index])
+        for column in percentiles:
+            figures[column] = _value(numbers[column].iat[index])
+        _derive(figures)
+        row = Row(type_, name, path, index + 2, figures)
+        if row.key in rows:
+            raise GateInputError(path, index + 2, "duplicate row", row.key, "re-run Locust to rewrite the file")
+        rows[row.key] = row
+    return rows
+
+
+def _derive(figures: dict[str, float | None]) -> None:
+    """fail_ratio from the counts; a row without requests has no latency or rate figures at all."""
+    requests, failures = figures.get("requests") or 0, figures.get("failures") or 0
+    figures["fail_ratio"] = failures / requests if requests else None
+    if not requests:
+        for metric in figures:
+            if metric not in ("requests", "failures", "fail_ratio"):
+                figures[metric] = None
+
+
+def _value(number: float) -> float | None:
+    return None if number is None or math.isnan(number) else float(number)
+
+
+def _load_history(path: str, reset_at: float | None) -> History:
+    frame = _read_csv(path, HISTORY_COLUMNS)
+    percentiles = _percentile_columns(frame)
+    numbers = _numeric(frame, path, ["Timestamp", "Requests/s", "Failures/s", *HISTORY_TOTALS.values(), *percentiles])
+    numbers["key"] = [name if not type_ else f"{type_} {name}" for type_, name in zip(frame["Type"], frame["Name"], strict=True)]
+    if reset_at is not None:
+        # Timestamps are whole seconds; a row stamped floor(reset_at) may predate the reset.
+        numbers = numbers[numbers["Timestamp"] > math.floor(reset_at)]
+    # Locust writes per-row history, with windowed percentiles for every row, only with --csv-full-history;
+    # without it only Aggregated rows exist and their percentiles are cumulative since the (re)start.
+    windowed = bool((numbers["key"] != AGGREGATED).any()) or path.endswith("_llm_stats_history.csv")
+    frames = {key: group.sort_values("Timestamp", kind="stable") for key, group in numbers.groupby("key", sort=False)}
+    return History(path, windowed, frames)
+
+
+def _reconcile(run: RunData, history: History) -> None:
+    """Say when the final CSV and the history's last totals disagree; counts only grow, so more is newer."""
+    for key, frame in history.frames.items():
+        row = run.rows.get(key)
+        if row is None or frame.empty:
+            continue
+        last = frame.iloc[-1]
+        hist_requests, hist_failures = int(last["Total Request Count"]), int(last["Total Failure Count"])
+        csv_requests, csv_failures = row.requests, int(row.figures.get("failures") or 0)
+        if (hist_requests, hist_failures) == (csv_requests, csv_failures):
+            continue
+        stamp = _utc(last["Timestamp"])
+        said = (f"{row.source}: \"{key}\" disagrees with {history.source} (its last row, {stamp}, has "
+                f"{hist_requests} requests, the CSV {csv_requests})")
+        if (hist_requests, hist_failures) > (csv_requests, csv_failures):
+            for metric, column in HISTORY_TOTALS.items():
+                row.figures[metric] = _value(last[column])
+            if not history.windowed:
+                for column in row.percentile_columns():
+                    row.figures[column] = _value(last.get(column, float("nan")))
+            _derive(row.figures)
+            kept = "rps, fail_rps" + ("" if not history.windowed else " and percentiles")
+            run.notes.append(f"{said}; using the history's newer totals; {kept} stay from the CSV")
+        else:
+            run.notes.append(f"{said}; using the CSV's newer figures")
+
+
+def _utc(timestamp: float) -> str:
+    return pd.Timestamp(int(timestamp), unit="s", tz="UTC").strftime("%H:%M:%S UTC")
+
+
+def _secs(seconds: float) -> str:
+    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{seconds:g}s"

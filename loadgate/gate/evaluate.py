@@ -1,0 +1,285 @@
+"""Judging rules against a run: one ``Verdict`` per rule, failing closed on missing data."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from loadgate.gate.config import RowSpec, RuleSpec, SlaConfig
+from loadgate.gate.data import AGGREGATED, Row, RunData
+from loadgate.gate.errors import GateInputError
+from loadgate.gate.language import COUNT, RATE, RATIO, TIME, Metric, Rule
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+_ORDER = {FAIL: 0, SKIP: 1, PASS: 2}
+
+
+@dataclass
+class Verdict:
+    status: str
+    section: str  # "thresholds" | "regression"
+    row: str  # the row key as written in the threshold file
+    rule: str
+    metric: str
+    op: str
+    limit: float | None
+    limit_text: str
+    observed: float | None
+    observed_text: str
+    reason: str  # why it failed or was skipped ("no data: ..."); details of "for" windows
+    config_line: int
+    source: str  # the CSV the figure came from
+    window_s: float | None = None
+    violation_s: float | None = None  # longest continuous violation ("for" rules)
+
+    def line(self) -> str:
+        """The one-line verdict used in the table, JUnit failures and logs."""
+        window = f" for {_seconds(self.window_s)}" if self.window_s else ""
+        text = f"{self.status} {self.metric} of \"{self.row}\": observed {self.observed_text}, required {self.op} " \
+               f"{self.limit_text}{window}"
+        return f"{text} ({self.reason})" if self.reason else text
+
+
+@dataclass
+class Evaluation:
+    verdicts: list[Verdict]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.status == FAIL]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+
+@dataclass(frozen=True)
+class Violation:
+    """The longest stretch of consecutive samples that break a rule (unknown samples do not interrupt it)."""
+
+    start: float
+    end: float
+    worst: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+def longest_violation(samples: Iterable[tuple[float, float | None]], rule: Rule, limit: float) -> Violation | None:
+    """Samples are (timestamp, value) in time order; value None means no figure for that second."""
+    best: Violation | None = None
+    start = end = worst = None
+    worse = max if rule.op in ("<", "<=", "==") else min
+    for stamp, value in samples:
+        if value is None:
+            continue
+        if rule.holds(value, limit):
+            start = None
+            continue
+        if start is None:
+            start, worst = stamp, value
+        end, worst = stamp, worse(worst, value)
+        if best is None or end - start > best.seconds:
+            best = Violation(start, end, worst)
+    return best
+
+
+def evaluate(config: SlaConfig, run: RunData, baseline: RunData | None = None) -> Evaluation:
+    evaluation = Evaluation([], list(run.notes))
+    if baseline is not None:
+        evaluation.notes += [f"baseline: {note}" for note in baseline.notes]
+    for spec in config.thresholds:
+        evaluation.verdicts += _judge_row(config, spec, run, None)
+    for spec in config.regression:
+        evaluation.verdicts += _judge_row(config, spec, run, baseline)
+    if config.regression and baseline is None:
+        evaluation.notes.append("regression rules were skipped: no --baseline BASE_PREFIX given")
+    evaluation.verdicts.sort(key=lambda v: _ORDER[v.status])
+    return evaluation
+
+
+def _judge_row(config: SlaConfig, spec: RowSpec, run: RunData, baseline: RunData | None) -> list[Verdict]:
+    if spec.rules[0].section == "regression" and baseline is None:
+        return [_verdict(SKIP, rs, spec, None, None, "no --baseline given", run.prefix) for rs in spec.rules]
+    row = run.find(spec.key, config.path, spec.line)
+    missing = _no_data_reason(spec, row, run, "")
+    if missing:
+        status = SKIP if spec.optional and row is None else FAIL
+        return [_verdict(status, rs, spec, None, None, missing, run.prefix) for rs in spec.rules]
+    base_row = None
+    if baseline is not None:
+        base_row = baseline.find(spec.key, config.path, spec.line)
+        missing = _no_data_reason(spec, base_row, baseline, "baseline ")
+        if missing:
+            return [_verdict(FAIL, rs, spec, row, None, missing, row.source) for rs in spec.rules]
+    return [_judge_rule(config, spec, rs, row, run, base_row) for rs in spec.rules]
+
+
+def _no_data_reason(spec: RowSpec, row: Row | None, run: RunData, who: str) -> str:
+    if row is None:
+        present = ", ".join(f'"{key}"' for key in run.rows) or "none"
+        hint = "" if run.llm_stats_present else f"; no {run.prefix}_llm_stats.csv (import loadgate.plugin)"
+        optional = "optional row absent" if spec.optional and not who else f"no data: {who}row absent"
+        return f"{optional}; rows present: {present}{hint}"
+    if row.requests < max(spec.min_requests, 1):
+        return f"no data: {who}row has {row.requests} requests, min_requests is {max(spec.min_requests, 1)}"
+    return ""
+
+
+def _judge_rule(config: SlaConfig, spec: RowSpec, rs: RuleSpec, row: Row, run: RunData, base_row: Row | None) -> Verdict:
+    rule = rs.rule
+    key = _figure_key(config, rs, row)
+    if rule.time_unit_given and row.unit != "ms":
+        raise GateInputError(config.path, rs.line, f"a time unit on row \"{row.key}\", whose figures are {row.unit}",
+                             rule.text, "write the limit as a plain number")
+    if rule.window_s is not None:
+        return _judge_window(config, spec, rs, row, run, key)
+    limit = rule.limit
+    limit_text = None
+    if rule.baseline is not None:
+        base = base_row.figures.get(key) if base_row else None
+        if base is None:
+            return _verdict(FAIL, rs, spec, row, None, f"no data: baseline {rule.metric.name} is N/A", row.source)
+        limit = rule.baseline.limit(base)
+        limit_text = f"{_show(rule.metric, row, limit)} ({rule.baseline.text()}, baseline {_show(rule.metric, row, base)})"
+    observed = row.figures.get(key)
+    if observed is None:
+        return _verdict(FAIL, rs, spec, row, limit, f"no data: {rule.metric.name} is N/A", row.source)
+    status = PASS if rule.holds(observed, limit) else FAIL
+    verdict = _verdict(status, rs, spec, row, limit, "", row.source, observed)
+    if limit_text:
+        verdict.limit_text = limit_text
+    if status == FAIL and rule.metric.name in ("fail_ratio", "failures", "fail_rps"):
+        verdict.reason = _top_failure(run, row)
+    return verdict
+
+
+def _figure_key(config: SlaConfig, rs: RuleSpec, row: Row) -> str:
+    label = rs.rule.metric.column_label
+    if label is None:
+        return rs.rule.metric.name
+    if label not in row.figures:
+        have = " ".join(f"p({c[:-1]})" for c in row.percentile_columns())
+        raise GateInputError(config.path, rs.line, f"{rs.rule.metric.name} is not a percentile {row.source} has",
+                             rs.rule.text, f"use one of {have}")
+    return label
+
+
+def _judge_window(config: SlaConfig, spec: RowSpec, rs: RuleSpec, row: Row, run: RunData, key: str) -> Verdict:
+    rule = rs.rule
+    kind, history = run.history_for(row)
+    source = run.history_sources[kind]
+    fix = f"run Locust with --csv {run.prefix} --csv-full-history"
+    if history is None:
+        raise GateInputError(source, None, "history file not found; 'for' rules need it", rule.text, fix)
+    if row.key != AGGREGATED and not history.windowed:
+        raise GateInputError(source, None, f"no per-row history for \"{row.key}\" (only Aggregated was written)",
+                             rule.text, fix)
+    if rule.metric.percentile is not None and not history.windowed or rule.metric.name == "median" and not history.windowed:
+        raise GateInputError(source, None, "history percentiles are cumulative, not windowed, without "
+                             "--csv-full-history", rule.text, fix)
+    frame = history.frames.get(row.key)
+    if frame is None or frame.empty:
+        return _verdict(FAIL, rs, spec, row, rule.limit, "no data: no history samples after the warm-up", source)
+    stamps = frame["Timestamp"].to_numpy(dtype=float)
+    values = _window_values(frame, rule.metric, key)
+    covered = float(stamps[-1] - stamps[0])
+    if covered < rule.window_s:
+        return _verdict(FAIL, rs, spec, row, rule.limit, f"no data: history after the warm-up covers {_seconds(covered)}"
+                        f", shorter than the {_seconds(rule.window_s)} window", source)
+    violation = longest_violation(zip(stamps, values, strict=True), rule, rule.limit)
+    known = [v for v in values if v is not None]
+    if not known:
+        return _verdict(FAIL, rs, spec, row, rule.limit, f"no data: {rule.metric.name} has no figure in the history",
+                        source)
+    if violation is None:
+        worst = (max if rule.op in ("<", "<=", "==") else min)(known)
+        verdict = _verdict(PASS, rs, spec, row, rule.limit, "", source, worst)
+        verdict.observed_text = f"never violated (worst sample {_show(rule.metric, row, worst)})"
+        verdict.violation_s = 0.0
+        return verdict
+    status = FAIL if violation.seconds >= rule.window_s else PASS
+    verdict = _verdict(status, rs, spec, row, rule.limit, "", source, violation.worst)
+    verdict.violation_s = violation.seconds
+    verdict.observed_text = (f"violated for {_seconds(violation.seconds)} ({_clock(violation.start)}-"
+                             f"{_clock(violation.end)}, worst {_show(rule.metric, row, violation.worst)})")
+    return verdict
+
+
+def _window_values(frame, metric: Metric, key: str) -> list[float | None]:
+    """Per-second figures; a 0 percentile means Locust had no window yet (first seconds), so unknown."""
+    if metric.name == "fail_ratio":
+        rps, fails = frame["Requests/s"].to_numpy(float), frame["Failures/s"].to_numpy(float)
+        return [f / r if r > 0 else None for r, f in zip(rps, fails, strict=True)]
+    column = {"rps": "Requests/s", "fail_rps": "Failures/s", "median": "50%"}.get(metric.name, key)
+    raw = frame[column].to_numpy(dtype=float)
+    latency = metric.kind == TIME
+    return [None if np.isnan(v) or (latency and v == 0) else float(v) for v in raw]
+
+
+def _top_failure(run: RunData, row: Row) -> str:
+    frame = run.failures
+    if frame is None or frame.empty:
+        return ""
+    if row.key != AGGREGATED:
+        frame = frame[(frame["Method"] == row.type) & (frame["Name"] == row.name)]
+    if frame.empty:
+        return ""
+    counts = frame.assign(n=frame["Occurrences"].map(_to_int)).sort_values("n", ascending=False)
+    top = counts.iloc[0]
+    return f"top error: {top['Error']} x{int(top['n'])}"
+
+
+def _to_int(text: str) -> int:
+    try:
+        return int(float(text))
+    except ValueError:
+        return 0
+
+
+def _verdict(status: str, rs: RuleSpec, spec: RowSpec, row: Row | None, limit: float | None, reason: str,
+             source: str, observed: float | None = None) -> Verdict:
+    rule = rs.rule
+    if rule.baseline is not None and limit is None:
+        limit_text = rule.baseline.text()
+    else:
+        limit_text = _show(rule.metric, row, limit if limit is not None else rule.limit)
+    return Verdict(
+        status=status, section=rs.section, row=spec.key, rule=rule.text, metric=rule.metric.name, op=rule.op,
+        limit=limit if limit is not None else rule.limit, limit_text=limit_text, observed=observed,
+        observed_text=_show(rule.metric, row, observed) if observed is not None else "no data",
+        reason=reason, config_line=rs.line, source=source, window_s=rule.window_s,
+    )
+
+
+def _show(metric: Metric, row: Row | None, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if metric.kind == TIME:
+        return f"{_num(value)} {row.unit if row else 'ms'}"
+    if metric.kind == RATE:
+        return f"{_num(value)} req/s"
+    if metric.kind == RATIO:
+        return f"{_num(value * 100)}%"
+    if metric.kind == COUNT:
+        return str(int(value))
+    return _num(value)
+
+
+def _num(value: float) -> str:
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.3f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:.1f}"
+
+
+def _seconds(value: float | None) -> str:
+    return f"{_num(value or 0)} s"
+
+
+def _clock(stamp: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(stamp))

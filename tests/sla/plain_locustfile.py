@@ -1,0 +1,54 @@
+"""Plain Locust users for the gate's tests (no loadgate plugin): rows with known shapes.
+
+SLA_TEST_USERS picks the classes: "mixed" (default), "phase" (only /phase), "idle" (no requests).
+"""
+
+import os
+import time
+
+from locust import HttpUser, User, constant, task
+
+QUOTED_NAME = 'slow, "quoted" – ünïcödé ✓'  # a comma, quotes and non-ASCII: Locust's CSV must survive them
+
+
+class MixedUser(HttpUser):
+    wait_time = constant(0.02)
+
+    @task(6)
+    def fast(self) -> None:
+        self.client.get("/fast")
+
+    @task(2)
+    def slow(self) -> None:
+        self.client.get("/slow", name=QUOTED_NAME)
+
+    @task(1)
+    def fail(self) -> None:
+        self.client.get("/fail")
+
+    @task(1)
+    def custom(self) -> None:
+        # A row of a custom request type, as a gRPC or WebSocket user would log it.
+        self.environment.events.request.fire(request_type="CUSTOM", name="queue.publish", response_time=7,
+                                             response_length=0, exception=None, context={})
+
+
+class PhaseUser(HttpUser):
+    wait_time = constant(0.02)
+
+    @task
+    def phase(self) -> None:
+        self.client.get("/phase")
+
+
+class IdleUser(User):
+    wait_time = constant(0.5)
+
+    @task
+    def nothing(self) -> None:
+        time.sleep(0.01)
+
+
+_CLASSES = {"mixed": [MixedUser], "phase": [PhaseUser], "idle": [IdleUser]}[os.environ.get("SLA_TEST_USERS", "mixed")]
+for _cls in {MixedUser, PhaseUser, IdleUser} - set(_CLASSES):
+    _cls.abstract = True
