@@ -1,0 +1,157 @@
+"""The LLM tabs through Locust's real web UI app (Flask test client): template args, live rows, CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from locust import HttpUser, task
+from locust.env import Environment
+
+from loadgate import llm_stats, webui
+
+STREAM = "/v1/chat/completions [stream]"
+NON_STREAM = "/v1/chat/completions [non-stream]"
+
+
+class IdleUser(HttpUser):
+    host = "http://127.0.0.1:9"
+
+    @task
+    def nothing(self) -> None:  # never run: the runner is not started
+        pass
+
+
+@pytest.fixture
+def ui_env(monkeypatch, tmp_path):
+    # Locust's template args parse sys.argv and ./locust.conf for the UI's extra options: isolate both.
+    monkeypatch.setattr("sys.argv", ["locust"])
+    monkeypatch.chdir(tmp_path)
+    environment = Environment(user_classes=[IdleUser])
+    environment.create_local_runner()
+    web_ui = environment.create_web_ui("127.0.0.1", 0, delayed_start=True)  # never listens
+    llm = llm_stats.attach(environment, llm_stats.LlmStats())
+    webui.install(environment)
+    yield environment, llm, web_ui.app.test_client()
+    environment.runner.quit()
+
+
+def stats_payload(client) -> dict:
+    response = client.get("/stats/requests")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def tab_rows(payload: dict, key: str) -> list[dict]:
+    (tab,) = [tab for tab in payload["extended_stats"] if tab["key"] == key]
+    return tab["data"]
+
+
+def test_index_declares_the_tabs_tables_and_csv_link(ui_env):
+    _, _, client = ui_env
+    html = client.get("/").get_data(as_text=True)
+    args = json.loads(html.split("window.templateArgs = ", 1)[1].split("\n", 1)[0])
+    assert args["extended_tabs"] == [
+        {"key": "llm_metrics", "title": "LLM metrics"},
+        {"key": "llm_summary", "title": "LLM summary"},
+    ]
+    tables = {table["key"]: [column["key"] for column in table["structure"]] for table in args["extended_tables"]}
+    assert tables == {
+        "llm_metrics": ["type", "name", "unit", "count", "p50", "p90", "p95", "p99", "avg", "min", "max"],
+        "llm_summary": ["name", "value"],
+    }
+    assert args["extended_csv_files"] == [{"href": "./stats/llm/csv", "title": "Download LLM metrics CSV"}]
+
+
+def test_stats_poll_carries_llm_rows_with_exact_figures_in_metric_order(ui_env):
+    _, llm, client = ui_env
+    for value in (100, 200, 300):
+        llm.log("TTFT", STREAM, value)
+    llm.log("TOKENS/S", STREAM, 40)
+    llm.log("TTFB", STREAM, 50)
+    llm.log("E2E", NON_STREAM, 900)
+
+    rows = tab_rows(stats_payload(client), "llm_metrics")
+
+    assert [(row["type"], row["name"]) for row in rows] == [
+        ("E2E", NON_STREAM),
+        ("TTFB", STREAM),
+        ("TTFT", STREAM),
+        ("TOKENS/S", STREAM),
+    ]
+    ttft = rows[2]
+    assert ttft == {
+        "type": "TTFT", "name": STREAM, "unit": "ms", "count": 3,
+        "p50": 200, "p90": 300, "p95": 300, "p99": 300, "avg": 200.0, "min": 100, "max": 300,
+    }
+    assert rows[3]["unit"] == "tok/s"
+    assert "Aggregated" not in [row["name"] for row in rows]
+
+
+def test_rows_are_fresh_on_every_poll_although_locust_memoizes_its_stats(ui_env):
+    _, llm, client = ui_env
+    llm.log("ITL", STREAM, 10)
+    assert tab_rows(stats_payload(client), "llm_metrics")[0]["count"] == 1
+    llm.log("ITL", STREAM, 20)
+    llm.log("ITL", STREAM, 30)
+    assert tab_rows(stats_payload(client), "llm_metrics")[0]["count"] == 3
+
+
+def test_empty_stats_give_empty_tables_not_errors(ui_env):
+    environment, _, client = ui_env
+    payload = stats_payload(client)
+    assert tab_rows(payload, "llm_metrics") == []
+    assert payload["stats"][-1]["name"] == "Aggregated"  # Locust's own payload is left intact
+    setattr(environment, "loadgate_llm", None)  # noqa: B010 - no LLM stats attached at all
+    assert tab_rows(stats_payload(client), "llm_summary") == []
+
+
+def test_other_routes_are_untouched(ui_env):
+    _, llm, client = ui_env
+    llm.log("TTFT", STREAM, 100)
+    assert "extended_stats" not in client.get("/exceptions").get_json()
+    assert "TTFT" not in client.get("/stats/requests/csv").get_data(as_text=True)
+
+
+def test_summary_tab_shows_labelled_figures(ui_env):
+    _, llm, client = ui_env
+    llm.counters.output_tokens = 12345
+    llm.counters.completed = 7
+    rows = {row["name"]: row["value"] for row in tab_rows(stats_payload(client), "llm_summary")}
+    assert rows["Output tokens (total)"] == "12,345"
+    assert rows["Completed LLM responses"] == "7"
+    assert rows["Token counts from"] == "server"
+
+
+def test_summary_rows_format_values_and_flatten_targets():
+    rows = webui.summary_rows(
+        {
+            "output_tokens_per_s": 12.5,
+            "goodput_req_per_s": None,
+            "goodput_targets": {"ttft_ms": 500.0},
+            "lost_jobs": 0,
+            "some_new_figure": True,
+        }
+    )
+    assert rows == [
+        {"name": "Output tokens/s (all users)", "value": "12.5"},
+        {"name": "Goodput (req/s meeting every target)", "value": "n/a"},
+        {"name": "Goodput target: ttft ms", "value": "500"},
+        {"name": "Async/batch jobs lost (not terminal in time)", "value": "0"},
+        {"name": "some new figure", "value": "yes"},
+    ]
+
+
+def test_llm_csv_download_has_locust_columns_and_no_aggregated_row(ui_env):
+    _, llm, client = ui_env
+    for value in (100, 200, 300):
+        llm.log("TTFT", STREAM, value)
+    response = client.get("/stats/llm/csv")
+    assert response.status_code == 200
+    assert response.headers["Content-type"] == "text/csv"
+    assert "attachment" in response.headers["Content-disposition"]
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0][:4] == ["Type", "Name", "Request Count", "Failure Count"]
+    assert [row[:4] for row in rows[1:]] == [["TTFT", STREAM, "3", "0"]]
