@@ -1,0 +1,123 @@
+"""Chat completions, models and health against a real mock process over loopback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from .conftest import chat_body, fast_config, read_truth
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def sse_events(response: requests.Response) -> list[str]:
+    return [line[len("data: "):] for line in response.iter_lines(decode_unicode=True) if line]
+
+
+def test_health_and_models(fast_mock):
+    health = requests.get(f"{fast_mock.url}/health", timeout=5)
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    models = requests.get(f"{fast_mock.url}/v1/models", timeout=5).json()
+    assert models["object"] == "list"
+    assert [m["id"] for m in models["data"]] == ["loadgate-small", "loadgate-large"]
+    one = requests.get(f"{fast_mock.url}/v1/models/loadgate-large", timeout=5)
+    assert one.json() == {**models["data"][1]}
+    missing = requests.get(f"{fast_mock.url}/v1/models/gpt-nope", timeout=5)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "model_not_found"
+
+
+def test_non_streaming_completion_shape(fast_mock):
+    r = requests.post(f"{fast_mock.url}/v1/chat/completions", json=chat_body(), timeout=5)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    body = r.json()
+    assert body["object"] == "chat.completion"
+    assert body["id"].startswith("chatcmpl-") and r.headers["x-request-id"] == body["id"]
+    assert body["model"] == "loadgate-small"
+    choice = body["choices"][0]
+    assert choice["index"] == 0 and choice["message"]["role"] == "assistant"
+    assert choice["finish_reason"] == "stop"
+    assert len(choice["message"]["content"].split()) == 8
+    # "Say hello to the load test." is 27 characters -> ceil(27 / 4) = 7 prompt tokens
+    assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 8, "total_tokens": 15}
+
+
+def test_max_tokens_caps_output_with_finish_reason_length(fast_mock):
+    body = requests.post(f"{fast_mock.url}/v1/chat/completions", json=chat_body(max_tokens=3), timeout=5).json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"]["completion_tokens"] == 3
+    body = requests.post(f"{fast_mock.url}/v1/chat/completions", json=chat_body(max_completion_tokens=8),
+                         timeout=5).json()
+    assert body["choices"][0]["finish_reason"] == "stop"
+
+
+def test_streaming_chunks_one_token_each_then_usage_and_done(fast_mock):
+    r = requests.post(f"{fast_mock.url}/v1/chat/completions", timeout=5, stream=True,
+                      json=chat_body(stream=True, stream_options={"include_usage": True}),
+                      headers={"X-Request-Id": "trace-42"})
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    assert r.headers.get("Transfer-Encoding") == "chunked"
+    events = sse_events(r)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"] for c in chunks)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    content = [c for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")]
+    assert len(content) == 8
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-2]["choices"][0]["delta"] == {}
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens"] == 8
+    text = "".join(c["choices"][0]["delta"]["content"] for c in content)
+    plain = requests.post(f"{fast_mock.url}/v1/chat/completions", json=chat_body(), timeout=5).json()
+    assert text == plain["choices"][0]["message"]["content"]
+
+
+def test_streaming_without_include_usage_sends_no_usage(fast_mock):
+    r = requests.post(f"{fast_mock.url}/v1/chat/completions", json=chat_body(stream=True), timeout=5, stream=True)
+    events = sse_events(r)
+    assert events[-1] == "[DONE]"
+    assert not any("usage" in json.loads(e) for e in events[:-1])
+
+
+def test_usage_false_never_sends_usage(mock_server):
+    mock = mock_server(config=fast_config(usage=False))
+    plain = requests.post(f"{mock.url}/v1/chat/completions", json=chat_body(), timeout=5).json()
+    assert "usage" not in plain
+    r = requests.post(f"{mock.url}/v1/chat/completions", timeout=5, stream=True,
+                      json=chat_body(stream=True, stream_options={"include_usage": True}))
+    events = sse_events(r)
+    assert events[-1] == "[DONE]" and not any("usage" in json.loads(e) for e in events[:-1])
+
+
+def test_truth_log_rows(mock_server, tmp_path):
+    truth = tmp_path / "truth.jsonl"
+    mock = mock_server(config=fast_config(), truth_log=truth)
+    streamed = requests.post(f"{mock.url}/v1/chat/completions", json=chat_body(stream=True), timeout=5,
+                             headers={"X-Request-Id": "trace-1"})
+    assert streamed.text.endswith("data: [DONE]\n\n")
+    requests.post(f"{mock.url}/v1/chat/completions", json=chat_body(), timeout=5)
+    requests.post(f"{mock.url}/v1/chat/completions", json=chat_body(model="nope"), timeout=5)
+    assert mock.stop() == 0  # graceful: SIGTERM flushes the log
+    stream, plain, bad = read_truth(truth)
+    assert set(stream) == {"request_id", "method", "path", "model", "stream", "status", "error", "fault",
+                           "t_received", "t_first_token", "t_chunks", "t_last_token", "t_done",
+                           "prompt_tokens", "completion_tokens", "x_request_id"}
+    assert stream["request_id"].startswith("chatcmpl-") and stream["x_request_id"] == "trace-1"
+    assert (stream["method"], stream["path"], stream["model"], stream["stream"]) == (
+        "POST", "/v1/chat/completions", "loadgate-small", True)
+    assert stream["status"] == 200 and stream["error"] is None and stream["fault"] is None
+    assert len(stream["t_chunks"]) == stream["completion_tokens"] == 8
+    assert stream["t_chunks"][0] == stream["t_first_token"] and stream["t_chunks"][-1] == stream["t_last_token"]
+    assert stream["t_chunks"] == sorted(stream["t_chunks"])
+    assert stream["t_received"] < stream["t_first_token"] <= stream["t_last_token"] <= stream["t_done"]
+    # 8 tokens at 1000 tokens/s alone: 7 intervals of 1 ms after the first token
+    assert stream["t_last_token"] - stream["t_first_token"] >= 0.007 - 1e-3
+    assert stream["prompt_tokens"] == 7
+    assert plain["stream"] is False and plain["t_first_token"] is None and plain["t_chunks"] is None
+    assert plain["t_received"] < plain["t_last_token"] <= plain["t_done"] and plain["completion_tokens"] == 8
+    assert bad["status"] == 404 and bad["error"].startswith("model_not_found")
