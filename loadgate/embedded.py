@@ -8,6 +8,7 @@ line, and stops it when Locust quits. A non-loopback host is never touched.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import ipaddress
 import logging
@@ -16,6 +17,7 @@ import socket
 import sys
 import urllib.error
 import urllib.request
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ EXIT_EMBEDDED_TARGET = 3
 PROFILES_DIR = Path(__file__).parent / "mock" / "profiles"
 HEALTH_TIMEOUT_S = 10.0
 _STATE_ATTR = "_loadgate_embedded_targets"
+_LIVE: weakref.WeakSet[EmbeddedTargets] = weakref.WeakSet()
 
 
 class EmbeddedTargetError(Exception):
@@ -149,6 +152,7 @@ class EmbeddedTargets:
     def __init__(self) -> None:
         self._owner_pid = os.getpid()  # a forked child must never stop its parent's mock
         self._started: dict[LoopbackEndpoint, Any] = {}
+        _LIVE.add(self)
 
     def ensure(self, host_url: str | None, mode: str, config: str | None) -> str | None:
         """Start a mock serving `host_url` when `mode` asks for it; returns its URL, or None if not started."""
@@ -189,9 +193,10 @@ class EmbeddedTargets:
             raise EmbeddedTargetError(f"embedded target on {endpoint.url} failed to start: {error}") from error
         self._started[endpoint] = mock
         logger.info(
-            "loadgate: embedded target started at %s (config: %s)",
+            "loadgate: embedded target started at %s (config: %s, pid %s)",
             endpoint.url,
             config or "default profile",
+            mock.proc.pid,
         )
         return endpoint.url
 
@@ -205,8 +210,7 @@ class EmbeddedTargets:
 
 
 def _is_alive(mock: Any) -> bool:
-    process = getattr(mock, "process", None) or getattr(mock, "_process", None) or getattr(mock, "proc", None)
-    return process is None or process.poll() is None
+    return mock.returncode is None
 
 
 def _display(host_url: str | None) -> str:
@@ -261,8 +265,17 @@ def on_test_start(environment: Environment, **_kwargs: Any) -> None:
         logger.error("loadgate: error: %s", error)
 
 
-@events.quitting.add_listener
-def on_quitting(environment: Environment, **_kwargs: Any) -> None:
-    targets = getattr(environment, _STATE_ATTR, None)
-    if targets is not None:
+@events.quit.add_listener
+def on_quit(**_kwargs: Any) -> None:
+    # `quit` fires after the runner has stopped every user (`quitting` fires before, with users still
+    # running when the web UI gets SIGTERM): stopping the target there would fail in-flight requests.
+    stop_all_targets()
+
+
+def stop_all_targets() -> None:
+    """Stop every embedded target this process started (also run at interpreter exit, as a safety net)."""
+    for targets in list(_LIVE):
         targets.stop_all()
+
+
+atexit.register(stop_all_targets)

@@ -1,0 +1,13 @@
+"""A minimal locustfile for the embedded-target tests: only loadgate.embedded, one cheap request."""
+
+from locust import FastHttpUser, constant, task
+
+import loadgate.embedded  # noqa: F401  (registers --embedded-target and its listeners)
+
+
+class HealthUser(FastHttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def health(self) -> None:
+        self.client.get("/health")

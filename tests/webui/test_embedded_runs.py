@@ -1,0 +1,155 @@
+"""The embedded target in real processes: the real mock via EmbeddedTargets, and real Locust runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadgate.embedded import EXIT_EMBEDDED_TARGET, EmbeddedTargets, LoopbackEndpoint, port_is_free
+
+REPO = Path(__file__).resolve().parents[2]
+LOCUSTFILE = Path(__file__).with_name("health_locustfile.py")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def health_status(url: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+        return response.status
+
+
+def run_locust(tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 40):
+    """A headless Locust run from an empty folder (no locust.conf), loadgate importable."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "LOADGATE_"))}
+    clean.update(PYTHONPATH=str(REPO), **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--json", *args],
+        cwd=tmp_path, env=clean, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def totals(result: subprocess.CompletedProcess) -> tuple[int, int]:
+    """(requests, failures) of the run's final stats, from Locust's --json output on stdout.
+
+    With --processes every worker prints its own (empty) list first; the master's comes last.
+    """
+    decoder, text, documents = json.JSONDecoder(), result.stdout.strip(), []
+    while text:
+        document, end = decoder.raw_decode(text)
+        documents.append(document)
+        text = text[end:].strip()
+    entries = documents[-1]
+    return sum(e["num_requests"] for e in entries), sum(e["num_failures"] for e in entries)
+
+
+@pytest.mark.timeout(30)
+def test_ensure_starts_the_real_mock_once_and_stop_all_frees_the_port(caplog):
+    port = free_port()
+    targets = EmbeddedTargets()
+    caplog.set_level(logging.INFO, logger="loadgate.embedded")
+    try:
+        url = targets.ensure(f"http://localhost:{port}", "auto", "zero-latency")
+        assert url == f"http://127.0.0.1:{port}"
+        assert health_status(url) == 200
+        assert targets.ensure(f"http://127.0.0.1:{port}/", "auto", None) == url  # already ours: no 2nd start
+        started = [r.getMessage() for r in caplog.records if "embedded target started" in r.getMessage()]
+        assert len(started) == 1
+        assert started[0].startswith(f"loadgate: embedded target started at {url} (config: ")
+        assert "zero-latency.yaml" in started[0]
+    finally:
+        targets.stop_all()
+    assert port_is_free(LoopbackEndpoint("127.0.0.1", port))
+
+
+@pytest.mark.timeout(30)
+def test_a_dead_target_is_started_again():
+    port = free_port()
+    targets = EmbeddedTargets()
+    try:
+        url = targets.ensure(f"http://127.0.0.1:{port}", "on", None)
+        (mock,) = targets._started.values()
+        mock.stop()
+        assert targets.ensure(url, "on", None) == url
+        assert health_status(url) == 200
+    finally:
+        targets.stop_all()
+
+
+@pytest.mark.timeout(60)
+def test_headless_processes_run_starts_one_target_on_the_master_and_stops_it(tmp_path):
+    port = free_port()
+    host = f"http://127.0.0.1:{port}"
+    result = run_locust(
+        tmp_path, "--host", host, "--processes", "2", "-u", "4", "-r", "4", "-t", "3s",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("embedded target started at") == 1  # master only, not the 2 workers
+    assert f"loadgate: embedded target started at {host} (config: default profile, pid " in result.stderr
+    assert f"loadgate: embedded target at {host} stopped" in result.stderr
+    requests, failures = totals(result)
+    assert requests > 0
+    assert failures == 0
+    assert port_is_free(LoopbackEndpoint("127.0.0.1", port))
+
+
+@pytest.mark.timeout(30)
+def test_on_with_a_remote_host_exits_3_with_one_clear_line(tmp_path):
+    result = run_locust(tmp_path, "--host", "http://10.1.2.3:8000", "-t", "1s", env={"LOADGATE_EMBEDDED_TARGET": "on"})
+    assert result.returncode == EXIT_EMBEDDED_TARGET == 3
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1
+    assert errors[0].endswith(
+        "loadgate: error: --embedded-target on: host 'http://10.1.2.3:8000' is not a plain-HTTP loopback URL; "
+        "use e.g. --host http://127.0.0.1:8000, or --embedded-target auto/off"
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(30)
+def test_unknown_embedded_config_exits_3(tmp_path):
+    result = run_locust(
+        tmp_path, "--host", f"http://127.0.0.1:{free_port()}", "-t", "1s", "--embedded-config", "nope"
+    )
+    assert result.returncode == 3
+    assert "loadgate: error: --embedded-config 'nope': no such file or shipped profile" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(40)
+def test_auto_leaves_a_busy_port_to_the_server_already_there(tmp_path, mock_server):
+    existing = mock_server()
+    result = run_locust(tmp_path, "--host", existing.url, "-u", "2", "-r", "2", "-t", "2s")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "embedded target started" not in result.stderr
+    assert f"loadgate: {existing.url} is already in use; loading the server that listens there" in result.stderr
+    requests, failures = totals(result)
+    assert requests > 0
+    assert failures == 0
+    assert existing.returncode is None  # not ours: still running after Locust quit
+    assert health_status(existing.url) == 200
+
+
+@pytest.mark.timeout(30)
+def test_off_starts_nothing_so_requests_fail(tmp_path):
+    port = free_port()
+    result = run_locust(
+        tmp_path, "--host", f"http://127.0.0.1:{port}", "-u", "1", "-r", "1", "-t", "1s",
+        env={"LOADGATE_EMBEDDED_TARGET": "off"},
+    )
+    assert result.returncode == 1  # Locust's exit code on request failures
+    assert "embedded target" not in result.stderr
+    requests, failures = totals(result)
+    assert failures == requests > 0
