@@ -1,0 +1,261 @@
+"""LLM metrics in a second Locust ``RequestStats``, kept apart from the HTTP rows.
+
+Locust's own stats count HTTP requests; putting TTFT or ITL samples there would inflate the
+Aggregated request count and requests/s. So each LLM figure is a row of its own collection, keyed
+(Name, Type) with Type in :data:`METRIC_TYPES`, using Locust's StatsEntry (histogram, percentiles,
+min/max/avg) and Locust's CSV row writer. Workers ship their rows and counters to the master through
+``report_to_master`` / ``worker_report`` exactly like Locust ships its own stats.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from itertools import chain
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import locust.stats
+from locust.stats import RequestStats, StatsCSV, StatsCSVFileWriter, StatsEntry
+
+from loadgate import precision
+from loadgate.metrics import GoodputTargets, RequestTiming
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+    from locust.stats import CSVWriter
+
+TTFT, TTFB, ITL, TPOT, E2E, TOKENS_PER_S = "TTFT", "TTFB", "ITL", "TPOT", "E2E", "TOKENS/S"
+METRIC_TYPES = (TTFT, TTFB, ITL, TPOT, E2E, TOKENS_PER_S)
+
+NAME_STREAM = "/v1/chat/completions [stream]"
+NAME_NON_STREAM = "/v1/chat/completions [non-stream]"
+NAME_ASYNC = "/v1/chat/completions/async"
+NAME_BATCH = "/v1/batches"
+
+REPORT_KEY = "loadgate_llm"  # key of our payload in the worker -> master report
+
+
+@dataclass
+class LlmCounters:
+    """Scalar figures summed across workers (all since the last reset)."""
+
+    completed: int = 0  # chat responses measured (stream, non-stream, async results)
+    output_tokens: int = 0
+    good: int = 0  # completed responses meeting every goodput target
+    usage_from_server: int = 0
+    usage_counted: int = 0  # no usage in the response: tokens counted from content events
+    jobs_completed: int = 0
+    jobs_failed: int = 0
+    jobs_lost: int = 0  # async/batch jobs not terminal within the job timeout
+
+    def add(self, other: dict[str, int]) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + int(other.get(f.name, 0)))
+
+
+class LlmStats:
+    """The LLM metrics of one process (local, worker or master)."""
+
+    def __init__(self, goodput: GoodputTargets | None = None) -> None:
+        self.stats = RequestStats(use_response_times_cache=True)
+        self.counters = LlmCounters()
+        self.goodput = goodput or GoodputTargets()
+        self.window_start: float | None = None  # test start or warm-up end (epoch s)
+        self.window_end: float | None = None  # test stop; None while running
+
+    def log(self, metric: str, name: str, value: float) -> None:
+        # the total (never written) only keeps start/last timestamps that requests/s needs
+        self.stats.log_request(metric, name, value, 0)  # type: ignore[arg-type]
+
+    def record(self, name: str, timing: RequestTiming) -> None:
+        """Record every figure one successful chat response yields."""
+        for metric, value in (
+            (TTFB, timing.ttfb_ms),
+            (TTFT, timing.ttft_ms),
+            (E2E, timing.e2e_ms),
+            (TPOT, timing.tpot_ms),
+            (TOKENS_PER_S, timing.tokens_per_s),
+        ):
+            if value is not None:
+                self.log(metric, name, value)
+        for gap in timing.itl_ms:
+            self.log(ITL, name, gap)
+        c = self.counters
+        c.completed += 1
+        c.output_tokens += timing.output_tokens
+        if timing.usage_tokens is None:
+            c.usage_counted += 1
+        else:
+            c.usage_from_server += 1
+        if self.goodput.enabled and self.goodput.met_by(timing):
+            c.good += 1
+
+    def reset(self) -> None:
+        self.stats.reset_all()
+        self.counters = LlmCounters()
+        self.window_start, self.window_end = time.time(), None
+
+    def clear(self) -> None:
+        self.stats.clear_all()
+        self.counters = LlmCounters()
+
+    # -- worker -> master ------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        """Worker side: serialize and clear what accumulated since the last report."""
+        data = {
+            "stats": self.stats.serialize_stats(),
+            "stats_total": self.stats.total.get_stripped_report(),
+            "counters": asdict(self.counters),
+        }
+        self.counters = LlmCounters()
+        return data
+
+    def merge(self, data: dict[str, Any]) -> None:
+        """Master side: add one worker report."""
+        for entry_data in data["stats"]:
+            entry = StatsEntry.unserialize(entry_data, self.stats)
+            self.stats.get(entry.name, entry.method).extend(entry)
+        self.stats.total.extend(StatsEntry.unserialize(data["stats_total"], self.stats))
+        self.counters.add(data["counters"])
+
+    # -- figures ---------------------------------------------------------------------------------
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the measurement window (since test start or the warm-up reset)."""
+        if self.window_start is None:
+            return 0.0
+        return max(0.0, (self.window_end or time.time()) - self.window_start)
+
+    def summary(self) -> dict[str, Any]:
+        c, duration_s = self.counters, self.duration_s
+        if c.usage_counted and not c.usage_from_server:
+            source = "counted"
+        elif c.usage_counted:
+            source = "mixed"
+        else:
+            source = "server"
+        rate = (lambda n: round(n / duration_s, 4)) if duration_s > 0 else (lambda n: 0.0)
+        return {
+            "duration_s": round(duration_s, 3),
+            "completed_requests": c.completed,
+            "total_output_tokens": c.output_tokens,
+            "output_tokens_per_s": rate(c.output_tokens),
+            "goodput_req_per_s": rate(c.good) if self.goodput.enabled else None,
+            "good_requests": c.good if self.goodput.enabled else None,
+            "goodput_targets": self.goodput.as_dict(),
+            "usage_source": source,
+            "responses_with_server_usage": c.usage_from_server,
+            "responses_with_counted_tokens": c.usage_counted,
+            "jobs_completed": c.jobs_completed,
+            "jobs_failed": c.jobs_failed,
+            "lost_jobs": c.jobs_lost,
+        }
+
+
+class _WithoutAggregated:
+    """CSV writer proxy dropping Locust's Aggregated row (a mix of TTFT and ITL means nothing)."""
+
+    def __init__(self, writer: CSVWriter) -> None:
+        self._writer = writer
+
+    def writerow(self, columns) -> None:
+        row = list(columns)
+        if row[:2] != ["", "Aggregated"]:
+            self._writer.writerow(row)
+
+
+class LlmStatsCSV(StatsCSV):
+    """Writes ``PREFIX_llm_stats.csv`` (and ``_llm_stats_history.csv``) with Locust's own row code."""
+
+    def __init__(self, environment: Environment, llm: LlmStats, prefix: str, full_history: bool) -> None:
+        shim = SimpleNamespace(stats=llm.stats, runner=environment.runner)
+        super().__init__(shim, locust.stats.PERCENTILES_TO_REPORT)  # type: ignore[arg-type]
+        self.path = f"{prefix}_llm_stats.csv"
+        self.history_path = f"{prefix}_llm_stats_history.csv" if full_history else None
+        self.full_history = True  # read by Locust's history row code: one row per entry
+        self._history_header_written = False
+        # the history columns are Locust's; borrow them without opening Locust's files
+        self.stats_history_csv_columns = _history_columns(self.percentiles_to_report)
+
+    def _percentile_fields(self, stats_entry: StatsEntry, use_current: bool = False) -> list:
+        return precision.percentile_fields(stats_entry, self.percentiles_to_report, use_current)
+
+    def write_totals(self) -> None:
+        """Rewrite the totals file atomically (readers never see half a file)."""
+        tmp = f"{self.path}.tmp{os.getpid()}"
+        with open(tmp, "w", newline="") as f:
+            self.requests_csv(_WithoutAggregated(csv.writer(f)))
+        os.replace(tmp, self.path)
+
+    def append_history(self, now: float | None = None) -> None:
+        if self.history_path is None:
+            return
+        with open(self.history_path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if not self._history_header_written:
+                writer.writerow(self.stats_history_csv_columns)
+                self._history_header_written = True
+            StatsCSVFileWriter._stats_history_data_rows(self, _WithoutAggregated(writer), now or time.time())  # type: ignore[arg-type]
+
+    def start_history(self) -> None:
+        """Truncate the history file from an earlier run with the same prefix."""
+        if self.history_path is not None:
+            open(self.history_path, "w").close()
+            self._history_header_written = False
+
+
+def _history_columns(percentiles: list[float]) -> list[str]:
+    return list(
+        chain(
+            ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s"],
+            locust.stats.get_readable_percentiles(percentiles),
+            [
+                "Total Request Count",
+                "Total Failure Count",
+                "Total Median Response Time",
+                "Total Average Response Time",
+                "Total Min Response Time",
+                "Total Max Response Time",
+                "Total Average Content Size",
+            ],
+        )
+    )
+
+
+# -- per-environment access (the web UI tab and the plugin read these) ------------------------------
+
+_ATTR = "loadgate_llm"
+
+
+def attach(environment: Environment, llm: LlmStats) -> LlmStats:
+    setattr(environment, _ATTR, llm)
+    return llm
+
+
+def get(environment: Environment) -> LlmStats | None:
+    return getattr(environment, _ATTR, None)
+
+
+def get_llm_stats(environment: Environment) -> RequestStats | None:
+    """The LLM RequestStats of this runner (merged from the workers on a master)."""
+    llm = get(environment)
+    return llm.stats if llm else None
+
+
+def llm_summary(environment: Environment) -> dict[str, Any]:
+    """The scalar figures written to ``PREFIX_llm_summary.json``."""
+    llm = get(environment)
+    return llm.summary() if llm else {}
+
+
+def write_llm_stats_csv(environment: Environment, writer: CSVWriter) -> None:
+    """The ``_llm_stats.csv`` content (header + rows, no Aggregated) to any csv writer."""
+    llm = get(environment)
+    if llm is None:
+        return
+    LlmStatsCSV(environment, llm, prefix="", full_history=False).requests_csv(_WithoutAggregated(writer))

@@ -1,0 +1,83 @@
+"""Incremental Server-Sent Events parser (the WHATWG event-stream format).
+
+Bytes go in as they arrive from the socket, complete events come out, so the caller can timestamp
+each event at the moment its terminating blank line was received. Handles LF, CRLF and CR line
+endings, multi-line ``data:`` fields, comments and a field split across network reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One dispatched event; ``data`` joins multi-line data fields with "\\n"."""
+
+    data: str
+    event: str = "message"
+    id: str | None = None
+
+
+class SSEParser:
+    """Feed raw bytes with :meth:`feed`; it yields every event completed by them."""
+
+    def __init__(self) -> None:
+        self._pending = b""  # bytes of an incomplete line
+        self._data: list[str] = []
+        self._event = ""
+        self._id: str | None = None
+        self._has_fields = False
+        self._pending_cr = False  # last chunk ended in CR: a following LF belongs to it
+
+    def feed(self, chunk: bytes) -> Iterator[SSEEvent]:
+        if self._pending_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._pending_cr = chunk.endswith(b"\r")
+        buf = self._pending + chunk
+        lines = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        self._pending = lines.pop()  # "" when buf ended with a line terminator
+        for raw in lines:
+            event = self._line(raw.decode("utf-8", errors="replace"))
+            if event is not None:
+                yield event
+
+    def close(self) -> Iterator[SSEEvent]:
+        """End of stream: an unterminated last line still counts, an undispatched event does not
+        (per the spec); return whether fields were left pending via :attr:`incomplete`."""
+        if self._pending:
+            event = self._line(self._pending.decode("utf-8", errors="replace"))
+            self._pending = b""
+            if event is not None:
+                yield event
+
+    @property
+    def incomplete(self) -> bool:
+        """True when the stream stopped in the middle of an event."""
+        return self._has_fields or bool(self._pending)
+
+    def _line(self, line: str) -> SSEEvent | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None  # comment / keep-alive
+        field, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        self._has_fields = True
+        if field == "data":
+            self._data.append(value)
+        elif field == "event":
+            self._event = value
+        elif field == "id" and "\0" not in value:
+            self._id = value
+        return None
+
+    def _dispatch(self) -> SSEEvent | None:
+        if not self._has_fields:
+            return None
+        data = self._data
+        event = SSEEvent(data="\n".join(data), event=self._event or "message", id=self._id)
+        self._data, self._event, self._has_fields = [], "", False
+        return event if data else None

@@ -1,0 +1,10 @@
+"""BatchUser: the async endpoint (submit + poll) and the OpenAI Batch API (upload, create, poll,
+download, check). Tags: async, batch. --batch-mode async|batch|both picks the flow."""
+
+import _repo_path  # noqa: F401  (before importing loadgate)
+
+from loadgate.plugin import BatchUserBase
+
+
+class BatchUser(BatchUserBase):
+    weight = 5  # --batch-weight / LOADGATE_BATCH_WEIGHT overrides at start

@@ -1,0 +1,12 @@
+"""ChatUser: POST /v1/chat/completions, streamed and not, single- and multi-turn.
+
+Tags: stream, non-stream, multi-turn (all also "chat"). Settings: docs/readme/traffic.md.
+"""
+
+import _repo_path  # noqa: F401  (before importing loadgate)
+
+from loadgate.plugin import ChatUserBase
+
+
+class ChatUser(ChatUserBase):
+    weight = 85  # --chat-weight / LOADGATE_CHAT_WEIGHT overrides at start

@@ -1,0 +1,59 @@
+"""Shared helpers of the traffic tests: run real Locust headless, read its CSVs and the truth log."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LOCUSTFILE = str(REPO / "locustfiles" / "locustfile.py")
+TEST_KEY = "sk-loadgate-test-7f3c9e1d-NEVER-WRITE-ME"
+
+# Deterministic model: 250 ms to first token, 25 ms between tokens, 12 tokens.
+STEADY_MODEL = {"ttft": 0.25, "tokens_per_s": 40, "output_tokens": 12}
+
+
+def mock_config(**overrides) -> dict:
+    config = {"seed": 1, "models": {"loadgate-small": dict(STEADY_MODEL)},
+              "capacity": {"slots": 1000, "queue": 1000, "batching_slowdown": 0}}
+    config.update(overrides)
+    return config
+
+
+def run_locust(tmp: Path, host: str, *args: str, users: int = 4, run_time: str = "4s",
+               env: dict | None = None, timeout: float = 60, user_classes: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, str]:
+    """Headless Locust against host; returns (process, csv prefix)."""
+    prefix = str(tmp / "run")
+    cmd = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-u", str(users), "-r", str(users),
+           "-t", run_time, "--host", host, "--csv", prefix, "--think-time", "0.05-0.1",
+           "--poll-interval", "0.1s", "--stop-timeout", "10", "--only-summary", *args, *user_classes]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
+    full_env.pop("OPENAI_API_KEY", None)
+    full_env.update(env or {})
+    proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return proc, prefix
+
+
+def read_rows(path: str) -> dict[str, dict[str, str]]:
+    """CSV rows keyed "Type Name" ("Aggregated" for the total)."""
+    with open(path, newline="") as f:
+        return {(f"{r['Type']} {r['Name']}" if r["Type"] else r["Name"]): r for r in csv.DictReader(f)}
+
+
+def read_failures(prefix: str) -> dict[tuple[str, str], int]:
+    """{(Name, Error): occurrences} from PREFIX_failures.csv."""
+    with open(f"{prefix}_failures.csv", newline="") as f:
+        return {(r["Name"], r["Error"]): int(r["Occurrences"]) for r in csv.DictReader(f)}
+
+
+def read_truth(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def http_truth(rows: list[dict]) -> list[dict]:
+    """Truth rows of real HTTP requests (job rows are summaries, not requests)."""
+    return [r for r in rows if not str(r["path"]).startswith("job:")]
