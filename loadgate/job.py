@@ -204,6 +204,8 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         thresholds = ROOT / thresholds if (ROOT / thresholds).is_file() else thresholds
     if not thresholds.is_file():
         raise JobError(f"--thresholds: file not found (got {raw['thresholds']!r}); give an existing YAML file")
+    if problem := threshold_problem(thresholds):
+        raise JobError(problem)
     baseline = raw["baseline"]
     if baseline and not Path(f"{baseline}_stats.csv").is_file():
         raise JobError(f"--baseline: {baseline}_stats.csv not found (got {baseline!r}); give the CSV prefix of "
@@ -239,6 +241,18 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         health_path="" if raw["health_path"].lower() == "none" else "/" + raw["health_path"].lstrip("/"),
         health_timeout=_integer("--health-timeout", raw["health_timeout"], 1),
     )
+
+
+def threshold_problem(path: Path) -> str | None:
+    """The gate's own error for a broken thresholds file, checked before minutes of load are spent."""
+    from loadgate.gate.config import load_config
+    from loadgate.gate.errors import GateInputError
+
+    try:
+        load_config(path)
+    except GateInputError as e:
+        return e.line().removeprefix("check_sla: error: ")
+    return None
 
 
 def redact(url: str) -> str:

@@ -1,0 +1,191 @@
+"""ci/run_load_gate.sh (loadgate/job.py) end to end: real mock, real Locust, real gate, real files."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from .conftest import HERE, ROOT, repo_env
+
+SECRET = "sk-loadgate-test-secret-0042"
+PASS = str(HERE / "pass_thresholds.yaml")
+BREACH_RULES = "thresholds:\n  Aggregated:\n    - p(50) < 1ms\n"
+
+
+def job(args: list[str], cwd: Path, timeout: float = 90, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loadgate.job", *args], cwd=cwd, env=repo_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def rules(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def stats_rows(prefix: Path) -> dict[str, dict[str, str]]:
+    with open(f"{prefix}_stats.csv", newline="") as f:
+        return {f"{r['Type']} {r['Name']}".strip(): r for r in csv.DictReader(f)}
+
+
+SHORT = ["--run-time", "6s", "--warmup", "2s", "--users", "4", "--spawn-rate", "4"]
+
+
+# -- bad input: one line, exit 2, before any load ---------------------------------------------------
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (["--bogus"], {}, "run_load_gate: error: unrecognized arguments: --bogus; see --help"),
+    (["--users", "0"], {}, "run_load_gate: error: --users: must be >= 1 (got 0)"),
+    ([], {"LOADGATE_USERS": "many"}, "run_load_gate: error: --users: not an integer (got 'many'); use a whole number >= 1"),
+    (["--spawn-rate", "-1"], {}, "run_load_gate: error: --spawn-rate: must be > 0 (got -1)"),
+    (["--run-time", "5x"], {}, "run_load_gate: error: --run-time: not a duration (got '5x'); use e.g. 40s, 5m, 1h30m or seconds"),
+    (["--run-time", "5s", "--warmup", "5s"], {}, "run_load_gate: error: --warmup: must be shorter than --run-time (got 5s >= 5s)"),
+    (["--profile", "ramp"], {}, "run_load_gate: error: --profile: unknown load profile (got 'ramp'); choose one of smoke, load, stress, spike, soak, breakpoint or none"),
+    (["--workers", "2", "--processes", "2"], {}, "run_load_gate: error: --workers, --expect-workers and --processes exclude each other; pick one"),
+    (["--host", "ftp://x"], {}, "run_load_gate: error: --host: not an http(s) URL (got 'ftp://x'); use e.g. https://gateway:8443"),
+    (["--thresholds", "nope.yaml"], {}, "run_load_gate: error: --thresholds: file not found (got 'nope.yaml'); give an existing YAML file"),
+    (["--baseline", "nowhere/run", "--thresholds", str(HERE / "pass_thresholds.yaml")], {}, "run_load_gate: error: --baseline: nowhere/run_stats.csv not found (got 'nowhere/run'); give the CSV prefix of a saved run, e.g. baseline/loadgate"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, args, env, message):
+    done = job(args, tmp_path, timeout=30, **env)
+    assert done.returncode == 2
+    assert done.stderr == message + "\n"
+    assert not (tmp_path / "results").exists()
+
+
+def test_flags_win_over_env(tmp_path):
+    done = job(["--users", "0"], tmp_path, timeout=30, LOADGATE_USERS="3")
+    assert done.stderr == "run_load_gate: error: --users: must be >= 1 (got 0)\n"
+
+
+@pytest.mark.timeout(60)
+def test_shell_entry_point_checks_its_input(tmp_path):
+    done = subprocess.run(["bash", str(ROOT / "ci" / "run_load_gate.sh"), "--users", "x"], cwd=tmp_path,
+                          env=repo_env(), capture_output=True, text=True, timeout=50)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == ("run_load_gate: error: --users: not an integer (got 'x'); "
+                                            "use a whole number >= 1")
+    help_text = subprocess.run(["bash", str(ROOT / "ci" / "run_load_gate.sh"), "--help"], cwd=tmp_path,
+                               env=repo_env(), capture_output=True, text=True, timeout=50).stdout
+    for documented in ("[env LOADGATE_HOST; default: none]", "[env LOADGATE_USERS; default: 20]",
+                       "[env LOADGATE_RUN_TIME; default: 40s]", "[env LOADGATE_WARMUP; default: 10s]",
+                       "[env LOADGATE_SPAWN_RATE; default: 10]", "[env LOADGATE_PROFILE; default: load]",
+                       "[env LOADGATE_RESULTS; default: results]", "OPENAI_API_KEY only"):
+        assert documented in " ".join(help_text.split()), documented
+
+
+def test_broken_thresholds_exit_2_before_any_load(tmp_path):
+    broken = rules(tmp_path, "thresholds:\n  Aggregated:\n    - p(95) < lots\n")
+    started = time.monotonic()
+    done = job(["--thresholds", broken], tmp_path, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr == (f'run_load_gate: error: {broken}:3: bad value \'lots\' (got "p(95) < lots"); write '
+                           "milliseconds as a number (3000) or with a unit: 250ms, 3s, 1m\n")
+    assert time.monotonic() - started < 15
+
+
+@pytest.mark.timeout(30)
+def test_unhealthy_target_exits_2(tmp_path):
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+    done = job(["--host", f"http://user:pw@127.0.0.1:{port}", "--health-timeout", "1",
+                "--thresholds", PASS], tmp_path, timeout=30)
+    assert done.returncode == 2
+    assert f"run_load_gate: error: target not healthy: http://127.0.0.1:{port}/health did not answer 200" in done.stderr
+    assert "pw" not in done.stderr
+
+
+# -- the job against the embedded target ------------------------------------------------------------
+@pytest.mark.timeout(90)
+def test_job_passes_and_leaves_one_results_folder(tmp_path):
+    results = tmp_path / "out"
+    results.mkdir()
+    (results / "loadgate_stale_stats.csv").write_text("left over by an older run\n")
+    done = job([*SHORT, "--results", str(results), "--thresholds", PASS], tmp_path,
+               OPENAI_API_KEY=SECRET)
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = {p.name for p in results.iterdir()}
+    assert {"loadgate_stats.csv", "loadgate_stats_history.csv", "loadgate_failures.csv", "loadgate_llm_stats.csv",
+            "loadgate_loadgate.json", "report.html", "junit.xml", "verdict.json", "verdict.md", "verdict.txt",
+            "locust.log", "job.json", "mock_truth.jsonl"} <= names
+    assert "loadgate_stale_stats.csv" not in names
+    assert "SLA MET" in done.stdout and "run_load_gate: PASS, exit 0" in done.stderr
+    meta = json.loads((results / "loadgate_loadgate.json").read_text())
+    assert meta["profile"] == "load" and meta["warmup_s"] == 2 and meta["run_mode"] == "local"
+    manifest = json.loads((results / "job.json").read_text())
+    assert manifest["exit_code"] == 0 and manifest["exit_codes"]["locust"] in (0, 1)
+    aggregated = stats_rows(results / "loadgate")["Aggregated"]
+    assert int(aggregated["Request Count"]) > 0
+    for path in results.iterdir():
+        assert SECRET not in path.read_text(errors="replace"), path.name
+
+
+@pytest.mark.timeout(90)
+def test_job_exits_1_when_the_sla_is_breached(tmp_path):
+    done = job([*SHORT, "--results", str(tmp_path / "r"), "--thresholds", rules(tmp_path, BREACH_RULES)],
+               tmp_path)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "SLA BREACHED" in done.stdout
+    assert "<failure" in (tmp_path / "r" / "junit.xml").read_text()
+    assert "run_load_gate: FAIL (SLA breached or no data), exit 1" in done.stderr
+
+
+# -- distributed ------------------------------------------------------------------------------------
+def truth_by_worker(truth_log: Path) -> Counter:
+    rows = [json.loads(line) for line in truth_log.read_text().splitlines() if line.strip()]
+    return Counter(r["x_request_id"].split("-")[0] for r in rows if r["path"] == "/v1/models")
+
+
+@pytest.mark.timeout(90)
+def test_master_and_two_workers_merge_every_request(tmp_path):
+    results = tmp_path / "r"
+    done = job(["--workers", "2", "--profile", "none", "--run-time", "6s", "--warmup", "0", "--users", "4",
+                "--locustfile", str(HERE / "worker_locustfile.py"), "--results", str(results),
+                "--thresholds", PASS], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((results / "job.json").read_text())
+    assert manifest["run_mode"] == "master" and manifest["exit_codes"]["worker-1"] == 0
+    sent = truth_by_worker(results / "mock_truth.jsonl")
+    worker_pids = {str(manifest["processes"]["worker-1"]), str(manifest["processes"]["worker-2"])}
+    assert set(sent) == worker_pids and all(n > 0 for n in sent.values())
+    merged = stats_rows(results / "loadgate")
+    assert int(merged["GET /v1/models"]["Request Count"]) == sum(sent.values())
+    assert not list(results.glob("worker-*_stats.csv"))
+    assert json.loads((results / "loadgate_loadgate.json").read_text())["run_mode"] == "master"
+
+
+@pytest.mark.timeout(90)
+def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
+    results = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "loadgate.job", "--workers", "2", "--profile", "none",
+                             "--run-time", "12s", "--warmup", "0", "--users", "4",
+                             "--locustfile", str(HERE / "worker_locustfile.py"), "--results", str(results),
+                             "--thresholds", PASS], cwd=tmp_path, env=repo_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    try:
+        for _ in range(200):  # the job writes its manifest once every process is started
+            if (results / "job.json").is_file() and (results / "loadgate_stats_history.csv").is_file():
+                break
+            time.sleep(0.1)
+        time.sleep(3)
+        victim = json.loads((results / "job.json").read_text())["processes"]["worker-2"]
+        __import__("os").kill(victim, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, stderr[-3000:]
+    assert elapsed < 12 + 20, f"the run took {elapsed:.0f}s"
+    assert f"run_load_gate: warning: worker-2 (pid {victim}) exited with code -9" in stderr
+    assert "went missing during the run (no heartbeat)" in stderr
+    manifest = json.loads((results / "job.json").read_text())
+    assert len(manifest["missing_workers"]) == 1 and manifest["exit_codes"]["worker-2"] == -9
