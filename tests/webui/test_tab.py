@@ -60,7 +60,7 @@ def test_index_declares_the_tabs_tables_and_csv_link(ui_env):
     tables = {table["key"]: [column["key"] for column in table["structure"]] for table in args["extended_tables"]}
     assert tables == {
         "llm_metrics": ["type", "name", "unit", "count", "p50", "p90", "p95", "p99", "avg", "min", "max"],
-        "llm_summary": ["name", "value"],
+        "llm_summary": ["figure", "value"],
     }
     assert args["extended_csv_files"] == [{"href": "./stats/llm/csv", "title": "Download LLM metrics CSV"}]
 
@@ -119,7 +119,7 @@ def test_summary_tab_shows_labelled_figures(ui_env):
     _, llm, client = ui_env
     llm.counters.output_tokens = 12345
     llm.counters.completed = 7
-    rows = {row["name"]: row["value"] for row in tab_rows(stats_payload(client), "llm_summary")}
+    rows = {row["figure"]: row["value"] for row in tab_rows(stats_payload(client), "llm_summary")}
     assert rows["Output tokens (total)"] == "12,345"
     assert rows["Completed LLM responses"] == "7"
     assert rows["Token counts from"] == "server"
@@ -130,17 +130,18 @@ def test_summary_rows_format_values_and_flatten_targets():
         {
             "output_tokens_per_s": 12.5,
             "goodput_req_per_s": None,
-            "goodput_targets": {"ttft_ms": 500.0},
+            "goodput_targets": {"ttft_ms": 500.0, "e2e_ms": None},
             "lost_jobs": 0,
             "some_new_figure": True,
         }
     )
     assert rows == [
-        {"name": "Output tokens/s (all users)", "value": "12.5"},
-        {"name": "Goodput (req/s meeting every target)", "value": "n/a"},
-        {"name": "Goodput target: ttft ms", "value": "500"},
-        {"name": "Async/batch jobs lost (not terminal in time)", "value": "0"},
-        {"name": "some new figure", "value": "yes"},
+        {"figure": "Output tokens/s (all users)", "value": "12.5"},
+        {"figure": "Goodput (req/s meeting every target)", "value": "n/a"},
+        {"figure": "Goodput target: TTFT (ms)", "value": "500"},
+        {"figure": "Goodput target: E2E (ms)", "value": "n/a"},
+        {"figure": "Async/batch jobs lost (not terminal in time)", "value": "0"},
+        {"figure": "some new figure", "value": "yes"},
     ]
 
 
@@ -155,3 +156,11 @@ def test_llm_csv_download_has_locust_columns_and_no_aggregated_row(ui_env):
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert rows[0][:4] == ["Type", "Name", "Request Count", "Failure Count"]
     assert [row[:4] for row in rows[1:]] == [["TTFT", STREAM, "3", "0"]]
+
+
+def test_percentiles_never_leave_the_exact_min_max(ui_env):
+    _, llm, client = ui_env
+    llm.log("E2E", STREAM, 236.5)  # bucketed to 240 (Locust) or 237 (3 digits): above the max
+    (row,) = tab_rows(stats_payload(client), "llm_metrics")
+    assert (row["min"], row["max"]) == (236.5, 236.5)
+    assert [row[key] for key in ("p50", "p90", "p95", "p99")] == [236.5] * 4
