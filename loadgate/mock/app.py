@@ -212,10 +212,11 @@ class MockServer:
                     elif fault == "malformed_chunk":
                         await response.write(protocol.MALFORMED_CHUNK)
                 data = encoder.token(index)
-                if log:
-                    chunks.append(time.time())
+                sent_at = time.time()  # the moment the chunk is handed to the transport
                 await response.write(data)
                 sent += 1
+                if log:
+                    chunks.append(sent_at)
             await response.write(encoder.finish(plan.finish_reason))
             if chat.include_usage and self.config.usage:
                 await response.write(encoder.usage(chat.prompt_tokens, plan.tokens))

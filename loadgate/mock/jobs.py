@@ -340,9 +340,10 @@ class JobStore:
             batch.mark("in_progress", "in_progress_at")
             self.pending += len(lines)
             results = await asyncio.gather(*(self._run_line(batch, cid, body) for cid, body in lines))
+            cancelled = batch.status == "cancelling"
             batch.mark("finalizing", "finalizing_at")
             self._write_outputs(batch, results, exchange)
-            if batch.status == "cancelling":
+            if cancelled:
                 batch.mark("cancelled", "cancelled_at")
             else:
                 batch.mark("completed", "completed_at")
