@@ -18,7 +18,14 @@ import pandas as pd
 from loadgate.gate.errors import GateInputError
 
 AGGREGATED = "Aggregated"
-LLM_TYPES = ("TTFT", "TTFB", "ITL", "TPOT", "E2E", "TOKENS/S")
+LLM_ROW = "LLM"  # pseudo-row holding the scalars of PREFIX_llm_summary.json
+SUMMARY_FIELDS = {  # metric -> key in PREFIX_llm_summary.json
+    "requests": "completed_requests",
+    "goodput": "goodput_req_per_s",
+    "tokens_per_s": "output_tokens_per_s",
+    "output_tokens": "total_output_tokens",
+    "lost_jobs": "lost_jobs",
+}
 UNITLESS_TYPES = ("TOKENS/S",)  # LLM rows whose "response times" are tokens per second, not milliseconds
 
 STATS_COLUMNS = {
@@ -103,7 +110,7 @@ class RunData:
         return matches[0] if matches else None
 
     def history_for(self, row: Row) -> tuple[str, History | None]:
-        kind = "llm" if row.type in LLM_TYPES and row.source.endswith("_llm_stats.csv") else "http"
+        kind = "llm" if row.source.endswith("_llm_stats.csv") else "http"
         return kind, self.histories.get(kind)
 
 
@@ -125,13 +132,16 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
                 raise GateInputError(llm_path, row.line, "row also present in _stats.csv", row.key,
                                      "LLM rows must use the LLM types TTFT/TTFB/ITL/TPOT/E2E/TOKENS/S")
             rows[row.key] = row
+    summary_path = f"{prefix}_llm_summary.json"
+    if Path(summary_path).is_file() and LLM_ROW not in rows:
+        rows[LLM_ROW] = _summary_row(summary_path)
     run = RunData(prefix, rows, meta, meta_source, {}, {
         "http": f"{prefix}_stats_history.csv", "llm": f"{prefix}_llm_stats_history.csv"}, None,
         llm_stats_present=llm_present)
     for kind, path in run.history_sources.items():
         run.histories[kind] = _load_history(path, reset_at) if Path(path).is_file() else None
         if run.histories[kind] is not None:
-            _reconcile(run, run.histories[kind])
+            _reconcile(run, run.histories[kind], llm_path if kind == "llm" else stats_path)
     failures_path = f"{prefix}_failures.csv"
     if Path(failures_path).is_file():
         run.failures = _read_csv(failures_path, FAILURE_COLUMNS)
@@ -167,6 +177,22 @@ def _load_meta(path: str, warmup_s: float, role: str) -> dict | None:
                              "(the run ended before the warm-up did?)", None,
                              f"re-run with a run time longer than the {_secs(warm)} warm-up")
     return meta
+
+
+def _summary_row(path: str) -> Row:
+    try:
+        summary = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise GateInputError(path, None, "unreadable LLM summary", str(error), "re-run the load or delete the file") from None
+    if not isinstance(summary, dict):
+        raise GateInputError(path, None, "LLM summary must be a JSON object", type(summary).__name__, "re-run the load")
+    figures: dict[str, float | None] = {}
+    for metric, key in SUMMARY_FIELDS.items():
+        value = summary.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise GateInputError(path, key, f"{key} must be a number or null", value, "re-run the load")
+        figures[metric] = None if value is None else float(value)
+    return Row("", LLM_ROW, path, 0, figures)
 
 
 def _read_csv(path: str, required: list[str]) -> pd.DataFrame:
@@ -253,12 +279,12 @@ def _load_history(path: str, reset_at: float | None) -> History:
     return History(path, windowed, frames)
 
 
-def _reconcile(run: RunData, history: History) -> None:
+def _reconcile(run: RunData, history: History, stats_path: str) -> None:
     """Say when the final CSV and the history's last totals disagree; counts only grow, so more is newer."""
     for key, frame in history.frames.items():
         row = run.rows.get(key)
-        if row is None or frame.empty:
-            continue
+        if row is None or row.source != stats_path or frame.empty:
+            continue  # e.g. the LLM history's own total row, which the LLM CSV does not carry
         last = frame.iloc[-1]
         hist_requests, hist_failures = int(last["Total Request Count"]), int(last["Total Failure Count"])
         csv_requests, csv_failures = row.requests, int(row.figures.get("failures") or 0)

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from loadgate.gate.config import RowSpec, RuleSpec, SlaConfig
-from loadgate.gate.data import AGGREGATED, Row, RunData
+from loadgate.gate.data import AGGREGATED, LLM_ROW, Row, RunData
 from loadgate.gate.errors import GateInputError
-from loadgate.gate.language import COUNT, RATE, RATIO, TIME, Metric, Rule
+from loadgate.gate.language import COUNT, RATE, RATIO, TIME, TOKEN_RATE, Metric, Rule
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 _ORDER = {FAIL: 0, SKIP: 1, PASS: 2}
@@ -149,7 +149,8 @@ def _judge_rule(config: SlaConfig, spec: RowSpec, rs: RuleSpec, row: Row, run: R
         limit_text = f"{_show(rule.metric, row, limit)} ({rule.baseline.text()}, baseline {_show(rule.metric, row, base)})"
     observed = row.figures.get(key)
     if observed is None:
-        return _verdict(FAIL, rs, spec, row, limit, f"no data: {rule.metric.name} is N/A", row.source)
+        hint = " (no --goodput targets were set)" if rule.metric.name == "goodput" else ""
+        return _verdict(FAIL, rs, spec, row, limit, f"no data: {rule.metric.name} is N/A{hint}", row.source)
     status = PASS if rule.holds(observed, limit) else FAIL
     verdict = _verdict(status, rs, spec, row, limit, "", row.source, observed)
     if limit_text:
@@ -161,6 +162,11 @@ def _judge_rule(config: SlaConfig, spec: RowSpec, rs: RuleSpec, row: Row, run: R
 
 def _figure_key(config: SlaConfig, rs: RuleSpec, row: Row) -> str:
     label = rs.rule.metric.column_label
+    if label is None and rs.rule.metric.name not in row.figures:
+        have = ", ".join(m for m in row.figures if not m.endswith("%"))
+        raise GateInputError(config.path, rs.line, f"{rs.rule.metric.name} does not apply to row \"{row.key}\"",
+                             rs.rule.text, f"use one of {have}" + ("" if row.key == LLM_ROW else
+                                                                   f", or gate it on row {LLM_ROW}"))
     if label is None:
         return rs.rule.metric.name
     if label not in row.figures:
@@ -264,6 +270,8 @@ def _show(metric: Metric, row: Row | None, value: float | None) -> str:
         return f"{_num(value)} {row.unit if row else 'ms'}"
     if metric.kind == RATE:
         return f"{_num(value)} req/s"
+    if metric.kind == TOKEN_RATE:
+        return f"{_num(value)} tok/s"
     if metric.kind == RATIO:
         return f"{_num(value * 100)}%"
     if metric.kind == COUNT:

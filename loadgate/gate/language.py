@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 # How each metric is read: TIME figures are milliseconds (tokens/s on LLM TOKENS/S rows), RATE figures
 # requests per second, RATIO a fraction of 1, COUNT a number of requests.
-TIME, RATE, RATIO, COUNT = "time", "rate", "ratio", "count"
+TIME, RATE, RATIO, COUNT, TOKEN_RATE = "time", "rate", "ratio", "count", "token_rate"
 
 PLAIN_METRICS: dict[str, str] = {
     "median": TIME,
@@ -26,8 +26,18 @@ PLAIN_METRICS: dict[str, str] = {
     "requests": COUNT,
     "failures": COUNT,
 }
-METRIC_HELP = "p(N) (N a percentile Locust writes: 50 66 75 80 90 95 98 99 99.9 99.99 100), " + ", ".join(
-    PLAIN_METRICS
+# Scalars of PREFIX_llm_summary.json, gated on the pseudo-row "LLM".
+SUMMARY_METRICS: dict[str, str] = {
+    "goodput": RATE,
+    "tokens_per_s": TOKEN_RATE,
+    "output_tokens": COUNT,
+    "lost_jobs": COUNT,
+}
+METRIC_HELP = (
+    "p(N) (N a percentile Locust writes: 50 66 75 80 90 95 98 99 99.9 99.99 100), "
+    + ", ".join(PLAIN_METRICS)
+    + "; on row LLM: "
+    + ", ".join(SUMMARY_METRICS)
 )
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -123,7 +133,7 @@ def parse_metric(text: str) -> Metric:
         if not 0 < percent <= 100:
             raise RuleSyntaxError("bad percentile", text, "write p(N) with 0 < N <= 100, e.g. p(95) or p(99.9)")
         return Metric(f"p({_fmt(percent)})", TIME, percent)
-    kind = PLAIN_METRICS.get(name)
+    kind = PLAIN_METRICS.get(name) or SUMMARY_METRICS.get(name)
     if kind is None:
         raise RuleSyntaxError(f"unknown metric {name!r}", text, f"use one of {METRIC_HELP}")
     return Metric(name, kind)
@@ -195,6 +205,7 @@ def _unit_fix(metric: Metric) -> str:
     return {
         TIME: "write milliseconds as a number (3000) or with a unit: 250ms, 3s, 1m",
         RATE: "write requests per second as a plain number, e.g. 5 or 0.5",
+        TOKEN_RATE: "write tokens per second as a plain number, e.g. 200",
         RATIO: "write a fraction (0.01) or a percentage (1%)",
         COUNT: "write a whole number of requests, e.g. 100",
     }[metric.kind]
