@@ -154,7 +154,8 @@ def test_percentile_the_csv_does_not_have(gate, write_yaml, tmp_path):
     [
         ("thresholds:\n  Aggregated:\n    - 'p95 < 3000'\n",
          ":3: unknown metric 'p95' (got \"p95 < 3000\"); use one of p(N) (N a percentile Locust writes: 50 66 75 80 "
-         "90 95 98 99 99.9 99.99 100), median, avg, min, max, rps, fail_rps, fail_ratio, requests, failures"),
+         "90 95 98 99 99.9 99.99 100), median, avg, min, max, rps, fail_rps, fail_ratio, requests, failures; on row "
+         "LLM: goodput, tokens_per_s, output_tokens, lost_jobs"),
         ("thresholds:\n  Aggregated: ['avg < 1']\n  Aggregated: ['avg < 2']\n",
          ":3: duplicate key 'Aggregated' in thresholds (first on line 2) (got \"Aggregated\"); merge the two entries "
          "into one"),
@@ -405,3 +406,21 @@ def test_quoted_name_round_trips_through_the_fixture(gate, write_yaml, tmp_path)
     thresholds = write_yaml(f"thresholds:\n  {json.dumps(QUOTED_NAME, ensure_ascii=False)}: ['p(50) == 64']\n")
     code, out, _ = gate(prefix, "--thresholds", thresholds)
     assert code == 0 and f"PASS    {QUOTED_NAME}" in out
+
+
+def test_llm_summary_row(gate, write_yaml, tmp_path):
+    prefix = copy_run(tmp_path)
+    Path(prefix + "_llm_summary.json").write_text(json.dumps({
+        "completed_requests": 228, "total_output_tokens": 14272, "output_tokens_per_s": 434.1477,
+        "goodput_req_per_s": None, "lost_jobs": 0}), encoding="utf-8")
+    thresholds = write_yaml("thresholds:\n  LLM: ['tokens_per_s > 400', 'lost_jobs == 0', 'output_tokens >= 14272', "
+                            "'goodput >= 1']\n")
+    code, out, _ = gate(prefix, "--thresholds", thresholds)
+    assert code == 1 and out.count("PASS") == 3
+    assert "no data: goodput is N/A (no --goodput targets were set)" in out and "434.148 tok/s" not in out
+    wrong_row = write_yaml("thresholds:\n  Aggregated:\n    - 'goodput >= 1'\n")
+    code, _, err = gate(prefix, "--thresholds", wrong_row)
+    assert code == 2
+    assert err == (f"check_sla: error: {wrong_row}:3: goodput does not apply to row \"Aggregated\" (got \"goodput >= 1\"); "
+                   "use one of requests, failures, median, avg, min, max, rps, fail_rps, fail_ratio, or gate it on row "
+                   "LLM\n")
