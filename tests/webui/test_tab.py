@@ -164,3 +164,23 @@ def test_percentiles_never_leave_the_exact_min_max(ui_env):
     (row,) = tab_rows(stats_payload(client), "llm_metrics")
     assert (row["min"], row["max"]) == (236.5, 236.5)
     assert [row[key] for key in ("p50", "p90", "p95", "p99")] == [236.5] * 4
+
+
+def test_routes_follow_web_base_path(monkeypatch, tmp_path):
+    from locust.argument_parser import parse_options
+
+    monkeypatch.setattr("sys.argv", ["locust"])
+    monkeypatch.chdir(tmp_path)
+    options = parse_options(args=["--web-base-path", "/lg"])
+    environment = Environment(user_classes=[IdleUser], parsed_options=options)
+    environment.create_local_runner()
+    web_ui = environment.create_web_ui("127.0.0.1", 0, web_base_path="/lg", delayed_start=True)
+    llm_stats.attach(environment, llm_stats.LlmStats()).log("TTFT", STREAM, 100)
+    webui.install(environment)
+    client = web_ui.app.test_client()
+    try:
+        assert tab_rows(client.get("/lg/stats/requests").get_json(), "llm_metrics")[0]["count"] == 1
+        assert "TTFT" in client.get("/lg/stats/llm/csv").get_data(as_text=True)
+        assert client.get("/stats/llm/csv").status_code == 404
+    finally:
+        environment.runner.quit()
