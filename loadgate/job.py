@@ -275,8 +275,9 @@ def locust_command(cfg: JobConfig, host: str, master_port: int | None = None) ->
         cmd += ["--warmup", f"{cfg.warmup}s"]
     if cfg.profile:
         cmd += ["--profile", cfg.profile]
-    if cfg.processes:
-        cmd += ["--processes", str(cfg.processes)]
+    if cfg.processes:  # the forked workers connect to --master-port; never Locust's shared default 5557
+        cmd += ["--processes", str(cfg.processes), "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                str(master_port), "--master-port", str(master_port)]
     expected = cfg.workers or cfg.expect_workers
     if expected:
         cmd += ["--master", "--master-bind-host", cfg.master_bind_host, "--master-bind-port", str(master_port),
@@ -448,7 +449,7 @@ def run(cfg: JobConfig) -> int:
             say(f"waiting for {redact(host)}{cfg.health_path}")
             wait_healthy(host + cfg.health_path, cfg.health_timeout)
         env = child_env()
-        port = cfg.master_port or (free_port() if cfg.workers else 0)
+        port = cfg.master_port or (free_port() if cfg.workers or cfg.processes else 0)
         manifest.locust_command = locust_command(cfg, redact(host), port or None)
         say(f"{cfg.run_mode} run of {redact(host)}: profile {cfg.profile or 'none'}, {cfg.users} users at "
             f"{cfg.spawn_rate:g}/s for {cfg.run_time}s (warm-up {cfg.warmup}s); results in {cfg.results}")

@@ -143,21 +143,26 @@ def truth_by_worker(truth_log: Path) -> Counter:
 
 
 @pytest.mark.timeout(90)
-def test_master_and_two_workers_merge_every_request(tmp_path):
+@pytest.mark.parametrize(("mode", "run_mode"), [("--workers", "master"), ("--processes", "processes")])
+def test_master_and_two_workers_merge_every_request(tmp_path, mode, run_mode):
     results = tmp_path / "r"
-    done = job(["--workers", "2", "--profile", "none", "--run-time", "6s", "--warmup", "0", "--users", "4",
+    done = job([mode, "2", "--profile", "none", "--run-time", "5s", "--warmup", "0", "--users", "4",
                 "--locustfile", str(HERE / "worker_locustfile.py"), "--results", str(results),
                 "--thresholds", PASS], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads((results / "job.json").read_text())
-    assert manifest["run_mode"] == "master" and manifest["exit_codes"]["worker-1"] == 0
     sent = truth_by_worker(results / "mock_truth.jsonl")
-    worker_pids = {str(manifest["processes"]["worker-1"]), str(manifest["processes"]["worker-2"])}
-    assert set(sent) == worker_pids and all(n > 0 for n in sent.values())
+    assert len(sent) == 2 and all(n > 0 for n in sent.values()), sent
+    assert str(manifest["processes"]["locust"]) not in sent  # the master sends nothing itself
+    if mode == "--workers":
+        assert set(sent) == {str(manifest["processes"]["worker-1"]), str(manifest["processes"]["worker-2"])}
+        assert manifest["exit_codes"]["worker-1"] == manifest["exit_codes"]["worker-2"] == 0
     merged = stats_rows(results / "loadgate")
     assert int(merged["GET /v1/models"]["Request Count"]) == sum(sent.values())
-    assert not list(results.glob("worker-*_stats.csv"))
-    assert json.loads((results / "loadgate_loadgate.json").read_text())["run_mode"] == "master"
+    assert int(merged["Aggregated"]["Request Count"]) == sum(sent.values())
+    assert sorted(p.name for p in results.glob("*_stats.csv")) == ["loadgate_llm_stats.csv", "loadgate_stats.csv"]
+    meta = json.loads((results / "loadgate_loadgate.json").read_text())
+    assert (meta["run_mode"], meta["workers"]) == (run_mode, 2)
 
 
 @pytest.mark.timeout(90)
