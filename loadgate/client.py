@@ -91,6 +91,7 @@ def status_failure(resp: Any, method: str, name: str, timeout_s: float, absent_m
 
 
 def transport_failure(error: BaseException | None, timeout_s: float, during: str) -> str:
+    error = getattr(error, "original", None) or error  # geventhttpclient's RetriesExceeded wraps the cause
     if isinstance(error, TimeoutError | socket.timeout | gevent.Timeout):
         return f"timeout: no data for {timeout_s:g}s {during}"
     if error is None:

@@ -1,0 +1,200 @@
+"""Unit tests: SSE parsing, metric math, bucketing precision, settings and prompt validation."""
+
+from __future__ import annotations
+
+import json
+import random
+from types import SimpleNamespace
+
+import pytest
+
+from loadgate import precision
+from loadgate.client import ResponseInvalid, check_batch_output, completion_text, content_of
+from loadgate.llm_stats import LlmStats
+from loadgate.metrics import GoodputTargets, RequestTiming, parse_goodput
+from loadgate.prompts import PromptFileError, PromptSet
+from loadgate.settings import SettingError, load, parse_duration
+from loadgate.sse import SSEParser
+
+
+def feed_all(parser: SSEParser, *chunks: bytes) -> list[str]:
+    return [e.data for chunk in chunks for e in parser.feed(chunk)]
+
+
+# -- SSE ----------------------------------------------------------------------------------------------
+
+
+def test_sse_event_split_across_reads_is_emitted_once_complete():
+    p = SSEParser()
+    assert feed_all(p, b'data: {"a"', b": 1}\n") == []
+    assert feed_all(p, b"\n") == ['{"a": 1}']
+
+
+def test_sse_crlf_cr_comments_and_multiline_data():
+    p = SSEParser()
+    out = feed_all(p, b": keep-alive\r\n\r\ndata: one\r\ndata: two\r\n\r", b"\ndata: three\r\rdata:[DONE]\n\n")
+    assert out == ["one\ntwo", "three", "[DONE]"]
+
+
+def test_sse_event_without_data_is_not_dispatched_and_incomplete_is_reported():
+    p = SSEParser()
+    assert feed_all(p, b"event: ping\n\n", b"data: partial") == []
+    assert p.incomplete
+
+
+# -- metrics ------------------------------------------------------------------------------------------
+
+
+def streamed_timing() -> RequestTiming:
+    # sent at 10.000 s, headers at 10.010, tokens at 10.200, 10.220, 10.250, 10.300
+    t = RequestTiming(t_send=10.0)
+    t.first_byte(10.010)
+    for ts in (10.200, 10.220, 10.250, 10.300):
+        t.content_event(ts)
+    t.t_end = 10.310  # usage chunk + [DONE] after the last token: not part of E2E
+    return t
+
+
+def test_metrics_follow_vllm_definitions():
+    t = streamed_timing()
+    assert t.ttfb_ms == pytest.approx(10.0)
+    assert t.ttft_ms == pytest.approx(200.0)
+    assert t.e2e_ms == pytest.approx(300.0)
+    assert t.itl_ms == pytest.approx([20.0, 30.0, 50.0])
+    assert t.output_tokens == 4  # counted: no usage
+    assert t.tpot_ms == pytest.approx((300.0 - 200.0) / 3)
+    t.usage_tokens = 5  # the server's usage wins over counted events
+    assert t.tpot_ms == pytest.approx(25.0)
+    assert t.tokens_per_s == pytest.approx(5 / 0.3)
+
+
+def test_tpot_needs_two_tokens_and_non_stream_e2e_is_body_time():
+    one = RequestTiming(t_send=0.0)
+    one.content_event(0.1)
+    assert one.tpot_ms is None and one.itl_ms == []
+    body = RequestTiming(t_send=0.0, t_end=0.5, usage_tokens=10)
+    assert body.ttft_ms is None and body.e2e_ms == pytest.approx(500.0)
+    assert body.tokens_per_s == pytest.approx(20.0)
+
+
+def test_goodput_counts_requests_meeting_every_target():
+    targets = parse_goodput("ttft:250,tpot:40")
+    assert targets == GoodputTargets(ttft_ms=250.0, tpot_ms=40.0)
+    assert targets.met_by(streamed_timing())  # ttft 200, tpot 33.3
+    assert not parse_goodput("e2el:299").met_by(streamed_timing())
+    llm = LlmStats(targets)
+    llm.window_start = 100.0
+    llm.window_end = 102.0
+    llm.record("/v1/chat/completions [stream]", streamed_timing())
+    slow = streamed_timing()
+    slow.t_tokens[0] = 10.26  # ttft 260 > 250
+    llm.record("/v1/chat/completions [stream]", slow)
+    summary = llm.summary()
+    assert summary["good_requests"] == 1 and summary["goodput_req_per_s"] == 0.5
+    assert summary["total_output_tokens"] == 8 and summary["usage_source"] == "counted"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("ttft", "is not NAME:MS"), ("latency:5", "is not NAME:MS"), ("ttft:abc", "not a number"), ("tpot:0", "> 0"),
+])
+def test_goodput_bad_spec_names_the_part(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_goodput(spec)
+
+
+# -- precision ----------------------------------------------------------------------------------------
+
+
+def test_bucketing_keeps_every_value_within_half_a_percent():
+    rng = random.Random(3)
+    values = [rng.lognormvariate(3, 2) for _ in range(20000)] + [0.0123, 1.0, 99.96, 100.0, 999.5, 123456.0]
+    worst = max(abs(precision.bucket_3_sig_digits(v) - v) / v for v in values)
+    assert worst <= precision.MAX_RELATIVE_ERROR == 0.005
+    assert precision.bucket_3_sig_digits(147) == 147 and precision.bucket_3_sig_digits(3432) == 3430
+    assert precision.bucket_3_sig_digits(12.345) == 12.3
+
+
+def test_locust_own_bucketing_is_coarser_than_one_percent():
+    import locust.stats
+
+    precision.uninstall()
+    try:
+        assert abs(locust.stats.bucket_response_time(1049) - 1049) / 1049 > 0.04  # -> 1000
+    finally:
+        precision.install()
+    assert locust.stats.bucket_response_time(1049) == 1050
+
+
+# -- settings -----------------------------------------------------------------------------------------
+
+
+def options(**values) -> SimpleNamespace:
+    return SimpleNamespace(**values)
+
+
+def test_settings_defaults_and_parsing():
+    s = load(options(stream_ratio="0.5", turns="3", max_tokens="8-16", warmup="1.5m", models="a, b"))
+    assert (s.stream_ratio, s.turns, s.max_tokens, s.warmup_s, s.models) == (0.5, (3, 3), (8, 16), 90.0, ("a", "b"))
+    assert s.batch_mode == "both" and s.chat_weight == 85 and s.job_timeout_s == 120.0
+    assert parse_duration("250ms") == 0.25
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("stream_ratio", "1.5", "--stream-ratio '1.5': must be a number from 0 to 1"),
+    ("batch_mode", "sync", "--batch-mode 'sync': use async, batch or both"),
+    ("turns", "4-2", "--turns '4-2': '4-2' needs 1 <= MIN <= MAX"),
+    ("job_timeout", "soon", "--job-timeout 'soon': 'soon' is not a duration; use e.g. 30s, 500ms, 2m"),
+    ("goodput", "ttft=5", "--goodput 'ttft=5': goodput target 'ttft=5' is not NAME:MS"),
+])
+def test_bad_setting_message_names_flag_value_and_fix(field, value, message):
+    with pytest.raises(SettingError) as info:
+        load(options(**{field: value}))
+    assert str(info.value).startswith(message)
+
+
+# -- prompts ------------------------------------------------------------------------------------------
+
+
+def test_shipped_prompt_set_loads_with_varied_lengths():
+    prompts = PromptSet.load()
+    lengths = sorted(sum(len(m["content"]) for m in p.messages) for p in prompts.prompts)
+    assert len(prompts) >= 30 and lengths[0] < 60 and lengths[-1] > 2000
+    assert any(p.followups for p in prompts.prompts)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", ":1: invalid JSON"),
+    ('{"messages": []}', ":1: 'messages' must be a non-empty list"),
+    ('{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}',
+     ":1: the last message must have role 'user'"),
+    ('{"prompt": "x", "max_tokens": 0}', ":1: 'max_tokens' must be a positive integer"),
+])
+def test_bad_prompt_file_names_file_line_and_fix(tmp_path, line, message):
+    path = tmp_path / "p.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(PromptFileError) as info:
+        PromptSet.load(path)
+    assert str(info.value).startswith(f"{path}{message}")
+
+
+# -- response validation ------------------------------------------------------------------------------
+
+
+def test_completion_without_choices_is_invalid():
+    with pytest.raises(ResponseInvalid, match="^200 response without choices$"):
+        completion_text({"id": "x", "choices": []})
+    assert completion_text({"choices": [{"message": {"role": "assistant", "content": "hi"}}]}) == "hi"
+
+
+def test_content_of_counts_reasoning_and_tool_calls_but_not_role_only():
+    assert content_of({"role": "assistant", "content": ""}) == ""
+    assert content_of({"reasoning_content": "hmm"}) == "hmm"
+    assert content_of({"tool_calls": [{"function": {"arguments": "{\"a\""}}]}) == "{\"a\""
+
+
+def test_batch_output_missing_lines_is_a_failure():
+    ok = {"status_code": 200, "body": {"choices": [{"message": {"content": "x"}}], "usage": {"completion_tokens": 3}}}
+    body = (json.dumps({"custom_id": "a", "response": ok}) + "\n").encode()
+    assert check_batch_output(body, ["a"]) == [3]
+    with pytest.raises(ResponseInvalid, match="^batch output missing 1 of 2 lines$"):
+        check_batch_output(body, ["a", "b"])
