@@ -55,11 +55,11 @@ METRICS_TABLE = [
     {"key": "name", "title": "Name"},
     {"key": "unit", "title": "Unit"},
     {"key": "count", "title": "# Samples"},
-    *({"key": key, "title": key, "round": 1} for _, key in PERCENTILES),
-    {"key": "avg", "title": "Average", "round": 1},
-    {"key": "min", "title": "Min", "round": 1},
-    {"key": "max", "title": "Max", "round": 1},
-]
+    *({"key": key, "title": key} for _, key in PERCENTILES),
+    {"key": "avg", "title": "Average"},
+    {"key": "min", "title": "Min"},
+    {"key": "max", "title": "Max"},
+]  # no "round" option: the UI would turn an empty (None) cell into 0; rows come rounded instead
 # Not "name": Locust's table sorts rows by their "name" field, and the figures have a deliberate order.
 SUMMARY_TABLE = [{"key": "figure", "title": "Figure"}, {"key": "value", "title": "Value"}]
 
@@ -83,12 +83,19 @@ def _metric_row(entry: StatsEntry) -> dict[str, Any]:
         "unit": UNITS.get(entry.method or "", "ms"),
         "count": entry.num_requests,
     }
+    if not has_samples:  # e.g. just after a reset: empty cells, not zeros
+        return row | dict.fromkeys([key for _, key in PERCENTILES] + ["avg", "min", "max"])
     for fraction, key in PERCENTILES:
-        row[key] = _percentile(entry, fraction) if has_samples else None
-    row["avg"] = entry.avg_response_time if has_samples else None
-    row["min"] = entry.min_response_time if has_samples else None
-    row["max"] = entry.max_response_time if has_samples else None
+        row[key] = _for_display(_percentile(entry, fraction))
+    row["avg"] = _for_display(entry.avg_response_time)
+    row["min"] = _for_display(entry.min_response_time)
+    row["max"] = _for_display(entry.max_response_time)
     return row
+
+
+def _for_display(value: float | None) -> float | None:
+    """Two decimals below 10 (sub-millisecond ITL on a fast target), one above."""
+    return None if value is None else round(value, 2 if abs(value) < 10 else 1)
 
 
 def _percentile(entry: StatsEntry, fraction: float) -> float:
@@ -176,6 +183,14 @@ def install(environment: Environment) -> None:
 
     web_ui.app.register_blueprint(blueprint)
 
+    # The UI's "Reset stats" clears Locust's rows; the LLM tabs must restart with them. (The event
+    # carries no environment, hence the closure.) On a master this resets the merged totals, as for
+    # Locust's own rows: workers only ever send what accumulated since their last report.
+    def reset_llm_stats(**_kwargs: Any) -> None:
+        reset_llm(environment)
+
+    environment.events.reset_stats.add_listener(reset_llm_stats)
+
     @web_ui.app.after_request
     def add_llm_rows(response: Response) -> Response:
         if request.endpoint != LOCUST_STATS_ENDPOINT or response.status_code != 200 or not response.is_json:
@@ -187,7 +202,7 @@ def install(environment: Environment) -> None:
         return response
 
 
-# --- loadgate.llm_stats (helper "traffic"'s module) is read only through these three functions ---
+# --- loadgate.llm_stats (helper "traffic"'s module) is used only through these functions ---
 
 
 def _llm_stats_module() -> Any:
@@ -208,6 +223,14 @@ def llm_summary(environment: Environment) -> Mapping[str, Any]:
     """The scalar LLM figures, as written to PREFIX_llm_summary.json."""
     module = _llm_stats_module()
     return module.llm_summary(environment) if module else {}
+
+
+def reset_llm(environment: Environment) -> None:
+    """Restart the LLM figures (rows, counters and the measurement window) from now."""
+    module = _llm_stats_module()
+    llm = module.get(environment) if module else None
+    if llm is not None:
+        llm.reset()
 
 
 def write_llm_csv(environment: Environment, writer: Any) -> None:

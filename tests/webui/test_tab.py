@@ -184,3 +184,23 @@ def test_routes_follow_web_base_path(monkeypatch, tmp_path):
         assert client.get("/stats/llm/csv").status_code == 404
     finally:
         environment.runner.quit()
+
+
+def test_reset_stats_button_restarts_the_llm_tabs_too(ui_env):
+    _, llm, client = ui_env
+    llm.log("TTFT", STREAM, 100)
+    llm.counters.output_tokens = 50
+    assert client.post("/stats/reset").get_data(as_text=True) == "ok"
+    payload = stats_payload(client)
+    (row,) = tab_rows(payload, "llm_metrics")  # the row stays, emptied, as Locust's own rows do
+    assert (row["count"], row["p50"], row["avg"], row["max"]) == (0, None, None, None)
+    summary = {row["figure"]: row["value"] for row in tab_rows(payload, "llm_summary")}
+    assert summary["Output tokens (total)"] == "0"
+
+
+def test_small_values_keep_two_decimals_and_the_ui_does_no_rounding(ui_env):
+    _, llm, client = ui_env
+    llm.log("ITL", STREAM, 1.234)
+    (row,) = tab_rows(stats_payload(client), "llm_metrics")
+    assert (row["p50"], row["avg"], row["min"], row["max"]) == (1.23, 1.23, 1.23, 1.23)
+    assert all("round" not in column for column in webui.METRICS_TABLE)  # it would show None as 0
