@@ -8,6 +8,7 @@ that disagrees with the history's last totals (reported; the newer figures win).
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from dataclasses import dataclass, field
@@ -144,7 +145,7 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
             _reconcile(run, run.histories[kind], llm_path if kind == "llm" else stats_path)
     failures_path = f"{prefix}_failures.csv"
     if Path(failures_path).is_file():
-        run.failures = _read_csv(failures_path, FAILURE_COLUMNS)
+        run.failures = _read_csv(failures_path, FAILURE_COLUMNS, numeric=False)
     if meta and meta.get("final_stats_written") is False:
         run.notes.append(f"{meta_source}: final_stats_written is false: the run's last second may be missing")
     return run
@@ -195,36 +196,61 @@ def _summary_row(path: str) -> Row:
     return Row("", LLM_ROW, path, 0, figures)
 
 
-def _read_csv(path: str, required: list[str]) -> pd.DataFrame:
+TEXT_COLUMNS = ("Type", "Name", "Method", "Error", "First Seen", "Last Seen")
+
+
+def _read_csv(path: str, required: list[str], numeric: bool = True) -> pd.DataFrame:
+    """A Locust CSV: text columns as exact strings (a name "NaN" stays "NaN"), the others parsed as numbers
+    natively, with only "N/A" as missing; a column that does not parse is reported by ``_check_numbers``."""
+    header = _header(path)
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise GateInputError(path, 1, f"missing column {missing[0]!r}", ",".join(header)[:200],
+                             "pass the PREFIX of Locust's --csv output (files PREFIX_stats.csv etc.)")
+    numbers = [c for c in header if c not in TEXT_COLUMNS] if numeric else []
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
-    except pd.errors.EmptyDataError:
-        raise GateInputError(path, None, "empty CSV file (no header)", "0 bytes",
-                             "re-run Locust; the run was probably killed before writing stats") from None
+        frame = pd.read_csv(path, encoding="utf-8", keep_default_na=False, na_values={c: ["N/A"] for c in numbers},
+                            dtype={c: str for c in header if c not in numbers})
     except UnicodeDecodeError as error:
         raise GateInputError(path, None, "CSV is not UTF-8", str(error), "re-run Locust with a UTF-8 locale") from None
-    except (pd.errors.ParserError, OSError) as error:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as error:
         raise GateInputError(path, None, "malformed CSV", str(error).strip(), "re-run Locust to rewrite it") from None
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise GateInputError(path, 1, f"missing column {missing[0]!r}", ",".join(frame.columns)[:200],
-                             "pass the PREFIX of Locust's --csv output (files PREFIX_stats.csv etc.)")
+    _check_numbers(frame, path, numbers)
     return frame
 
 
-def _numeric(frame: pd.DataFrame, path: str, columns: list[str]) -> pd.DataFrame:
-    """Columns as floats, "N/A" as NaN; any other non-number is a malformed file (exit 2)."""
-    out = pd.DataFrame(index=frame.index)
+def _header(path: str) -> list[str]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError as error:
+        raise GateInputError(path, None, "CSV is not UTF-8", str(error), "re-run Locust with a UTF-8 locale") from None
+    except OSError as error:
+        raise GateInputError(path, None, "cannot read CSV", error.strerror or str(error), "check the path") from None
+    if not header:
+        raise GateInputError(path, None, "empty CSV file (no header)", "0 bytes",
+                             "re-run Locust; the run was probably killed before writing stats")
+    return header
+
+
+def _check_numbers(frame: pd.DataFrame, path: str, columns: list[str]) -> None:
+    """Fail on any non-number (exit 2); "N/A" is allowed except in counts. Slow path only on a bad column."""
     for column in columns:
-        raw = frame[column]
-        values = pd.to_numeric(raw, errors="coerce")
-        bad = values.isna() & ((raw != "N/A") | (column in COUNT_COLUMNS))
-        if bad.any():
-            index = bad.idxmax()
-            raise GateInputError(path, int(index) + 2, f"column {column!r} is not a number", raw[index],
-                                 "re-run Locust to rewrite the file (was it truncated or hand-edited?)")
-        out[column] = values
-    return out
+        values = frame[column]
+        is_count = column in COUNT_COLUMNS
+        if values.dtype.kind in "if":
+            if not (is_count and values.isna().any()):
+                continue
+            bad = values.isna()  # "N/A" or a missing field in a count
+        else:
+            bad = pd.to_numeric(values, errors="coerce").isna() & (values.astype(str).ne("N/A") | is_count)
+            if not bad.any():
+                continue
+        index = int(bad.to_numpy().argmax())
+        got = values.iat[index]
+        raise GateInputError(path, index + 2, f"column {column!r} is not a number",
+                             "" if got is None or got != got else str(got),
+                             "re-run Locust to rewrite the file (was it truncated or hand-edited?)")
 
 
 def _percentile_columns(frame: pd.DataFrame) -> list[str]:
@@ -232,9 +258,9 @@ def _percentile_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def _rows_from_stats(path: str) -> dict[str, Row]:
-    frame = _read_csv(path, ["Type", "Name", *STATS_COLUMNS.values()])
+    numbers = _read_csv(path, ["Type", "Name", *STATS_COLUMNS.values()])
+    frame = numbers
     percentiles = _percentile_columns(frame)
-    numbers = _numeric(frame, path, [*STATS_COLUMNS.values(), *percentiles])
     rows: dict[str, Row] = {}
     for index, (type_, name) in enumerate(zip(frame["Type"], frame["Name"], strict=True)):
         figures: dict[str, float | None] = {}
@@ -265,17 +291,16 @@ def _value(number: float) -> float | None:
 
 
 def _load_history(path: str, reset_at: float | None) -> History:
-    frame = _read_csv(path, HISTORY_COLUMNS)
-    percentiles = _percentile_columns(frame)
-    numbers = _numeric(frame, path, ["Timestamp", "Requests/s", "Failures/s", *HISTORY_TOTALS.values(), *percentiles])
-    numbers["key"] = [name if not type_ else f"{type_} {name}" for type_, name in zip(frame["Type"], frame["Name"], strict=True)]
+    numbers = _read_csv(path, HISTORY_COLUMNS)
     if reset_at is not None:
         # Timestamps are whole seconds; a row stamped floor(reset_at) may predate the reset.
         numbers = numbers[numbers["Timestamp"] > math.floor(reset_at)]
+    frames: dict[str, pd.DataFrame] = {}
+    for (type_, name), group in numbers.groupby(["Type", "Name"], sort=False):
+        frames[name if not type_ else f"{type_} {name}"] = group.sort_values("Timestamp", kind="stable")
     # Locust writes per-row history, with windowed percentiles for every row, only with --csv-full-history;
     # without it only Aggregated rows exist and their percentiles are cumulative since the (re)start.
-    windowed = bool((numbers["key"] != AGGREGATED).any()) or path.endswith("_llm_stats_history.csv")
-    frames = {key: group.sort_values("Timestamp", kind="stable") for key, group in numbers.groupby("key", sort=False)}
+    windowed = any(key != AGGREGATED for key in frames) or path.endswith("_llm_stats_history.csv")
     return History(path, windowed, frames)
 
 
