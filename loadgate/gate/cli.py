@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def judge(args: argparse.Namespace) -> Evaluation:
     config = load_config(args.thresholds)
+    if not config.thresholds and not args.baseline:
+        raise GateInputError(args.thresholds, "regression", "the file has only regression rules and no --baseline "
+                             "was given, so there is nothing to judge", "no --baseline",
+                             "pass --baseline BASE_PREFIX (a previous run's --csv prefix) or add 'thresholds:'")
     run = load_run(args.prefix, config.warmup_s)
     baseline = load_run(args.baseline, config.warmup_s, role="baseline run") if args.baseline else None
     return evaluate(config, run, baseline)
