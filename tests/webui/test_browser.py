@@ -11,18 +11,16 @@ import csv
 import io
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from loadgate.embedded import LoopbackEndpoint, port_is_free
 
-REPO = Path(__file__).resolve().parents[2]
+from .support import REPO, clean_env, free_port, stop, wait_for_log
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -50,46 +48,14 @@ def _require_browser():
         pytest.skip(missing)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_log(log: Path, pattern: str, process: subprocess.Popen, timeout_s: float) -> re.Match:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        if match := re.search(pattern, text):
-            return match
-        if process.poll() is not None:
-            pytest.fail(f"locust exited with {process.returncode} before {pattern!r}:\n{text[-3000:]}")
-        time.sleep(0.1)
-    pytest.fail(f"no {pattern!r} in locust's log within {timeout_s}s:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # Locust's graceful shutdown: fires `quitting`
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    return process.returncode
-
-
 @pytest.fixture
 def locust_no_args(tmp_path):
     _require_browser()
     web_port, target_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "LOADGATE_"))}
-    env.pop("OPENAI_API_KEY", None)
-    env.update(
+    env = clean_env(
         LOCUST_WEB_PORT=str(web_port),
         LOCUST_WEB_HOST="127.0.0.1",
         LOCUST_HOST=f"http://127.0.0.1:{target_port}",
-        PYTHONUNBUFFERED="1",
     )
     log = tmp_path / "locust.log"
     with log.open("w") as out:

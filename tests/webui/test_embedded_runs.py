@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +12,9 @@ import pytest
 
 from loadgate.embedded import EXIT_EMBEDDED_TARGET, EmbeddedTargets, LoopbackEndpoint, port_is_free
 
-REPO = Path(__file__).resolve().parents[2]
+from .support import REPO, clean_env, free_port
+
 LOCUSTFILE = Path(__file__).with_name("health_locustfile.py")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def health_status(url: str) -> int:
@@ -33,11 +26,10 @@ def health_status(url: str) -> int:
 
 def run_locust(tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 40):
     """A headless Locust run from an empty folder (no locust.conf), loadgate importable."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "LOADGATE_"))}
-    clean.update(PYTHONPATH=str(REPO), **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--json", *args],
-        cwd=tmp_path, env=clean, capture_output=True, text=True, timeout=timeout,
+        cwd=tmp_path, env=clean_env(PYTHONPATH=str(REPO), **(env or {})), capture_output=True, text=True,
+        timeout=timeout,
     )
 
 

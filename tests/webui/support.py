@@ -1,0 +1,53 @@
+"""Helpers shared by the web UI tests: free ports, a clean environment, Locust subprocess handling."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without Locust/loadgate settings or an API key, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "LOADGATE_"))}
+    env.pop("OPENAI_API_KEY", None)
+    env.update(PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def wait_for_log(log: Path, pattern: str, process: subprocess.Popen, timeout_s: float) -> re.Match:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if match := re.search(pattern, text):
+            return match
+        if process.poll() is not None:
+            pytest.fail(f"locust exited with {process.returncode} before {pattern!r}:\n{text[-3000:]}")
+        time.sleep(0.1)
+    pytest.fail(f"no {pattern!r} in locust's log within {timeout_s}s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> int:
+    """Locust's graceful shutdown (SIGTERM fires `quitting` and `quit`), killed if it hangs."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return process.returncode
