@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent
 from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
@@ -35,6 +36,7 @@ EXIT_EMBEDDED_TARGET = 3
 
 PROFILES_DIR = Path(__file__).parent / "mock" / "profiles"
 HEALTH_TIMEOUT_S = 10.0
+WATCHDOG_INTERVAL_S = 0.5
 _STATE_ATTR = "_loadgate_embedded_targets"
 _LIVE: weakref.WeakSet[EmbeddedTargets] = weakref.WeakSet()
 
@@ -152,6 +154,7 @@ class EmbeddedTargets:
     def __init__(self) -> None:
         self._owner_pid = os.getpid()  # a forked child must never stop its parent's mock
         self._started: dict[LoopbackEndpoint, Any] = {}
+        self._watchdogs: dict[LoopbackEndpoint, gevent.Greenlet] = {}
         _LIVE.add(self)
 
     def ensure(self, host_url: str | None, mode: str, config: str | None) -> str | None:
@@ -166,9 +169,12 @@ class EmbeddedTargets:
                     "use e.g. --host http://127.0.0.1:8000, or --embedded-target auto/off"
                 )
             return None
-        running = self._started.get(endpoint)
-        if running is not None and _is_alive(running):
-            return endpoint.url
+        running = self._started.pop(endpoint, None)
+        if running is not None:
+            if running.returncode is None:
+                self._started[endpoint] = running
+                return endpoint.url
+            running.stop()  # died earlier (the watchdog said so): clean up, then start afresh
         if not port_is_free(endpoint):
             if mode == "on":
                 raise EmbeddedTargetError(
@@ -192,6 +198,7 @@ class EmbeddedTargets:
             mock.stop()
             raise EmbeddedTargetError(f"embedded target on {endpoint.url} failed to start: {error}") from error
         self._started[endpoint] = mock
+        self._watchdogs[endpoint] = gevent.spawn(_watch, endpoint, mock)
         logger.info(
             "loadgate: embedded target started at %s (config: %s, pid %s)",
             endpoint.url,
@@ -203,14 +210,27 @@ class EmbeddedTargets:
     def stop_all(self) -> None:
         if os.getpid() != self._owner_pid:
             return
+        gevent.killall(list(self._watchdogs.values()))
+        self._watchdogs.clear()
         while self._started:
             endpoint, mock = self._started.popitem()
             mock.stop()
             logger.info("loadgate: embedded target at %s stopped", endpoint.url)
 
 
-def _is_alive(mock: Any) -> bool:
-    return mock.returncode is None
+def _watch(endpoint: LoopbackEndpoint, mock: Any) -> None:
+    """Say so at once if the target dies mid-run, rather than leave only a wall of connection errors."""
+    while mock.returncode is None:
+        gevent.sleep(WATCHDOG_INTERVAL_S)
+    last_words = mock.stderr().strip().splitlines()[-1:] or ["(no stderr)"]
+    # Code 0 is a graceful stop: a signal reached it directly (e.g. Ctrl-C hits the whole process group).
+    logger.log(
+        logging.WARNING if mock.returncode == 0 else logging.ERROR,
+        "loadgate: embedded target at %s exited unexpectedly (code %s): %s; requests to it now fail",
+        endpoint.url,
+        mock.returncode,
+        last_words[0],
+    )
 
 
 def _display(host_url: str | None) -> str:

@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,17 +68,25 @@ def test_ensure_starts_the_real_mock_once_and_stop_all_frees_the_port(caplog):
 
 
 @pytest.mark.timeout(30)
-def test_a_dead_target_is_started_again():
+def test_a_target_that_dies_is_reported_at_once_and_started_again_at_the_next_test_start(caplog):
     port = free_port()
     targets = EmbeddedTargets()
+    caplog.set_level(logging.INFO, logger="loadgate.embedded")
     try:
         url = targets.ensure(f"http://127.0.0.1:{port}", "on", None)
         (mock,) = targets._started.values()
-        mock.stop()
+        mock.proc.kill()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(r.levelname == "ERROR" for r in caplog.records):
+            time.sleep(0.1)  # gevent-patched: lets the watchdog greenlet run
+        (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert error.startswith(f"loadgate: embedded target at {url} exited unexpectedly (code -9): ")
+        assert error.endswith("; requests to it now fail")
         assert targets.ensure(url, "on", None) == url
         assert health_status(url) == 200
     finally:
         targets.stop_all()
+    assert [r.levelname for r in caplog.records].count("ERROR") == 1  # a deliberate stop is not an error
 
 
 @pytest.mark.timeout(60)
