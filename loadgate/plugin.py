@@ -28,7 +28,7 @@ from gevent.lock import Semaphore
 from locust import TaskSet, events, tag, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 import loadgate
 import loadgate.embedded  # noqa: F401  (registers the embedded-target listeners)
@@ -58,6 +58,7 @@ class RunState:
     models_lock: Semaphore = field(default_factory=Semaphore)
     warmup_greenlet: Any = None
     writer_greenlet: Any = None
+    flushed: set[str] = field(default_factory=set)
 
 
 def state(environment: Any) -> RunState:
@@ -95,6 +96,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         _fail_setup(str(e))
         return
     _apply_class_weights(environment, st.settings)
+    _register_flush_messages(environment)
     options = environment.parsed_options
     prefix = getattr(options, "csv_prefix", None) if options else None
     if prefix and not isinstance(environment.runner, WorkerRunner):
@@ -143,6 +145,12 @@ def _end_warmup(environment: Any) -> None:
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Any, **_kw: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner._send_stats()  # the final report goes out before "client_stopped" (Locust sends it after)
+        return
+    if isinstance(runner, MasterRunner):
+        _flush_workers(environment)
     st = state(environment)
     st.llm.window_end = time.time()
     if st.warmup_greenlet is not None:
@@ -154,6 +162,48 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
             "loadgate: %d responses carried no usage: their output tokens were counted from content events "
             "(usage source 'counted' in _llm_summary.json)", st.llm.counters.usage_counted,
         )
+
+
+# -- exact final counts with workers -----------------------------------------------------------------
+#
+# A headless master quits by sending "quit" and waiting a fixed 0.5 s for the workers' last reports;
+# a worker whose users take longer to stop (--stop-timeout) reports too late and its last requests
+# are lost. So before the master quits, it asks every running worker to stop its users and report
+# (custom message "loadgate_flush"), and waits for each "loadgate_flushed" answer.
+
+FLUSH, FLUSHED = "loadgate_flush", "loadgate_flushed"
+
+
+def _register_flush_messages(environment: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        def on_flush(environment: Any, msg: Any, **_kw: Any) -> None:
+            runner.stop()  # fires test_stop, which sends the final report (below)
+            runner.send_message(FLUSHED)
+
+        runner.register_message(FLUSH, on_flush)
+    elif isinstance(runner, MasterRunner):
+        def on_flushed(environment: Any, msg: Any, **_kw: Any) -> None:
+            state(environment).flushed.add(msg.node_id)
+
+        runner.register_message(FLUSHED, on_flushed)
+
+
+def _flush_workers(environment: Any) -> None:
+    runner = environment.runner
+    running = [c.id for c in runner.clients.all if c.state in (STATE_RUNNING, STATE_SPAWNING)]
+    if not running:
+        return  # a web UI stop already waited for the workers
+    st = state(environment)
+    st.flushed = set()
+    for client_id in running:
+        runner.send_message(FLUSH, client_id=client_id)
+    deadline = time.monotonic() + (environment.stop_timeout or 0) + 10
+    while not st.flushed.issuperset(running) and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    if not st.flushed.issuperset(running):
+        logger.warning("loadgate: %d worker(s) did not send their final report in time; their last requests "
+                       "may be missing", len(set(running) - st.flushed))
 
 
 @events.report_to_master.add_listener

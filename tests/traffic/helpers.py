@@ -57,3 +57,46 @@ def read_truth(path: Path) -> list[dict]:
 def http_truth(rows: list[dict]) -> list[dict]:
     """Truth rows of real HTTP requests (job rows are summaries, not requests)."""
     return [r for r in rows if not str(r["path"]).startswith("job:")]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def locust_env(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
+    env.pop("OPENAI_API_KEY", None)
+    env.update(extra or {})
+    return env
+
+
+def run_distributed(tmp: Path, host: str, workers: int, *args: str, users: int = 4, run_time: str = "5s",
+                    timeout: float = 90) -> tuple[subprocess.CompletedProcess, list[str], str]:
+    """A headless master plus `workers` worker processes on a free loopback port."""
+    port = free_port()
+    prefix = str(tmp / "run")
+    common = [sys.executable, "-m", "locust", "-f", LOCUSTFILE]
+    worker_procs = [
+        subprocess.Popen([*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                         cwd=REPO, env=locust_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(workers)
+    ]
+    try:
+        master = subprocess.run(
+            [*common, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+             "--expect-workers", str(workers), "--headless", "-u", str(users), "-r", str(users), "-t", run_time,
+             "--host", host, "--csv", prefix, "--think-time", "0.05-0.1", "--poll-interval", "0.1s",
+             "--stop-timeout", "3", "--only-summary", *args],
+            cwd=REPO, env=locust_env(), capture_output=True, text=True, timeout=timeout,
+        )
+        worker_errors = [w.communicate(timeout=30)[1] for w in worker_procs]
+    finally:
+        for w in worker_procs:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    return master, worker_errors, prefix

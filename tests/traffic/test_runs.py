@@ -9,7 +9,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import TEST_KEY, http_truth, mock_config, read_failures, read_rows, read_truth, run_locust
+from helpers import (
+    TEST_KEY,
+    free_port,
+    http_truth,
+    mock_config,
+    read_failures,
+    read_rows,
+    read_truth,
+    run_distributed,
+    run_locust,
+)
 
 CHAT = "POST /v1/chat/completions"
 ALL_CLASS_ROWS = {
@@ -236,3 +246,46 @@ def test_bad_prompt_file_exits_2_naming_file_and_line(tmp_path: Path):
     proc, _ = run_locust(tmp_path, "http://127.0.0.1:9", "--prompt-file", str(prompts), run_time="1s")
     assert proc.returncode == 2
     assert f"loadgate: error: {prompts}:2: 'messages' must be a non-empty list (or give 'prompt')" in proc.stderr
+
+
+@pytest.mark.timeout(120)
+def test_master_and_two_workers_merge_http_and_llm_stats(tmp_path: Path, mock_server):
+    truth_log = tmp_path / "truth.jsonl"
+    mock = mock_server(config=mock_config(), truth_log=truth_log)
+    master, worker_errors, prefix = run_distributed(
+        tmp_path, mock.url, 2, "--models", "loadgate-small", "--chat-weight", "3", "--batch-weight", "1",
+        "--models-weight", "1", users=6, run_time="5s",
+    )
+    mock.stop()
+    assert master.returncode == 0, master.stderr[-3000:]
+    assert not any("Traceback" in e for e in worker_errors), worker_errors
+    rows = read_rows(f"{prefix}_stats.csv")
+    assert_aggregated_is_sum(rows)
+    truth = read_truth(truth_log)
+    assert_counts_match_truth(rows, truth)
+    llm = read_rows(f"{prefix}_llm_stats.csv")
+    expected = truth_metrics(truth)
+    assert int(llm["TTFT /v1/chat/completions [stream]"]["Request Count"]) == len(expected["TTFT"]) > 0
+    assert int(llm["ITL /v1/chat/completions [stream]"]["Request Count"]) == len(expected["ITL"])
+    summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
+    assert summary["completed_requests"] == len([t for t in truth if t["path"] == "/v1/chat/completions"])
+    meta = json.loads(Path(f"{prefix}_loadgate.json").read_text())
+    assert (meta["run_mode"], meta["workers"], meta["final_stats_written"]) == ("master", 2, True)
+
+
+@pytest.mark.timeout(90)
+def test_processes_mode_counts_every_request(tmp_path: Path, mock_server):
+    truth_log = tmp_path / "truth.jsonl"
+    mock = mock_server(config=mock_config(), truth_log=truth_log)
+    port = str(free_port())
+    proc, prefix = run_locust(
+        tmp_path, mock.url, "--processes", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+        "--master-port", port, "--models", "loadgate-small", "--stop-timeout", "3", users=4, run_time="4s",
+        user_classes=("ChatUser",),
+    )
+    mock.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_rows(f"{prefix}_stats.csv")
+    assert_counts_match_truth(rows, read_truth(truth_log))
+    meta = json.loads(Path(f"{prefix}_loadgate.json").read_text())
+    assert (meta["run_mode"], meta["workers"]) == ("processes", 2)
