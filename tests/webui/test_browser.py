@@ -138,3 +138,15 @@ def test_web_ui_runs_from_the_form_and_fills_request_rows_and_llm_tabs(locust_no
     assert stop(process) == 0, log.read_text(errors="replace")[-3000:]
     assert "embedded target at " + target + " stopped" in log.read_text()
     assert port_is_free(LoopbackEndpoint("127.0.0.1", target_port))  # the mock went with locust
+
+
+def test_missing_browser_skips_unless_required(monkeypatch):
+    from . import test_browser
+
+    monkeypatch.setattr(test_browser, "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.delenv("LOADGATE_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="/nonexistent/chromium is missing"):
+        test_browser._require_browser()
+    monkeypatch.setenv("LOADGATE_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="LOADGATE_REQUIRE_BROWSER=1 but /nonexistent/chromium is missing"):
+        test_browser._require_browser()
