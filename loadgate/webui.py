@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,6 +20,8 @@ from flask import Blueprint, Response, make_response, request
 from locust import events
 from locust.env import Environment
 from locust.stats import RequestStats, StatsEntry
+
+from loadgate import llm_stats
 
 METRICS_TAB = "llm_metrics"
 SUMMARY_TAB = "llm_summary"
@@ -128,7 +131,7 @@ def _format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:,.3f}".rstrip("0").rstrip(".") if value == value else "n/a"
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if math.isfinite(value) else "n/a"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, Mapping | list | tuple):
@@ -202,42 +205,29 @@ def install(environment: Environment) -> None:
         return response
 
 
-# --- loadgate.llm_stats (helper "traffic"'s module) is used only through these functions ---
-
-
-def _llm_stats_module() -> Any:
-    try:
-        from loadgate import llm_stats  # late: the web UI must come up even if LLM stats are absent
-    except ImportError:
-        return None
-    return llm_stats
+# --- loadgate.llm_stats is used only through these functions ---
 
 
 def llm_request_stats(environment: Environment) -> RequestStats | None:
     """The LLM RequestStats holding this runner's totals (merged from workers on a master)."""
-    module = _llm_stats_module()
-    return module.get_llm_stats(environment) if module else None
+    return llm_stats.get_llm_stats(environment)
 
 
 def llm_summary(environment: Environment) -> Mapping[str, Any]:
     """The scalar LLM figures, as written to PREFIX_llm_summary.json."""
-    module = _llm_stats_module()
-    return module.llm_summary(environment) if module else {}
+    return llm_stats.llm_summary(environment)
 
 
 def reset_llm(environment: Environment) -> None:
     """Restart the LLM figures (rows, counters and the measurement window) from now."""
-    module = _llm_stats_module()
-    llm = module.get(environment) if module else None
+    llm = llm_stats.get(environment)
     if llm is not None:
         llm.reset()
 
 
 def write_llm_csv(environment: Environment, writer: Any) -> None:
     """The LLM rows in PREFIX_llm_stats.csv's layout (Locust's _stats.csv columns, no Aggregated row)."""
-    module = _llm_stats_module()
-    if module:
-        module.write_llm_stats_csv(environment, writer)
+    llm_stats.write_llm_stats_csv(environment, writer)
 
 
 @events.init.add_listener
