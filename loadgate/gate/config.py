@@ -48,12 +48,12 @@ class SlaConfig:
         return self.thresholds + self.regression
 
 
-def load_config(path: str | Path) -> SlaConfig:
+def load_config(path: str | Path, option: str = "--thresholds") -> SlaConfig:
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise GateInputError(name, None, "threshold file not found", name, "pass --thresholds FILE") from None
+        raise GateInputError(name, None, "threshold file not found", name, f"pass {option} FILE") from None
     except (OSError, UnicodeDecodeError) as error:
         raise GateInputError(name, None, "cannot read threshold file", str(error), "check the path") from None
     return parse_config(text, name)

@@ -52,6 +52,11 @@ FAILURE_COLUMNS = ["Method", "Name", "Error", "Occurrences"]
 COUNT_COLUMNS = ("Request Count", "Failure Count", "Total Request Count", "Total Failure Count", "Timestamp")
 
 
+def row_key(type_: str, name: str) -> str:
+    """How a threshold file names a row: "Type Name", or the Name alone for a row without Type (Aggregated)."""
+    return name if not type_ else f"{type_} {name}"
+
+
 @dataclass
 class Row:
     """One gated row: whole-run figures keyed by metric name ("avg", "rps", "95%"...); None means N/A."""
@@ -64,7 +69,7 @@ class Row:
 
     @property
     def key(self) -> str:
-        return self.name if not self.type else f"{self.type} {self.name}"
+        return row_key(self.type, self.name)
 
     @property
     def unit(self) -> str:
@@ -268,7 +273,7 @@ def _rows_from_stats(path: str) -> dict[str, Row]:
             figures[metric] = _value(numbers[column].iat[index])
         for column in percentiles:
             figures[column] = _value(numbers[column].iat[index])
-        _derive(figures)
+        derive_figures(figures)
         row = Row(type_, name, path, index + 2, figures)
         if row.key in rows:
             raise GateInputError(path, index + 2, "duplicate row", row.key, "re-run Locust to rewrite the file")
@@ -276,7 +281,7 @@ def _rows_from_stats(path: str) -> dict[str, Row]:
     return rows
 
 
-def _derive(figures: dict[str, float | None]) -> None:
+def derive_figures(figures: dict[str, float | None]) -> None:
     """fail_ratio from the counts; a row without requests has no latency or rate figures at all."""
     requests, failures = figures.get("requests") or 0, figures.get("failures") or 0
     figures["fail_ratio"] = failures / requests if requests else None
@@ -297,7 +302,7 @@ def _load_history(path: str, reset_at: float | None) -> History:
         numbers = numbers[numbers["Timestamp"] > math.floor(reset_at)]
     frames: dict[str, pd.DataFrame] = {}
     for (type_, name), group in numbers.groupby(["Type", "Name"], sort=False):
-        frames[name if not type_ else f"{type_} {name}"] = group.sort_values("Timestamp", kind="stable")
+        frames[row_key(type_, name)] = group.sort_values("Timestamp", kind="stable")
     # Locust writes per-row history, with windowed percentiles for every row, only with --csv-full-history;
     # without it only Aggregated rows exist and their percentiles are cumulative since the (re)start.
     windowed = any(key != AGGREGATED for key in frames) or path.endswith("_llm_stats_history.csv")
@@ -324,7 +329,7 @@ def _reconcile(run: RunData, history: History, stats_path: str) -> None:
             if not history.windowed:
                 for column in row.percentile_columns():
                     row.figures[column] = _value(last.get(column, float("nan")))
-            _derive(row.figures)
+            derive_figures(row.figures)
             kept = "rps, fail_rps" + ("" if not history.windowed else " and percentiles")
             run.notes.append(f"{said}; using the history's newer totals; {kept} stay from the CSV")
         else:

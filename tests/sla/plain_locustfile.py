@@ -1,6 +1,7 @@
 """Plain Locust users for the gate's tests (no loadgate plugin): rows with known shapes.
 
-SLA_TEST_USERS picks the classes: "mixed" (default), "phase" (only /phase), "idle" (no requests).
+SLA_TEST_USERS picks the class: "mixed" (default), "fast" (only /fast), "phase" (only /phase), "idle" (no
+requests).
 """
 
 import os
@@ -32,6 +33,14 @@ class MixedUser(HttpUser):
                                              response_length=0, exception=None, context={})
 
 
+class FastUser(HttpUser):
+    wait_time = constant(0.02)
+
+    @task
+    def fast(self) -> None:
+        self.client.get("/fast")
+
+
 class PhaseUser(HttpUser):
     wait_time = constant(0.02)
 
@@ -48,6 +57,7 @@ class IdleUser(User):
         time.sleep(0.01)
 
 
-_CLASSES = {"mixed": [MixedUser], "phase": [PhaseUser], "idle": [IdleUser]}[os.environ.get("SLA_TEST_USERS", "mixed")]
-for _cls in {MixedUser, PhaseUser, IdleUser} - set(_CLASSES):
+_ALL = {"mixed": MixedUser, "fast": FastUser, "phase": PhaseUser, "idle": IdleUser}
+_CLASSES = [_ALL[os.environ.get("SLA_TEST_USERS", "mixed")]]
+for _cls in set(_ALL.values()) - set(_CLASSES):
     _cls.abstract = True

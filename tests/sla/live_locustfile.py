@@ -1,0 +1,5 @@
+"""The test users with the live SLA plugin loaded (and nothing else of loadgate)."""
+
+from plain_locustfile import FastUser, IdleUser, MixedUser, PhaseUser  # noqa: F401
+
+import loadgate.live_sla  # noqa: F401
