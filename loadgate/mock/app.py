@@ -40,6 +40,7 @@ class MockServer:
         self.engine = Engine(config.capacity, self.rng)
         self.limiter = RateLimiter(config.rate_limits) if config.rate_limits.enabled else None
         self.truth_log = truth_log
+        self.pick_fault = config.faults.pick if config.faults.any_request_fault else None
         self.started = int(time.time())
         from .jobs import JobStore  # jobs builds on this module's helpers
 
@@ -121,7 +122,7 @@ class MockServer:
         chat = await self.read_chat(request, exchange)
         plan = self.engine.plan(self.config.models[chat.model], chat.max_tokens)
         headers = self.rate_limit(request, chat.prompt_tokens, plan, chat.max_tokens)
-        fault = exchange.fault = self.config.faults.pick(self.rng)
+        fault = exchange.fault = self.pick_fault(self.rng) if self.pick_fault else None
         if fault == "error_5xx":
             raise server_error(self.config.faults.error_5xx_status)
         entry = self.engine.slots.try_enter()
@@ -153,8 +154,8 @@ class MockServer:
         await self.engine.generate(plan)
         if fault == "stall":
             await asyncio.sleep(self.config.faults.stall_seconds)
-        body = protocol.completion(exchange.request_id, int(time.time()), plan, chat.prompt_tokens, self.config.usage)
-        data = json.dumps(body).encode()
+        data = protocol.completion_bytes(exchange.request_id, int(time.time()), plan, chat.prompt_tokens,
+                                         self.config.usage)
         exchange.completion_tokens = plan.tokens
         if fault in ("cut", "malformed_chunk"):
             return await self._broken_body(request, exchange, data, headers, fault)

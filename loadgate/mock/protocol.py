@@ -67,6 +67,25 @@ def completion(request_id: str, created: int, plan: Plan, prompt_tokens: int, wi
     return body
 
 
+@lru_cache(maxsize=4096)
+def _json_string(text: str) -> str:
+    return json.dumps(text)
+
+
+def completion_bytes(request_id: str, created: int, plan: Plan, prompt_tokens: int, with_usage: bool) -> bytes:
+    """`completion()` encoded from a template (the non-streaming hot path); same JSON, no dict round-trip."""
+    usage_part = ""
+    if with_usage:
+        usage_part = (f',"usage":{{"prompt_tokens":{prompt_tokens},"completion_tokens":{plan.tokens},'
+                      f'"total_tokens":{prompt_tokens + plan.tokens}}}')
+    return (
+        f'{{"id":"{request_id}","object":"chat.completion","created":{created},"model":{_json_string(plan.model.id)},'
+        f'"system_fingerprint":"{FINGERPRINT}","choices":[{{"index":0,"message":{{"role":"assistant",'
+        f'"content":{_json_string(content(plan.tokens))},"refusal":null}},"logprobs":null,'
+        f'"finish_reason":"{plan.finish_reason}"}}]{usage_part}}}'
+    ).encode()
+
+
 class ChunkEncoder:
     """Pre-encodes the invariant part of one stream's chunks; each token is a byte concatenation."""
 

@@ -102,35 +102,68 @@ def _max_tokens(body: dict) -> int | None:
     return None
 
 
-def _check_options(body: dict) -> None:
-    for name, (low, high) in _NUMBERS.items():
-        value = body.get(name)
-        if value is not None and (not _is_number(value) or not low <= value <= high):
-            raise invalid(name, f"expected a number in [{low:g}, {high:g}], got {value!r}")
-    for name in _BOOLS:
-        value = body.get(name)
-        if value is not None and not isinstance(value, bool):
-            raise invalid(name, f"expected a boolean, got {value!r}")
-    for name in _OBJECTS:
-        value = body.get(name)
-        if value is not None and not isinstance(value, dict):
-            raise invalid(name, f"expected an object, got {type(value).__name__}")
-    n = body.get("n")
-    if n is not None and (not _is_int(n) or n != 1):
-        raise invalid("n", f"only n=1 is supported, got {n!r}")
-    for name in ("seed", "top_logprobs"):
-        value = body.get(name)
-        if value is not None and not _is_int(value):
-            raise invalid(name, f"expected an integer, got {value!r}")
-    stop = body.get("stop")
-    if stop is not None and not isinstance(stop, str) and not (
-        isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop)
+def _check_number(name: str, value: Any) -> None:
+    low, high = _NUMBERS[name]
+    if not _is_number(value) or not low <= value <= high:
+        raise invalid(name, f"expected a number in [{low:g}, {high:g}], got {value!r}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise invalid(name, f"expected a boolean, got {value!r}")
+
+
+def _check_object(name: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise invalid(name, f"expected an object, got {type(value).__name__}")
+
+
+def _check_integer(name: str, value: Any) -> None:
+    if not _is_int(value):
+        raise invalid(name, f"expected an integer, got {value!r}")
+
+
+def _check_n(name: str, value: Any) -> None:
+    if not _is_int(value) or value != 1:
+        raise invalid(name, f"only n=1 is supported, got {value!r}")
+
+
+def _check_stop(name: str, value: Any) -> None:
+    if not isinstance(value, str) and not (
+        isinstance(value, list) and len(value) <= 4 and all(isinstance(s, str) for s in value)
     ):
-        raise invalid("stop", "expected a string or an array of at most 4 strings")
-    if body.get("user") is not None and not isinstance(body["user"], str):
-        raise invalid("user", "expected a string")
-    if body.get("tools") is not None and not isinstance(body["tools"], list):
-        raise invalid("tools", "expected an array")
+        raise invalid(name, "expected a string or an array of at most 4 strings")
+
+
+def _check_string(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise invalid(name, "expected a string")
+
+
+def _check_array(name: str, value: Any) -> None:
+    if not isinstance(value, list):
+        raise invalid(name, "expected an array")
+
+
+# optional fields -> their check; only the fields present in a body are looked at (hot path)
+_CHECKS = {
+    **dict.fromkeys(_NUMBERS, _check_number),
+    **dict.fromkeys(_BOOLS, _check_bool),
+    **dict.fromkeys(_OBJECTS, _check_object),
+    "seed": _check_integer,
+    "top_logprobs": _check_integer,
+    "n": _check_n,
+    "stop": _check_stop,
+    "user": _check_string,
+    "tools": _check_array,
+}
+
+
+def _check_options(body: dict) -> None:
+    for name, value in body.items():
+        check = _CHECKS.get(name)
+        if check is not None and value is not None:
+            check(name, value)
 
 
 def validate_chat(body: Any, models: dict) -> ChatRequest:

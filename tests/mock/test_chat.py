@@ -121,3 +121,18 @@ def test_truth_log_rows(mock_server, tmp_path):
     assert plain["stream"] is False and plain["t_first_token"] is None and plain["t_chunks"] is None
     assert plain["t_received"] < plain["t_last_token"] <= plain["t_done"] and plain["completion_tokens"] == 8
     assert bad["status"] == 404 and bad["error"].startswith("model_not_found")
+
+
+def test_fast_completion_encoding_matches_the_dict_form():
+    import random
+
+    from loadgate.mock import protocol
+    from loadgate.mock.config import parse_config
+    from loadgate.mock.engine import Engine
+
+    config = parse_config({"models": {'odd "model"': {"output_tokens": 40}}})
+    plan = Engine(config.capacity, random.Random(3)).plan(config.models['odd "model"'], 33)
+    for with_usage in (True, False):
+        fast = json.loads(protocol.completion_bytes("chatcmpl-x", 123, plan, 9, with_usage))
+        assert fast == protocol.completion("chatcmpl-x", 123, plan, 9, with_usage)
+    assert fast["choices"][0]["finish_reason"] == "length"
