@@ -424,3 +424,12 @@ def test_llm_summary_row(gate, write_yaml, tmp_path):
     assert err == (f"check_sla: error: {wrong_row}:3: goodput does not apply to row \"Aggregated\" (got \"goodput >= 1\"); "
                    "use one of requests, failures, median, avg, min, max, rps, fail_rps, fail_ratio, or gate it on row "
                    "LLM\n")
+
+
+def test_names_pandas_would_read_as_missing_stay_text(gate, write_yaml, tmp_path):
+    prefix = copy_run(tmp_path, with_history=False)
+    edit(prefix + "_stats.csv", "GET,/fast,", "GET,NaN,")
+    edit(prefix + "_stats.csv", "CUSTOM,queue.publish,", "CUSTOM,null,")
+    thresholds = write_yaml("thresholds:\n  'GET NaN': ['requests == 162']\n  'null': ['max == 7']\n")
+    code, out, _ = gate(prefix, "--thresholds", thresholds)
+    assert code == 0 and out.count("PASS") == 2
