@@ -149,7 +149,7 @@ def test_master_and_two_workers_merge_every_request(tmp_path, mode, run_mode):
     done = job([mode, "2", "--profile", "none", "--run-time", "5s", "--warmup", "0", "--users", "4",
                 "--locustfile", str(HERE / "worker_locustfile.py"), "--results", str(results),
                 "--thresholds", PASS], tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     manifest = json.loads((results / "job.json").read_text())
     sent = truth_by_worker(results / "mock_truth.jsonl")
     assert len(sent) == 2 and all(n > 0 for n in sent.values()), sent
