@@ -16,7 +16,7 @@ from .truthlog import TruthLog
 
 EXIT_BAD_CONFIG = 2
 EXIT_CANNOT_LISTEN = 3
-SHUTDOWN_GRACE_S = 2.0
+SHUTDOWN_GRACE_S = 1.0  # in-flight requests get this long to finish on SIGTERM (site, then runner)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

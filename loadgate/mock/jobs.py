@@ -194,14 +194,14 @@ class JobStore:
         exchange.request_id = job.id
         self.pending += 1
         self._spawn(self._run_async(job, body, Exchange(job.id, "POST", "job:async", time.time(),
-                                                        exchange.x_request_id, chat.model, False)))
+                                                        exchange.x_request_id, chat.model, False,
+                                                        prompt_tokens=chat.prompt_tokens)))
         return web.json_response({"request_id": job.id, "status": job.status}, status=202, headers=headers)
 
     async def _run_async(self, job: AsyncJob, body: Any, exchange: Exchange) -> None:
         try:
             job.result = await self.run_chat(body, on_start=lambda: setattr(job, "status", "processing"))
             job.status = "completed"
-            exchange.prompt_tokens = job.result.get("usage", {}).get("prompt_tokens")
             exchange.completion_tokens = _completion_tokens(job.result)
             exchange.t_last_token = time.time()
         except JobFailed as exc:
