@@ -182,14 +182,18 @@ class ChatResult:
     timing: RequestTiming | None = None
 
 
-def chat_completion(client: Any, llm: LlmStats, body: dict[str, Any], timeout_s: float) -> ChatResult:
-    """POST /v1/chat/completions (streamed when body["stream"]) and record its LLM figures."""
+def chat_completion(
+    client: Any, llm: LlmStats, body: dict[str, Any], timeout_s: float, request_id: str | None = None
+) -> ChatResult:
+    """POST /v1/chat/completions (streamed when body["stream"]) and record its LLM figures.
+    request_id is sent as X-Request-Id (a random one when None) to match server-side logs."""
     stream = bool(body.get("stream"))
     if stream:
         body = {**body, "stream_options": {"include_usage": True}}
     timing = RequestTiming(t_send=time.perf_counter())
     with client.request(
-        "POST", CHAT_PATH, name=CHAT_PATH, json=body, headers=request_headers(), stream=True, catch_response=True
+        "POST", CHAT_PATH, name=CHAT_PATH, json=body, headers=request_headers(request_id), stream=True,
+        catch_response=True,
     ) as resp:
         timing.first_byte(time.perf_counter())
         reason = status_failure(resp, "POST", CHAT_PATH, timeout_s, absent_means_endpoint=False)

@@ -67,11 +67,17 @@ class LlmStats:
         self.window_end: float | None = None  # test stop; None while running
 
     def log(self, metric: str, name: str, value: float) -> None:
-        # the total (never written) only keeps start/last timestamps that requests/s needs
-        self.stats.log_request(metric, name, value, 0)  # type: ignore[arg-type]
+        self.stats.entries[(name, metric)].log(value, 0)  # type: ignore[arg-type]
+        self._touch_total()
+
+    def _touch_total(self) -> None:
+        # The total row is never written (a mix of TTFT and ITL samples means nothing), but each row's
+        # requests/s reads the collection's start and last-sample times from it.
+        self.stats.total.last_request_timestamp = time.time()
 
     def record(self, name: str, timing: RequestTiming) -> None:
         """Record every figure one successful chat response yields."""
+        entries = self.stats.entries
         for metric, value in (
             (TTFB, timing.ttfb_ms),
             (TTFT, timing.ttft_ms),
@@ -80,9 +86,11 @@ class LlmStats:
             (TOKENS_PER_S, timing.tokens_per_s),
         ):
             if value is not None:
-                self.log(metric, name, value)
+                entries[(name, metric)].log(value, 0)  # type: ignore[arg-type]
+        itl = entries[(name, ITL)]
         for gap in timing.itl_ms:
-            self.log(ITL, name, gap)
+            itl.log(gap, 0)  # type: ignore[arg-type]
+        self._touch_total()
         c = self.counters
         c.completed += 1
         c.output_tokens += timing.output_tokens
