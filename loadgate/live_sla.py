@@ -74,6 +74,7 @@ class LiveSla:
     # -- the run's figures, as gate rows -------------------------------------------------------------
 
     def stats_sources(self) -> list[tuple[str, RequestStats, bool]]:
+        """(source, stats, has an Aggregated row): Locust's stats, and loadgate's LLM stats when loaded."""
         sources = [(HTTP, self.environment.stats, True)]
         llm = _llm_state(self.environment)
         if llm is not None:
@@ -92,7 +93,7 @@ class LiveSla:
                     **dict(zip(LABELS, _numbers(precision.percentile_fields(entry, PERCENTILES_TO_REPORT)), strict=True)),
                 }
                 derive_figures(figures)
-                row = Row(entry.method or "", entry.name, source, 0, figures)
+                row = Row(entry.method or "", entry.name, source, 0, figures, "llm" if source == LLM else "http")
                 rows[row.key] = row
         llm = _llm_state(self.environment)
         if llm is not None:

@@ -66,6 +66,7 @@ class Row:
     source: str
     line: int
     figures: dict[str, float | None]
+    kind: str = "http"  # which history holds its per-second samples: "http" or "llm"
 
     @property
     def key(self) -> str:
@@ -116,8 +117,7 @@ class RunData:
         return matches[0] if matches else None
 
     def history_for(self, row: Row) -> tuple[str, History | None]:
-        kind = "llm" if row.source.endswith("_llm_stats.csv") else "http"
-        return kind, self.histories.get(kind)
+        return row.kind, self.histories.get(row.kind)
 
 
 def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
@@ -134,6 +134,7 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
     llm_present = Path(llm_path).is_file()
     if llm_present:
         for row in _rows_from_stats(llm_path).values():
+            row.kind = "llm"
             if row.key in rows:
                 raise GateInputError(llm_path, row.line, "row also present in _stats.csv", row.key,
                                      "LLM rows must use the LLM types TTFT/TTFB/ITL/TPOT/E2E/TOKENS/S")

@@ -12,24 +12,51 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from .conftest import HERE, REPO
 
 WARMUP_S = 3
+LIVE_SLA = f"""\
+warmup: {WARMUP_S}s
+min_requests: 1
+thresholds:
+  Aggregated: ["fail_ratio < 1%", "fail_ratio < 50% for 2s"]
+  "POST /v1/chat/completions": ["p(95) < 1m"]
+  "TTFT /v1/chat/completions [stream]": ["p(95) < 30s", "p(95) < 30s for 2s"]
+  "TOKENS/S /v1/chat/completions [stream]": ["p(50) > 0"]
+  LLM: ["tokens_per_s > 0", "lost_jobs == 0"]
+"""
 
 
 @pytest.fixture(scope="module")
-def harness_run(tmp_path_factory: pytest.TempPathFactory) -> str:
+def harness_live(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, subprocess.CompletedProcess]:
+    """One real run: loadgate's users + plugin + live SLA against the mock, 9 s with a 3 s warm-up."""
     from loadgate.mock.process import MockProcess
 
-    prefix = str(tmp_path_factory.mktemp("harness") / "run")
+    folder = tmp_path_factory.mktemp("harness")
+    prefix = str(folder / "run")
+    (folder / "live.yaml").write_text(LIVE_SLA, encoding="utf-8")
     with MockProcess(config=str(REPO / "loadgate/mock/profiles/zero-latency.yaml")) as mock:
         done = subprocess.run(
-            [sys.executable, "-m", "locust", "-f", "locustfiles/locustfile.py", "--headless", "-u", "4", "-r", "4",
-             "-t", "9s", "--host", mock.url, "--csv", prefix, "--csv-full-history", "--warmup", f"{WARMUP_S}s",
-             "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"],
-            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=90)
+            [sys.executable, "-m", "locust", "-f", str(HERE / "harness_locustfile.py"), "--headless", "-u", "4",
+             "-r", "4", "-t", "9s", "--host", mock.url, "--csv", prefix, "--csv-full-history", "--warmup",
+             f"{WARMUP_S}s", "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING",
+             "--sla", str(folder / "live.yaml"), "--sla-interval", "1s"],
+            cwd=REPO, env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'locustfiles'}"}, capture_output=True, text=True, timeout=90)
     assert Path(prefix + "_loadgate.json").is_file(), done.stderr[-3000:]
-    return prefix
+    return prefix, done
+
+
+@pytest.fixture(scope="module")
+def harness_run(harness_live) -> str:
+    return harness_live[0]
+
+
+def test_live_sla_on_the_real_harness_judges_http_and_llm_rows(harness_live):
+    _, done = harness_live
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = done.stderr.split("loadgate live SLA (final):", 1)[1]
+    assert "SLA MET: 0 failed, 8 passed, 0 skipped" in final
+    assert "PASS    LLM" in final and "TOKENS/S /v1/chat/completions [stream]" in final
 
 
 @pytest.mark.timeout(120)
