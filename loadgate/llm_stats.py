@@ -168,12 +168,13 @@ class LlmStats:
 class _WithoutAggregated:
     """CSV writer proxy dropping Locust's Aggregated row (a mix of TTFT and ITL means nothing)."""
 
-    def __init__(self, writer: CSVWriter) -> None:
+    def __init__(self, writer: CSVWriter, type_column: int = 0) -> None:
         self._writer = writer
+        self._type = type_column  # 0 in _stats.csv rows, 2 in history rows (after Timestamp, User Count)
 
     def writerow(self, columns) -> None:
         row = list(columns)
-        if row[:2] != ["", "Aggregated"]:
+        if row[self._type : self._type + 2] != ["", "Aggregated"]:
             self._writer.writerow(row)
 
 
@@ -208,7 +209,7 @@ class LlmStatsCSV(StatsCSV):
             if not self._history_header_written:
                 writer.writerow(self.stats_history_csv_columns)
                 self._history_header_written = True
-            StatsCSVFileWriter._stats_history_data_rows(self, _WithoutAggregated(writer), now or time.time())  # type: ignore[arg-type]
+            StatsCSVFileWriter._stats_history_data_rows(self, _WithoutAggregated(writer, 2), now or time.time())  # type: ignore[arg-type]
 
     def start_history(self) -> None:
         """Truncate the history file from an earlier run with the same prefix."""

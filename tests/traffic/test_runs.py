@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import statistics
@@ -20,6 +21,8 @@ from helpers import (
     run_distributed,
     run_locust,
 )
+
+from loadgate.llm_stats import METRIC_TYPES
 
 CHAT = "POST /v1/chat/completions"
 ALL_CLASS_ROWS = {
@@ -66,7 +69,8 @@ def test_all_classes_headless_counts_metrics_and_no_key_leak(tmp_path: Path, moc
     mock = mock_server(config=mock_config(auth={"keys": [TEST_KEY]}), truth_log=truth_log)
     proc, prefix = run_locust(
         tmp_path, mock.url, "--chat-weight", "3", "--batch-weight", "3", "--models-weight", "2",
-        "--html", str(tmp_path / "report.html"), users=8, run_time="6s", env={"OPENAI_API_KEY": TEST_KEY},
+        "--html", str(tmp_path / "report.html"), "--csv-full-history", users=8, run_time="6s",
+        env={"OPENAI_API_KEY": TEST_KEY},
     )
     mock.stop()
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -88,6 +92,11 @@ def test_all_classes_headless_counts_metrics_and_no_key_leak(tmp_path: Path, moc
     expected = truth_metrics(truth)
     assert int(llm["TTFT /v1/chat/completions [stream]"]["Request Count"]) == len(expected["TTFT"])
     assert int(llm["ITL /v1/chat/completions [stream]"]["Request Count"]) == len(expected["ITL"])
+    with open(f"{prefix}_llm_stats_history.csv", newline="") as f:
+        history = list(csv.DictReader(f))
+    assert {r["Type"] for r in history} == set(METRIC_TYPES) and "Aggregated" not in {r["Name"] for r in history}
+    last_ttft = [r for r in history if r["Type"] == "TTFT" and r["Name"].endswith("[stream]")][-1]
+    assert last_ttft["Total Request Count"] == llm["TTFT /v1/chat/completions [stream]"]["Request Count"]
 
     summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
     chat_truth = [t for t in truth if t["path"] == "/v1/chat/completions"]
