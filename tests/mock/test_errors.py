@@ -8,6 +8,7 @@ import sys
 import pytest
 import requests
 
+from loadgate.mock.config import MockConfigError, parse_config
 from loadgate.mock.process import MockProcess, MockStartError
 
 from .conftest import chat_body, fast_config
@@ -139,20 +140,32 @@ def test_disabled_endpoints_answer_404_as_absent(mock_server):
     ("config", "expected"),
     [
         ({"capacity": {"slotz": 3}}, "capacity.slotz: unknown key"),
+        ({"models": {}}, "models: must map at least one model id"),
+        ({"models": {"m": {"output_tokens": 0}}}, "models.m.output_tokens: must be >= 1"),
+        ({"auth": {"keys": "sk-1"}}, "auth.keys: must be a list of non-empty strings"),
+        ({"seed": "x"}, "seed: must be an integer or null"),
         ({"capacity": {"slots": 0}}, "capacity.slots: must be an integer (got 0)"),
-        ({"capacity": {"overload_status": 500}}, "capacity.overload_status"),
-        ({"faults": {"cut": 0.7, "stall": 0.6}}, "request fault rates must sum to at most 1"),
+        ({"capacity": {"overload_status": 500}}, "capacity.overload_status: must be 429 or 503 (got 500); use 429 or 503"),
+        ({"faults": {"cut": 0.7, "stall": 0.6}}, "faults.error_5xx: request fault rates must sum to at most 1"),
         ({"models": {"m": {"ttft": {"distribution": "gamma"}}}}, "models.m.ttft.distribution: unknown distribution"),
         ({"models": {"m": {"tokens_per_s": "fast"}}}, "models.m.tokens_per_s: must be a number"),
         ({"usage": "no"}, "usage: must be true or false"),
         ({"endpoints": {"async": 1}}, "endpoints.async: must be true or false"),
     ],
 )
-def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path, config, expected):
+def test_bad_config_is_one_error_naming_the_key(config, expected):
+    with pytest.raises(MockConfigError) as excinfo:
+        parse_config(config, "mock.yaml")
+    assert str(excinfo.value).startswith(f"mock.yaml: {expected}")
+    assert "\n" not in str(excinfo.value)
+
+
+def test_bad_config_exits_2_with_the_message_on_stderr():
     with pytest.raises(MockStartError) as excinfo:
-        MockProcess(config=config).start()
+        MockProcess(config={"capacity": {"slotz": 3}}).start()
     message = str(excinfo.value)
-    assert "exited with code 2" in message and expected in message
+    assert "exited with code 2 before it was ready: loadgate mock: error: " in message
+    assert "capacity.slotz: unknown key (got 'slotz'); known keys here: " in message
     assert "Traceback" not in message
 
 

@@ -100,7 +100,9 @@ def test_slow_header_delays_the_response_headers(mock_server, tmp_path):
 
 def test_fault_rates_are_honoured(mock_server, tmp_path):
     mock, truth = faulty(mock_server, tmp_path, error_5xx=0.3)
-    statuses = [post(mock.url, chat_body(max_tokens=1)).status_code for _ in range(200)]
+    with requests.Session() as session:
+        statuses = [session.post(f"{mock.url}/v1/chat/completions", json=chat_body(max_tokens=1), timeout=5)
+                    .status_code for _ in range(200)]
     failures = statuses.count(500)
     assert statuses.count(200) + failures == 200
     assert 35 <= failures <= 85  # 60 expected; binomial sd 6.5
