@@ -45,8 +45,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LocustRun]:
     base = tmp_path_factory.mktemp("runs")
     targets = {name: Target().start() for name in ("mixed", "plain", "phase", "idle")}
     plan = {
-        "mixed": ("mixed", "5s", True),
-        "plain": ("mixed", "5s", False),
+        "mixed": ("mixed", "8s", True),
+        "plain": ("mixed", "8s", False),
         "phase": ("phase", "12s", True),
         "idle": ("idle", "2s", True),
     }
