@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from loadgate.gate.config import RowSpec, RuleSpec, SlaConfig
-from loadgate.gate.data import AGGREGATED, LLM_ROW, Row, RunData
+from loadgate.gate.data import AGGREGATED, LLM_ROW, History, Row, RunData
 from loadgate.gate.errors import GateInputError
 from loadgate.gate.language import COUNT, RATE, RATIO, TIME, TOKEN_RATE, Metric, Rule
 
@@ -138,7 +138,7 @@ def _judge_rule(config: SlaConfig, spec: RowSpec, rs: RuleSpec, row: Row, run: R
         raise GateInputError(config.path, rs.line, f"a time unit on row \"{row.key}\", whose figures are {row.unit}",
                              rule.text, "write the limit as a plain number")
     if rule.window_s is not None:
-        return _judge_window(config, spec, rs, row, run, key)
+        return _judge_window(spec, rs, row, run, key)
     limit = rule.limit
     limit_text = None
     if rule.baseline is not None:
@@ -176,8 +176,8 @@ def _figure_key(config: SlaConfig, rs: RuleSpec, row: Row) -> str:
     return label
 
 
-def _judge_window(config: SlaConfig, spec: RowSpec, rs: RuleSpec, row: Row, run: RunData, key: str) -> Verdict:
-    rule = rs.rule
+def _window_history(rule: Rule, row: Row, run: RunData) -> tuple[str, History]:
+    """The history a "for" rule reads, or exit 2 saying how to make Locust write it."""
     kind, history = run.history_for(row)
     source = run.history_sources[kind]
     fix = f"run Locust with --csv {run.prefix} --csv-full-history"
@@ -186,9 +186,15 @@ def _judge_window(config: SlaConfig, spec: RowSpec, rs: RuleSpec, row: Row, run:
     if row.key != AGGREGATED and not history.windowed:
         raise GateInputError(source, None, f"no per-row history for \"{row.key}\" (only Aggregated was written)",
                              rule.text, fix)
-    if rule.metric.percentile is not None and not history.windowed or rule.metric.name == "median" and not history.windowed:
+    if not history.windowed and (rule.metric.percentile is not None or rule.metric.name == "median"):
         raise GateInputError(source, None, "history percentiles are cumulative, not windowed, without "
                              "--csv-full-history", rule.text, fix)
+    return source, history
+
+
+def _judge_window(spec: RowSpec, rs: RuleSpec, row: Row, run: RunData, key: str) -> Verdict:
+    rule = rs.rule
+    source, history = _window_history(rule, row, run)
     frame = history.frames.get(row.key)
     if frame is None or frame.empty:
         return _verdict(FAIL, rs, spec, row, rule.limit, "no data: no history samples after the warm-up", source)
