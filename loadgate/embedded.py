@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 import weakref
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 import gevent
 from locust import events
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ EXIT_EMBEDDED_TARGET = 3
 PROFILES_DIR = Path(__file__).parent / "mock" / "profiles"
 HEALTH_TIMEOUT_S = 10.0
 WATCHDOG_INTERVAL_S = 0.5
+WORKER_GRACE_S = 5.0
 _STATE_ATTR = "_loadgate_embedded_targets"
 _LIVE: weakref.WeakSet[EmbeddedTargets] = weakref.WeakSet()
 
@@ -272,7 +274,22 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
         # Bad input before anything ran: one line and a distinct exit code, never a traceback.
         logger.error("loadgate: error: %s", error)
         _targets(environment).stop_all()
+        if isinstance(environment.runner, MasterRunner):
+            _release_workers(environment.runner, environment.parsed_options)
         sys.exit(EXIT_EMBEDDED_TARGET)
+
+
+def _release_workers(runner: MasterRunner, options: Any) -> None:
+    """Tell workers to quit before the master exits early.
+
+    `--processes` children are forked before `init` and would otherwise sit waiting for a master that is
+    gone (Locust's own clean-up of them does not signal children still running). They connect within
+    moments, so wait briefly for the expected ones, then send Locust's quit message to every worker.
+    """
+    deadline = time.monotonic() + WORKER_GRACE_S
+    while runner.worker_count < getattr(options, "expect_workers", 0) and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    runner.quit()
 
 
 @events.test_start.add_listener

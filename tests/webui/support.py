@@ -51,3 +51,25 @@ def stop(process: subprocess.Popen) -> int:
             process.kill()
             process.wait(timeout=10)
     return process.returncode
+
+
+def processes_args(count: int = 2) -> list[str]:
+    """`--processes N` on a free master port: the default 5557 would collide with parallel runs."""
+    port = str(free_port())
+    return ["--processes", str(count), "--master-bind-port", port, "--master-port", port]
+
+
+def pids_with_args(*args: str) -> list[int]:
+    """Pids of live processes whose command line contains all of `args` consecutively (our own runs)."""
+    wanted = "\0".join(args).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+        if wanted in cmdline and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
