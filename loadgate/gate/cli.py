@@ -14,6 +14,7 @@ from loadgate.gate.errors import EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, GateInp
 from loadgate.gate.evaluate import Evaluation, evaluate
 
 DEFAULT_THRESHOLDS = "sla/thresholds.yaml"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,7 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def thresholds_path(given: str) -> str:
+    """The default file is found from any working directory (the repository's sla/thresholds.yaml)."""
+    if given == DEFAULT_THRESHOLDS and not Path(given).is_file() and (REPO_ROOT / given).is_file():
+        return str(REPO_ROOT / given)
+    return given
+
+
 def judge(args: argparse.Namespace) -> Evaluation:
+    args.thresholds = thresholds_path(args.thresholds)
     config = load_config(args.thresholds)
     if not config.thresholds and not args.baseline:
         raise GateInputError(args.thresholds, "regression", "the file has only regression rules and no --baseline "

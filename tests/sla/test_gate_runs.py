@@ -256,3 +256,16 @@ def test_pinned_command_runs_as_a_script(runs, write_yaml):
                            str(thresholds), "--quiet"], capture_output=True, text=True, timeout=60, cwd="/")
     assert done.returncode == 1 and done.stderr == ""
     assert done.stdout.splitlines()[-1] == "SLA BREACHED: 1 failed, 1 passed, 0 skipped"
+
+
+def test_default_threshold_file_is_found_from_any_directory(runs):
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    prefix = runs["mixed"].prefix
+    done = subprocess.run([sys.executable, str(repo / "sla/check_sla.py"), prefix], capture_output=True, text=True,
+                          timeout=60, cwd="/")
+    # sla/thresholds.yaml was read (it asks for a 10 s warm-up, which this plain Locust run did not record)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(f"check_sla: error: {prefix}_loadgate.json: the thresholds require a 10s warm-up")
