@@ -2,7 +2,9 @@
 
 import csv
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from loadgate import job as job_module
 
 from .conftest import HERE, ROOT, repo_env
 
@@ -34,7 +38,7 @@ def stats_rows(prefix: Path) -> dict[str, dict[str, str]]:
         return {f"{r['Type']} {r['Name']}".strip(): r for r in csv.DictReader(f)}
 
 
-SHORT = ["--run-time", "6s", "--warmup", "2s", "--users", "4", "--spawn-rate", "4"]
+SHORT = ["--run-time", "5s", "--warmup", "2s", "--users", "4", "--spawn-rate", "4"]
 
 
 # -- bad input: one line, exit 2, before any load ---------------------------------------------------
@@ -91,7 +95,7 @@ def test_broken_thresholds_exit_2_before_any_load(tmp_path):
 
 @pytest.mark.timeout(30)
 def test_unhealthy_target_exits_2(tmp_path):
-    with __import__("socket").socket() as s:
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here
     done = job(["--host", f"http://user:pw@127.0.0.1:{port}", "--health-timeout", "1",
@@ -169,7 +173,7 @@ def test_master_and_two_workers_merge_every_request(tmp_path, mode, run_mode):
 def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
     results = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "loadgate.job", "--workers", "2", "--profile", "none",
-                             "--run-time", "12s", "--warmup", "0", "--users", "4",
+                             "--run-time", "10s", "--warmup", "0", "--users", "4",
                              "--locustfile", str(HERE / "worker_locustfile.py"), "--results", str(results),
                              "--thresholds", PASS], cwd=tmp_path, env=repo_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -181,7 +185,7 @@ def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
             time.sleep(0.1)
         time.sleep(3)
         victim = json.loads((results / "job.json").read_text())["processes"]["worker-2"]
-        __import__("os").kill(victim, signal.SIGKILL)
+        os.kill(victim, signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -189,8 +193,38 @@ def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
             proc.wait()
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, stderr[-3000:]
-    assert elapsed < 12 + 20, f"the run took {elapsed:.0f}s"
+    assert elapsed < 10 + 20, f"the run took {elapsed:.0f}s"
     assert f"run_load_gate: warning: worker-2 (pid {victim}) exited with code -9" in stderr
     assert "went missing during the run (no heartbeat)" in stderr
     manifest = json.loads((results / "job.json").read_text())
     assert len(manifest["missing_workers"]) == 1 and manifest["exit_codes"]["worker-2"] == -9
+
+
+@pytest.mark.timeout(90)
+def test_master_waits_for_workers_started_elsewhere(tmp_path):
+    """The compose/Kubernetes mode: the job runs only the master; workers come from worker_command."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["--expect-workers", "2", "--master-bind-host", "127.0.0.1", "--master-port", str(port),
+            "--profile", "none", "--run-time", "4s", "--warmup", "0", "--users", "2",
+            "--locustfile", str(HERE / "worker_locustfile.py"), "--results", str(tmp_path / "r"), "--thresholds", PASS]
+    cfg = job_module.parse_config(args, {})
+    master = subprocess.Popen([sys.executable, "-m", "loadgate.job", *args], cwd=tmp_path, env=repo_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers = [subprocess.Popen(job_module.worker_command(cfg, "127.0.0.1", port), cwd=tmp_path,
+                                env=repo_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for _ in range(2)]
+    try:
+        stdout, stderr = master.communicate(timeout=60)
+        for worker in workers:
+            assert worker.wait(15) == 0  # the master told them to quit
+    finally:
+        for proc in (master, *workers):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert master.returncode == 0, stdout + stderr[-3000:]
+    sent = truth_by_worker(tmp_path / "r" / "mock_truth.jsonl")
+    assert set(sent) == {str(w.pid) for w in workers}
+    assert int(stats_rows(tmp_path / "r" / "loadgate")["Aggregated"]["Request Count"]) == sum(sent.values())
