@@ -107,8 +107,10 @@ class LlmStats:
         self.window_start, self.window_end = time.time(), None
 
     def clear(self) -> None:
+        """A new test: drop every row, as Locust clears its own stats at test start."""
         self.stats.clear_all()
         self.counters = LlmCounters()
+        self.window_start, self.window_end = time.time(), None
 
     # -- worker -> master ------------------------------------------------------------------------
 

@@ -125,10 +125,11 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         st.llm.goodput = st.settings.goodput
     except SettingError as e:
         logger.error("loadgate: %s (keeping the previous settings)", e)
-    st.llm.reset()
+    st.llm.clear()
     st.meta = _metadata(environment, st)
     if isinstance(environment.runner, WorkerRunner):
         return
+    _apply_class_weights(environment, st.settings)  # web UI edits (a master has dispatched already)
     _write_metadata(st)
     if st.settings.warmup_s > 0:
         st.warmup_greenlet = gevent.spawn_later(st.settings.warmup_s, _end_warmup, environment)
