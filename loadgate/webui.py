@@ -26,6 +26,7 @@ from loadgate import llm_stats
 METRICS_TAB = "llm_metrics"
 SUMMARY_TAB = "llm_summary"
 CSV_ROUTE = "/stats/llm/csv"
+SUMMARY_ROUTE = "/stats/llm/summary"
 LOCUST_STATS_ENDPOINT = "locust.request_stats"  # Flask endpoint of Locust's /stats/requests
 MAX_ROWS = 500  # as Locust truncates its own stats table: large tables render slowly
 
@@ -148,7 +149,7 @@ def extended_stats(environment: Environment) -> list[dict[str, Any]]:
 
 
 def template_extensions() -> dict[str, Any]:
-    """The template_args that declare the tabs, their tables and the LLM CSV download."""
+    """The template_args that declare the tabs, their tables and the LLM downloads."""
     return {
         "extended_tabs": [
             {"key": METRICS_TAB, "title": "LLM metrics"},
@@ -159,12 +160,15 @@ def template_extensions() -> dict[str, Any]:
             {"key": SUMMARY_TAB, "structure": SUMMARY_TABLE},
         ],
         # Relative like Locust's own links, so it works behind --web-base-path too.
-        "extended_csv_files": [{"href": f".{CSV_ROUTE}", "title": "Download LLM metrics CSV"}],
+        "extended_csv_files": [
+            {"href": f".{CSV_ROUTE}", "title": "Download LLM metrics CSV"},
+            {"href": f".{SUMMARY_ROUTE}", "title": "Download LLM summary JSON"},
+        ],
     }
 
 
 def install(environment: Environment) -> None:
-    """Add the tabs, the live rows and the CSV route to `environment.web_ui` (no-op without a web UI)."""
+    """Add the tabs, the live rows and the download routes to `environment.web_ui` (no-op without one)."""
     web_ui = environment.web_ui
     if web_ui is None:
         return
@@ -182,6 +186,14 @@ def install(environment: Environment) -> None:
         response = make_response(buffer.getvalue())
         response.headers["Content-type"] = "text/csv"
         response.headers["Content-disposition"] = "attachment;filename=loadgate_llm_stats.csv"
+        return response
+
+    @blueprint.route(SUMMARY_ROUTE)
+    @web_ui.auth_required_if_enabled
+    def llm_summary_json() -> Response:
+        response = make_response(json.dumps(llm_summary(environment), indent=2))
+        response.headers["Content-type"] = "application/json"
+        response.headers["Content-disposition"] = "attachment;filename=loadgate_llm_summary.json"
         return response
 
     web_ui.app.register_blueprint(blueprint)

@@ -62,7 +62,10 @@ def test_index_declares_the_tabs_tables_and_csv_link(ui_env):
         "llm_metrics": ["type", "name", "unit", "count", "p50", "p90", "p95", "p99", "avg", "min", "max"],
         "llm_summary": ["figure", "value"],
     }
-    assert args["extended_csv_files"] == [{"href": "./stats/llm/csv", "title": "Download LLM metrics CSV"}]
+    assert args["extended_csv_files"] == [
+        {"href": "./stats/llm/csv", "title": "Download LLM metrics CSV"},
+        {"href": "./stats/llm/summary", "title": "Download LLM summary JSON"},
+    ]
 
 
 def test_stats_poll_carries_llm_rows_with_exact_figures_in_metric_order(ui_env):
@@ -204,3 +207,14 @@ def test_small_values_keep_two_decimals_and_the_ui_does_no_rounding(ui_env):
     (row,) = tab_rows(stats_payload(client), "llm_metrics")
     assert (row["p50"], row["avg"], row["min"], row["max"]) == (1.23, 1.23, 1.23, 1.23)
     assert all("round" not in column for column in webui.METRICS_TABLE)  # it would show None as 0
+
+
+def test_llm_summary_download_is_the_summary_json(ui_env):
+    _, llm, client = ui_env
+    llm.counters.output_tokens = 42
+    response = client.get("/stats/llm/summary")
+    assert response.status_code == 200
+    assert response.headers["Content-type"] == "application/json"
+    assert "attachment" in response.headers["Content-disposition"]
+    assert response.get_json() == llm.summary()  # no test started: a fixed (zero) duration
+    assert response.get_json()["total_output_tokens"] == 42
