@@ -529,6 +529,9 @@ def _stop_all(children: list[Child], mock: object | None) -> None:
 
 
 def _interrupt(signum: int, _frame: object) -> None:
+    # Once: a second Ctrl-C must not cut short the clean-up the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise Interrupted(signal.Signals(signum).name)
 
 

@@ -228,3 +228,30 @@ def test_master_waits_for_workers_started_elsewhere(tmp_path):
     sent = truth_by_worker(tmp_path / "r" / "mock_truth.jsonl")
     assert set(sent) == {str(w.pid) for w in workers}
     assert int(stats_rows(tmp_path / "r" / "loadgate")["Aggregated"]["Request Count"]) == sum(sent.values())
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_stops_everything_the_job_started(tmp_path):
+    results = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "loadgate.job", "--run-time", "60s", "--warmup", "0",
+                             "--users", "2", "--results", str(results), "--thresholds", PASS], cwd=tmp_path,
+                            env=repo_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            if (results / "loadgate_stats_history.csv").is_file():
+                break
+            time.sleep(0.1)
+        started = json.loads((results / "job.json").read_text())["processes"]
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2
+    assert stderr.splitlines()[-1] == "run_load_gate: interrupted; stopped everything it started"
+    assert set(started) == {"mock", "locust"}
+    for pid in started.values():  # every process the job started is gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert json.loads((results / "job.json").read_text())["exit_code"] == 2
