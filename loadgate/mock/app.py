@@ -111,17 +111,18 @@ class MockServer:
         exchange.model, exchange.stream, exchange.prompt_tokens = chat.model, chat.stream, chat.prompt_tokens
         return chat
 
-    def rate_limit(self, request: web.Request, prompt_tokens: int, plan: Plan, max_tokens: int | None) -> dict:
+    def rate_limit(self, request: web.Request, chat: ChatRequest, plan: Plan) -> dict[str, str]:
+        """Charge the caller's key; tokens = prompt + max_tokens (or the drawn length without one)."""
         if self.limiter is None:
             return {}
-        return self.limiter.check(request["api_key"], prompt_tokens + (max_tokens or plan.tokens))
+        return self.limiter.check(request["api_key"], chat.prompt_tokens + (chat.max_tokens or plan.tokens))
 
     # ------------------------------------------------------------------ chat completions
 
     async def chat_completions(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
         chat = await self.read_chat(request, exchange)
         plan = self.engine.plan(self.config.models[chat.model], chat.max_tokens)
-        headers = self.rate_limit(request, chat.prompt_tokens, plan, chat.max_tokens)
+        headers = self.rate_limit(request, chat, plan)
         fault = exchange.fault = self.pick_fault(self.rng) if self.pick_fault else None
         if fault == "error_5xx":
             raise server_error(self.config.faults.error_5xx_status)

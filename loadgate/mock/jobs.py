@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +18,10 @@ from aiohttp import web
 
 from . import protocol
 from .config import CapacityConfig
-from .engine import Engine, Slots
+from .engine import Engine, Plan, Slots
 from .errors import APIError, invalid, not_found
 from .truthlog import Exchange
-from .validation import validate_chat
+from .validation import ChatRequest, validate_chat
 
 if TYPE_CHECKING:
     from .app import MockServer
@@ -148,14 +149,21 @@ class JobStore:
 
     # ------------------------------------------------------------------ one generation
 
-    async def run_chat(self, body: Any, on_start=None) -> dict:
-        """Validate and run one chat completion on the pool; return the completion or raise JobFailed."""
+    async def run_chat(self, body: Any, on_start: Callable[[], None] | None = None,
+                       planned: tuple[ChatRequest, Plan] | None = None) -> dict:
+        """Run one chat completion on the pool (validating `body` unless already `planned`).
+
+        Returns the completion or raises JobFailed.
+        """
         server = self.server
-        try:
-            chat = validate_chat(body, server.config.models)
-        except APIError as exc:
-            raise JobFailed(exc.status, exc.body()["error"]) from None
-        plan = self.engine.plan(server.config.models[chat.model], chat.max_tokens)
+        if planned is None:
+            try:
+                chat = validate_chat(body, server.config.models)
+            except APIError as exc:
+                raise JobFailed(exc.status, exc.body()["error"]) from None
+            plan = self.engine.plan(server.config.models[chat.model], chat.max_tokens)
+        else:
+            chat, plan = planned
         entry = self.engine.slots.try_enter()
         try:
             if entry is not True:
@@ -180,12 +188,10 @@ class JobStore:
 
     async def submit_async(self, request: web.Request, exchange: Exchange) -> web.Response:
         server = self.server
-        body = await server.read_json(request)
-        chat = validate_chat(body, server.config.models)
-        exchange.model, exchange.stream, exchange.prompt_tokens = chat.model, False, chat.prompt_tokens
-        headers = {}
-        if server.limiter is not None:
-            headers = server.limiter.check(request["api_key"], chat.prompt_tokens + (chat.max_tokens or 0))
+        chat = await server.read_chat(request, exchange)
+        exchange.stream = False
+        plan = self.engine.plan(server.config.models[chat.model], chat.max_tokens)
+        headers = server.rate_limit(request, chat, plan)
         if self.pending >= server.config.jobs.queue:
             raise APIError(429, f"Too many pending jobs ({self.pending}, jobs.queue). Please retry later.",
                            type="requests", code="queue_full", headers={"retry-after": "1"})
@@ -193,14 +199,14 @@ class JobStore:
         self.async_jobs[job.id] = job
         exchange.request_id = job.id
         self.pending += 1
-        self._spawn(self._run_async(job, body, Exchange(job.id, "POST", "job:async", time.time(),
+        self._spawn(self._run_async(job, (chat, plan), Exchange(job.id, "POST", "job:async", time.time(),
                                                         exchange.x_request_id, chat.model, False,
                                                         prompt_tokens=chat.prompt_tokens)))
         return web.json_response({"request_id": job.id, "status": job.status}, status=202, headers=headers)
 
-    async def _run_async(self, job: AsyncJob, body: Any, exchange: Exchange) -> None:
+    async def _run_async(self, job: AsyncJob, planned: tuple[ChatRequest, Plan], exchange: Exchange) -> None:
         try:
-            job.result = await self.run_chat(body, on_start=lambda: setattr(job, "status", "processing"))
+            job.result = await self.run_chat(None, lambda: setattr(job, "status", "processing"), planned)
             job.status = "completed"
             exchange.completion_tokens = _completion_tokens(job.result)
             exchange.t_last_token = time.time()

@@ -88,8 +88,10 @@ def test_request_rate_limit_per_key(mock_server):
     assert limited.json()["error"]["type"] == "requests"
     assert 1 <= int(limited.headers["Retry-After"]) <= 20  # one request refills in 60 / 3 = 20 s
     assert limited.headers["x-ratelimit-reset-requests"].endswith("s")
-    bob = requests.post(url, json=chat_body("m"), headers={"Authorization": "Bearer sk-bob"}, timeout=5)
-    assert bob.status_code == 200  # each key has its own budget
+    queued = requests.post(f"{url}/async", json=chat_body("m"), headers=alice, timeout=5)
+    assert queued.status_code == 429 and "Retry-After" in queued.headers  # async submits share the budget
+    bob = requests.post(f"{url}/async", json=chat_body("m"), headers={"Authorization": "Bearer sk-bob"}, timeout=5)
+    assert bob.status_code == 202 and bob.headers["x-ratelimit-remaining-requests"] == "2"  # own budget
 
 
 def test_token_rate_limit(mock_server):
