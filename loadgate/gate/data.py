@@ -9,8 +9,10 @@ that disagrees with the history's last totals (reported; the newer figures win).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,11 +101,12 @@ class RunData:
     rows: dict[str, Row]
     meta: dict | None
     meta_source: str
-    histories: dict[str, History | None]  # "http" -> _stats_history.csv, "llm" -> _llm_stats_history.csv
-    history_sources: dict[str, str]
+    histories: dict[str, History | None]  # loaded on first use: "http" and "llm" (see history_sources)
+    history_sources: dict[str, str]  # "http" -> PREFIX_stats_history.csv, "llm" -> PREFIX_llm_stats_history.csv
     failures: pd.DataFrame | None
     notes: list[str] = field(default_factory=list)
     llm_stats_present: bool = False
+    reset_at: float | None = None
 
     def find(self, key: str, config_file: str = "", line: int | None = None) -> Row | None:
         """The row named by "Aggregated", "Type Name" or a Name that is unique across the run's files."""
@@ -117,7 +120,11 @@ class RunData:
         return matches[0] if matches else None
 
     def history_for(self, row: Row) -> tuple[str, History | None]:
-        return row.kind, self.histories.get(row.kind)
+        """The full per-second history of the row's kind, read only when a "for" rule needs it."""
+        if row.kind not in self.histories:
+            path = self.history_sources[row.kind]
+            self.histories[row.kind] = _load_history(path, self.reset_at) if Path(path).is_file() else None
+        return row.kind, self.histories[row.kind]
 
 
 def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
@@ -144,11 +151,10 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
         rows[LLM_ROW] = _summary_row(summary_path)
     run = RunData(prefix, rows, meta, meta_source, {}, {
         "http": f"{prefix}_stats_history.csv", "llm": f"{prefix}_llm_stats_history.csv"}, None,
-        llm_stats_present=llm_present)
+        llm_stats_present=llm_present, reset_at=reset_at)
     for kind, path in run.history_sources.items():
-        run.histories[kind] = _load_history(path, reset_at) if Path(path).is_file() else None
-        if run.histories[kind] is not None:
-            _reconcile(run, run.histories[kind], llm_path if kind == "llm" else stats_path)
+        if Path(path).is_file():
+            _reconcile(run, path, reset_at, llm_path if kind == "llm" else stats_path)
     failures_path = f"{prefix}_failures.csv"
     if Path(failures_path).is_file():
         run.failures = _read_csv(failures_path, FAILURE_COLUMNS, numeric=False)
@@ -205,9 +211,10 @@ def _summary_row(path: str) -> Row:
 TEXT_COLUMNS = ("Type", "Name", "Method", "Error", "First Seen", "Last Seen")
 
 
-def _read_csv(path: str, required: list[str], numeric: bool = True) -> pd.DataFrame:
+def _read_csv(path: str, required: list[str], numeric: bool = True, body: bytes | None = None) -> pd.DataFrame:
     """A Locust CSV: text columns as exact strings (a name "NaN" stays "NaN"), the others parsed as numbers
-    natively, with only "N/A" as missing; a column that does not parse is reported by ``_check_numbers``."""
+    natively, with only "N/A" as missing; a column that does not parse is reported by ``_check_numbers``.
+    ``body``: data lines of the file without its header (a tail read by ``_history_tail``)."""
     header = _header(path)
     missing = [c for c in required if c not in header]
     if missing:
@@ -215,8 +222,10 @@ def _read_csv(path: str, required: list[str], numeric: bool = True) -> pd.DataFr
                              "pass the PREFIX of Locust's --csv output (files PREFIX_stats.csv etc.)")
     numbers = [c for c in header if c not in TEXT_COLUMNS] if numeric else []
     try:
-        frame = pd.read_csv(path, encoding="utf-8", keep_default_na=False, na_values={c: ["N/A"] for c in numbers},
-                            dtype={c: str for c in header if c not in numbers})
+        source = path if body is None else io.BytesIO(body)
+        frame = pd.read_csv(source, encoding="utf-8", keep_default_na=False, na_values={c: ["N/A"] for c in numbers},
+                            dtype={c: str for c in header if c not in numbers},
+                            **({} if body is None else {"header": None, "names": header}))
     except UnicodeDecodeError as error:
         raise GateInputError(path, None, "CSV is not UTF-8", str(error), "re-run Locust with a UTF-8 locale") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as error:
@@ -310,28 +319,56 @@ def _load_history(path: str, reset_at: float | None) -> History:
     return History(path, windowed, frames)
 
 
-def _reconcile(run: RunData, history: History, stats_path: str) -> None:
+def _history_tail(path: str, reset_at: float | None) -> pd.DataFrame:
+    """The history's last write (every row key, one line each), read from the end of the file: a two-hour
+    history need not be parsed to compare its last totals. Falls back to a full read if the tail is odd."""
+    size, chunk = os.path.getsize(path), 64 * 1024
+    try:
+        while True:
+            start = max(0, size - chunk)
+            with open(path, "rb") as handle:
+                handle.seek(start)
+                data = handle.read()
+            data = data[data.find(b"\n") + 1:]  # drop a partial first line (or the header)
+            frame = _read_csv(path, HISTORY_COLUMNS, body=data)
+            if start == 0 or frame["Timestamp"].nunique() >= 2:
+                break
+            chunk *= 8
+    except GateInputError:
+        frame = _read_csv(path, HISTORY_COLUMNS)  # a name with a line break cut by the seek; or a real error
+    if reset_at is not None:
+        frame = frame[frame["Timestamp"] > math.floor(reset_at)]
+    last = frame[frame["Timestamp"] == frame["Timestamp"].max()]
+    return last.groupby(["Type", "Name"], sort=False).tail(1)
+
+
+def _reconcile(run: RunData, path: str, reset_at: float | None, stats_path: str) -> None:
     """Say when the final CSV and the history's last totals disagree; counts only grow, so more is newer."""
-    for key, frame in history.frames.items():
+    tail = _history_tail(path, reset_at)
+    # With --csv-full-history every row is in each write and percentiles are windowed; without it only
+    # Aggregated is, with cumulative percentiles (comparable with the CSV's).
+    windowed = bool((tail["Name"] != AGGREGATED).any() or (tail["Type"] != "").any()) or path.endswith(
+        "_llm_stats_history.csv")
+    for _, last in tail.iterrows():
+        key = row_key(last["Type"], last["Name"])
         row = run.rows.get(key)
-        if row is None or row.source != stats_path or frame.empty:
+        if row is None or row.source != stats_path:
             continue  # e.g. the LLM history's own total row, which the LLM CSV does not carry
-        last = frame.iloc[-1]
         hist_requests, hist_failures = int(last["Total Request Count"]), int(last["Total Failure Count"])
         csv_requests, csv_failures = row.requests, int(row.figures.get("failures") or 0)
         if (hist_requests, hist_failures) == (csv_requests, csv_failures):
             continue
         stamp = _utc(last["Timestamp"])
-        said = (f"{row.source}: \"{key}\" disagrees with {history.source} (its last row, {stamp}, has "
+        said = (f"{row.source}: \"{key}\" disagrees with {path} (its last row, {stamp}, has "
                 f"{hist_requests} requests, the CSV {csv_requests})")
         if (hist_requests, hist_failures) > (csv_requests, csv_failures):
             for metric, column in HISTORY_TOTALS.items():
                 row.figures[metric] = _value(last[column])
-            if not history.windowed:
+            if not windowed:
                 for column in row.percentile_columns():
                     row.figures[column] = _value(last.get(column, float("nan")))
             derive_figures(row.figures)
-            kept = "rps, fail_rps" + ("" if not history.windowed else " and percentiles")
+            kept = "rps, fail_rps" + ("" if not windowed else " and percentiles")
             run.notes.append(f"{said}; using the history's newer totals; {kept} stay from the CSV")
         else:
             run.notes.append(f"{said}; using the CSV's newer figures")

@@ -320,10 +320,13 @@ def test_rate_window_uses_greater_than(gate, write_yaml, tmp_path):
 # -- stale final CSV ----------------------------------------------------------------------------------------
 
 
-def test_final_csv_behind_the_history_uses_the_newer_totals(gate, write_yaml, tmp_path):
+@pytest.mark.parametrize("seconds", [10, 5000])  # 5000 rows: the last write is found by reading the file's tail
+def test_final_csv_behind_the_history_uses_the_newer_totals(gate, write_yaml, tmp_path, seconds):
     prefix = copy_run(tmp_path)
-    samples = [(T0 + s, "", "Aggregated", 10.0, 100.0, str(100 + s * 20)) for s in range(10)]  # last total 280
+    samples = [(T0 + s - seconds + 10, "", "Aggregated", 10.0, 100.0, str(100 + (s - seconds + 10) * 20))
+               for s in range(seconds)]  # the last total is 280, at T0 + 9
     write_history(prefix, samples)
+    assert Path(prefix + "_stats_history.csv").stat().st_size > (400_000 if seconds > 10 else 0)
     code, out, _ = gate(prefix, "--thresholds", write_yaml("thresholds:\n  Aggregated: ['requests == 280']\n"))
     assert code == 0
     assert (f"note: {prefix}_stats.csv: \"Aggregated\" disagrees with {prefix}_stats_history.csv (its last row, "
