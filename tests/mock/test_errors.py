@@ -8,6 +8,7 @@ import sys
 import pytest
 import requests
 
+from loadgate.mock.__main__ import main as mock_main
 from loadgate.mock.config import MockConfigError, parse_config
 from loadgate.mock.process import MockProcess, MockStartError
 
@@ -169,17 +170,19 @@ def test_bad_config_exits_2_with_the_message_on_stderr():
     assert "Traceback" not in message
 
 
-def test_cli_errors_for_missing_config_file_and_busy_port(tmp_path):
-    cmd = [sys.executable, "-m", "loadgate.mock", "--port", "0", "--config", str(tmp_path / "missing.yaml")]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    assert done.returncode == 2
-    assert done.stderr.strip().startswith(f"loadgate mock: error: {tmp_path / 'missing.yaml'}: cannot read config")
+def test_cli_errors_for_missing_config_file_and_busy_port(tmp_path, capsys, fast_mock):
+    assert mock_main(["--port", "0", "--config", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"loadgate mock: error: {tmp_path / 'missing.yaml'}: cannot read config (No such file or " \
+                  "directory); pass an existing YAML file\n"
     (tmp_path / "bad.yaml").write_text("models: [\n")
-    done = subprocess.run(cmd[:-1] + [str(tmp_path / "bad.yaml")], capture_output=True, text=True, timeout=30)
-    assert done.returncode == 2 and "bad.yaml:2: invalid YAML" in done.stderr
-    with MockProcess(config=fast_config()) as mock:
-        port = mock.url.rsplit(":", 1)[1]
-        done = subprocess.run([sys.executable, "-m", "loadgate.mock", "--port", port], capture_output=True,
-                              text=True, timeout=30)
+    assert mock_main(["--port", "0", "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert "bad.yaml:2: invalid YAML" in capsys.readouterr().err
+    assert mock_main(["--port", "0", "--truth-log", str(tmp_path / "no" / "dir" / "t.jsonl")]) == 2
+    assert "--truth-log" in capsys.readouterr().err
+    port = fast_mock.url.rsplit(":", 1)[1]
+    done = subprocess.run([sys.executable, "-m", "loadgate.mock", "--port", port], capture_output=True,
+                          text=True, timeout=30)
     assert done.returncode == 3
-    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr == (f"loadgate mock: error: cannot listen on 127.0.0.1:{port} (Address already in use); "
+                           "pick another --port (0 = any free port)\n")
