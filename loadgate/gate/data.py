@@ -142,6 +142,8 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
     if llm_present:
         for row in _rows_from_stats(llm_path).values():
             row.kind = "llm"
+            if row.key == AGGREGATED:
+                continue  # a total over TTFT, ITL and tokens/s would mean nothing; the contract writes none
             if row.key in rows:
                 raise GateInputError(llm_path, row.line, "row also present in _stats.csv", row.key,
                                      "LLM rows must use the LLM types TTFT/TTFB/ITL/TPOT/E2E/TOKENS/S")
