@@ -73,21 +73,27 @@ def _note_absent(method: str, name: str) -> None:
         )
 
 
-def status_failure(resp: Any, method: str, name: str, timeout_s: float, absent_means_endpoint: bool = True) -> str | None:
-    """The failure reason for a response that is not a 2xx, or None when it is one."""
+RESOURCE_NOT_FOUND = frozenset({"model_not_found"})  # 404 codes about a resource, not a missing route
+
+
+def status_failure(resp: Any, method: str, name: str, timeout_s: float, endpoint_route: bool = True) -> str | None:
+    """The failure reason for a response that is not a 2xx, or None when it is one. An error body is
+    read (so the connection stays reusable) for its OpenAI error code. endpoint_route=False for URLs
+    naming a resource (a job, a file), whose 404 means the resource, not the endpoint, is missing."""
     status = resp.status_code or 0
     if 200 <= status < 300:
         return None
     if status == 0:
         return transport_failure(getattr(resp, "error", None), timeout_s, "waiting for the response headers")
-    if status == 404 and absent_means_endpoint:
+    code = _error_code(_drain(resp, timeout_s))
+    if status == 404 and endpoint_route and code not in RESOURCE_NOT_FOUND:
         _note_absent(method, name)
         return ENDPOINT_ABSENT
     if status == 429:
         return "HTTP 429 rate limited"
     if status >= 500:
         return f"HTTP {status} server error"
-    return f"HTTP {status} {_error_code(resp) or 'client error'}"
+    return f"HTTP {status} {code or 'client error'}"
 
 
 def transport_failure(error: BaseException | None, timeout_s: float, during: str) -> str:
@@ -99,13 +105,20 @@ def transport_failure(error: BaseException | None, timeout_s: float, during: str
     return f"connection error: {type(error).__name__} {during}"
 
 
-def _error_code(resp: Any) -> str | None:
-    """The OpenAI error code/type of an error body, to tell 400s and 401s apart."""
+def _error_code(body: bytes) -> str | None:
+    """The OpenAI error code (or type) of an error body, to tell e.g. 401s and 400s apart."""
     try:
-        err = json.loads(resp.content or b"{}").get("error") or {}
+        err = json.loads(body or b"{}").get("error") or {}
         return str(err.get("code") or err.get("type") or "") or None
     except (ValueError, AttributeError):
         return None
+
+
+def _drain(resp: Any, timeout_s: float) -> bytes:
+    try:
+        return read_all(resp, timeout_s)
+    except ResponseInvalid:
+        return b""  # the connection was discarded; the status alone names the failure
 
 
 # -- reading bodies incrementally ------------------------------------------------------------------
@@ -144,6 +157,9 @@ def discard_connection(resp: Any) -> None:
 
 
 def read_all(resp: Any, timeout_s: float) -> bytes:
+    cached = getattr(resp, "_cached_content", None)
+    if isinstance(cached, bytes):  # geventhttpclient already read an error status's body
+        return cached
     try:
         return b"".join(iter_body(resp))
     except (HTTPConnectionClosed, OSError) as e:
@@ -196,7 +212,7 @@ def chat_completion(
         catch_response=True,
     ) as resp:
         timing.first_byte(time.perf_counter())
-        reason = status_failure(resp, "POST", CHAT_PATH, timeout_s, absent_means_endpoint=False)
+        reason = status_failure(resp, "POST", CHAT_PATH, timeout_s)
         if reason is None:
             try:
                 text, length = (_read_stream if stream else _read_completion)(resp, timing, timeout_s)
@@ -303,14 +319,15 @@ def _stream_event(data: str, timing: RequestTiming) -> str:
 
 
 def http_call(
-    client: Any, method: str, url: str, name: str, timeout_s: float, handle: Callable[[bytes], Any], **kwargs: Any
+    client: Any, method: str, url: str, name: str, timeout_s: float, handle: Callable[[bytes], Any], *,
+    endpoint_route: bool = True, **kwargs: Any,
 ) -> tuple[Any | None, str | None]:
     """One request settled exactly once. ``handle(body)`` turns a 2xx body into the result or raises
     ResponseInvalid to fail it. Returns (result, None) on success, (None, reason) on failure."""
     t_send = time.perf_counter()
     headers = {**request_headers(), **kwargs.pop("headers", {})}
     with client.request(method, url, name=name, headers=headers, stream=True, catch_response=True, **kwargs) as resp:
-        reason = status_failure(resp, method, name, timeout_s)
+        reason = status_failure(resp, method, name, timeout_s, endpoint_route)
         result = None
         if reason is None:
             try:
@@ -330,7 +347,7 @@ def http_call(
 
 def json_request(
     client: Any, method: str, url: str, name: str, timeout_s: float, *,
-    validate: Callable[[Any], Any] | None = None, **kwargs: Any,
+    validate: Callable[[Any], Any] | None = None, endpoint_route: bool = True, **kwargs: Any,
 ) -> tuple[Any | None, str | None]:
     """:func:`http_call` for a JSON body; ``validate(data)`` may raise ResponseInvalid."""
 
@@ -340,7 +357,7 @@ def json_request(
             validate(data)
         return data
 
-    return http_call(client, method, url, name, timeout_s, handle, **kwargs)
+    return http_call(client, method, url, name, timeout_s, handle, endpoint_route=endpoint_route, **kwargs)
 
 
 def expect_object_list(data: Any) -> None:
@@ -417,14 +434,16 @@ def poll_job(
             elif final and status not in JOB_DONE:
                 raise ResponseInvalid(f"{kind} job lost: still '{status}' after --job-timeout {settings.job_timeout_s:g}s")
 
-        data, reason = json_request(client, "GET", url, name, settings.request_timeout_s, validate=check)
+        data, reason = json_request(
+            client, "GET", url, name, settings.request_timeout_s, validate=check, endpoint_route=False
+        )
         status = seen.get("status", "")
         if data is not None and status in JOB_DONE:
             return data
         if status in JOB_FAILED or (status in JOB_DONE and reason):
             llm.counters.jobs_failed += 1
             return None
-        if final or reason == ENDPOINT_ABSENT:
+        if final or (reason or "").startswith("HTTP 404"):  # past the deadline, or the job is gone
             llm.counters.jobs_lost += 1
             return None
         # pending, or a transient poll failure (already counted once): keep polling, spaced by the backoff
@@ -520,7 +539,8 @@ def _download_output(client: Any, timeout_s: float, file_id: str, custom_ids: li
     """GET the output file; the download fails when a line is missing or is not a 200 with choices."""
     url = f"{FILES_PATH}/{file_id}/content"
     tokens, _ = http_call(
-        client, "GET", url, FILE_CONTENT_NAME, timeout_s, lambda body: check_batch_output(body, custom_ids)
+        client, "GET", url, FILE_CONTENT_NAME, timeout_s, lambda body: check_batch_output(body, custom_ids),
+        endpoint_route=False,
     )
     return tokens
 

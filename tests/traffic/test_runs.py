@@ -129,7 +129,7 @@ def test_stream_metrics_match_the_truth_log_within_1pct_or_2ms(tmp_path: Path, m
     model = {"ttft": 1.0, "tokens_per_s": 40, "output_tokens": 12}
     mock = mock_server(config=mock_config(models={"loadgate-small": model}), truth_log=truth_log)
     proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--tags", "stream",
-                              users=4, run_time="5s", user_classes=("ChatUser",))
+                              "--goodput", "ttft:5000,tpot:100", users=4, run_time="5s", user_classes=("ChatUser",))
     mock.stop()
     assert proc.returncode == 0, proc.stderr[-2000:]
     llm = read_rows(f"{prefix}_llm_stats.csv")
@@ -143,6 +143,10 @@ def test_stream_metrics_match_the_truth_log_within_1pct_or_2ms(tmp_path: Path, m
             checks.append(("90%", _p(values, 0.9)))  # busy 2-core box also hold scheduling spikes
         for column, truth_value in checks:
             assert within(float(row[column]), truth_value), (metric, column, row[column], truth_value)
+    summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
+    assert summary["good_requests"] == summary["completed_requests"] == len(expected["TTFT"])  # all meet both
+    assert summary["goodput_req_per_s"] == pytest.approx(summary["completed_requests"] / summary["duration_s"], rel=1e-3)
+    assert summary["goodput_targets"] == {"ttft_ms": 5000.0, "tpot_ms": 100.0, "e2e_ms": None}
 
 
 def _p(values: list[float], fraction: float) -> float:
@@ -208,6 +212,16 @@ def test_server_without_models_and_jobs_endpoints_is_reported_not_crashed(tmp_pa
     assert rows["GET /health"]["Failure Count"] == "0"
     for endpoint in ("GET /v1/models", "POST /v1/files", "POST /v1/chat/completions/async"):
         assert proc.stderr.count(f"{endpoint} answered 404") == 1  # logged once, not per request
+
+
+@pytest.mark.timeout(60)
+def test_unknown_model_is_a_404_with_its_code_not_a_missing_endpoint(tmp_path: Path, mock_server):
+    mock = mock_server(config=mock_config())
+    proc, prefix = run_locust(tmp_path, mock.url, "--models", "no-such-model", users=1, run_time="2s",
+                              user_classes=("ChatUser",))
+    assert proc.returncode == 1
+    assert set(read_failures(prefix)) == {("/v1/chat/completions", "CatchResponseError('HTTP 404 model_not_found')")}
+    assert "answered 404" not in proc.stderr
 
 
 @pytest.mark.timeout(60)
