@@ -45,6 +45,7 @@ SAMPLE_INTERVAL_S = 1.0
 
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any, **_kw: Any) -> None:
+    # In a group, so Locust keeps them out of the web UI start form: they are read once, at init.
     group = parser.add_argument_group("loadgate live SLA")
     group.add_argument("--sla", type=str, default="", env_var="LOADGATE_SLA", metavar="FILE",
                        help="evaluate this threshold file during the run; exit code 1 on breach (env LOADGATE_SLA)")
