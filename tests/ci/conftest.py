@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import subprocess
@@ -14,17 +13,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-
-
-def import_without_monkey_patch(module: str, *names: str) -> tuple:
-    """Import a module that imports locust into pytest's process without gevent's monkey.patch_all()
-    (pytest has imported ssl already; patching it afterwards recurses). Only the pure parts are used."""
-    os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
-    try:
-        mod = importlib.import_module(module)
-    finally:
-        del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
-    return tuple(getattr(mod, n) for n in names)
 
 
 def repo_env(**extra: str) -> dict[str, str]:

@@ -5,15 +5,22 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
-import requests
 
-from .conftest import HERE, import_without_monkey_patch, repo_env, run_locust
+from loadgate.profiles import Stage, plan, stage_at
 
-Stage, plan, stage_at = import_without_monkey_patch("loadgate.profiles", "Stage", "plan", "stage_at")
+from .conftest import HERE, repo_env, run_locust
 
 LOCUSTFILE = str(HERE / "profile_locustfile.py")
+
+
+def get_json(url: str, form: bytes | None = None) -> dict:
+    with urllib.request.urlopen(url, data=form, timeout=5) as answer:
+        return json.loads(answer.read())
 
 
 def test_plans_scale_with_users_spawn_rate_and_run_time():
@@ -99,20 +106,21 @@ def test_web_ui_still_runs_plain_user_counts(tiny_target, tmp_path):
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
-                requests.get(base, timeout=1)
+                urllib.request.urlopen(base, timeout=1).close()
                 break
-            except requests.ConnectionError:
+            except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.1)
-        answer = requests.post(f"{base}/swarm", data={"user_count": 2, "spawn_rate": 2}, timeout=5)
-        assert answer.json()["success"] is True
-        assert "shape" not in answer.json()["message"].lower()
+        form = urllib.parse.urlencode({"user_count": 2, "spawn_rate": 2}).encode()
+        answer = get_json(f"{base}/swarm", form)
+        assert answer["success"] is True
+        assert "shape" not in answer["message"].lower()
         for _ in range(50):
-            stats = requests.get(f"{base}/stats/requests", timeout=5).json()
+            stats = get_json(f"{base}/stats/requests")
             if stats["user_count"] == 2:
                 break
             time.sleep(0.1)
         assert stats["user_count"] == 2
-        requests.get(f"{base}/stop", timeout=5)
+        assert get_json(f"{base}/stop", b"")["success"] is True
     finally:
         proc.terminate()
         proc.wait(10)
