@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from loadgate.gate.config import load_config, parse_config
 
-from .conftest import REPO
+from .conftest import FIXTURES, REPO
 
 SHIPPED = sorted([REPO / "sla/thresholds.yaml", *(REPO / "sla/examples").glob("*.yaml")])
 
@@ -45,3 +46,15 @@ def test_regression_only_file_without_baseline_is_exit_2(gate, tmp_path):
     assert err == (f"check_sla: error: {thresholds}:regression: the file has only regression rules and no --baseline "
                    "was given, so there is nothing to judge (got \"no --baseline\"); pass --baseline BASE_PREFIX (a "
                    "previous run's --csv prefix) or add 'thresholds:'\n")
+
+
+def test_default_thresholds_pass_on_a_real_default_job_run(gate, tmp_path):
+    """tests/sla/fixtures/job_*: the CSVs of `bash ci/run_load_gate.sh` (defaults), histories cut to the rows the
+    shipped "for" rules read."""
+    code, out, err = gate(FIXTURES / "job", "--json", tmp_path / "v.json")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1] == "SLA MET: 0 failed, 16 passed, 0 skipped"
+    verdicts = {(v["row"], v["rule"]): v for v in json.loads((tmp_path / "v.json").read_text())["verdicts"]}
+    assert verdicts[("POST /v1/chat/completions", "p(95) < 12s")]["observed"] == 5520.0
+    assert verdicts[("LLM", "tokens_per_s > 50")]["observed"] == pytest.approx(440.3, abs=0.1)
+    assert verdicts[("TTFT /v1/chat/completions [stream]", "p(95) < 4s for 10s")]["violation_s"] == 0
