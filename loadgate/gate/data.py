@@ -134,8 +134,12 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
     reset_at = meta.get("stats_reset_at") if meta else None
     stats_path = f"{prefix}_stats.csv"
     if not Path(stats_path).is_file():
-        raise GateInputError(stats_path, None, f"{role} CSV not found", stats_path,
-                             f"run Locust headless with --csv {prefix} (and --csv-full-history), or fix the prefix")
+        fix = f"run Locust headless with --csv {prefix} (and --csv-full-history), or fix the prefix"
+        for suffix in ("_stats.csv", "_stats_history.csv", "_llm_stats.csv", "_loadgate.json", ".csv"):
+            if prefix.endswith(suffix) and Path(prefix).is_file():
+                fix = f"pass the prefix, not a file: {prefix.removesuffix(suffix)}"
+                break
+        raise GateInputError(stats_path, None, f"{role} CSV not found", stats_path, fix)
     rows = _rows_from_stats(stats_path)
     llm_path = f"{prefix}_llm_stats.csv"
     llm_present = Path(llm_path).is_file()

@@ -73,6 +73,12 @@ def test_missing_stats_csv(gate, write_yaml, tmp_path):
                    f"headless with --csv {prefix} (and --csv-full-history), or fix the prefix\n")
 
 
+def test_a_file_given_instead_of_the_prefix(gate, write_yaml, tmp_path):
+    prefix = copy_run(tmp_path)
+    code, _, err = gate(prefix + "_stats.csv", "--thresholds", write_yaml("thresholds:\n  Aggregated: ['rps > 1']\n"))
+    assert code == 2 and err.endswith(f"; pass the prefix, not a file: {prefix}\n")
+
+
 def test_empty_stats_csv(gate, write_yaml, tmp_path):
     prefix = tmp_path / "empty"
     Path(f"{prefix}_stats.csv").write_text("", encoding="utf-8")
