@@ -36,6 +36,7 @@ PREFIX_NAME = "loadgate"  # CSV prefix inside the results folder: results/loadga
 REPORT_FILES = ("report.html", "junit.xml", "verdict.json", "verdict.md", "verdict.txt", "locust.log",
                 "mock_truth.jsonl", "job.json")
 MISSING_WORKER = re.compile(r"Worker (\S+) failed to send heartbeat, setting state to missing")
+SHAPE_STARTED = "Shape test starting"  # Locust's log line when a LoadTestShape drives the run
 TIMESPAN = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -387,6 +388,7 @@ class Manifest:
     processes: dict[str, int] = field(default_factory=dict)
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     missing_workers: list[str] = field(default_factory=list)
+    profile_applied: bool = False
     locust_command: list[str] = field(default_factory=list)
     gate_command: list[str] = field(default_factory=list)
     exit_code: int | None = None
@@ -500,10 +502,15 @@ def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: M
             say(f"warning: {worker.name} (pid {worker.proc.pid}) exited with code {worker.proc.returncode}; "
                 f"see {worker.log}")
     manifest.exit_codes["locust"] = code
-    manifest.missing_workers = MISSING_WORKER.findall(master.log.read_text(errors="replace"))
+    log = master.log.read_text(errors="replace")
+    manifest.missing_workers = MISSING_WORKER.findall(log)
     for worker_id in manifest.missing_workers:
         say(f"warning: worker {worker_id} went missing during the run (no heartbeat); the master carried on "
             "without it and its last unreported requests are not in the figures")
+    manifest.profile_applied = bool(cfg.profile) and SHAPE_STARTED in log
+    if cfg.profile and not manifest.profile_applied:
+        say(f"warning: profile {cfg.profile} was not applied: {cfg.locustfile.name} does not import "
+            "loadgate.profiles.LoadProfileShape, so Locust ran a plain constant load (--users/--spawn-rate)")
     return code
 
 

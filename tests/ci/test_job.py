@@ -255,3 +255,16 @@ def test_sigterm_stops_everything_the_job_started(tmp_path):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert json.loads((results / "job.json").read_text())["exit_code"] == 2
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("locustfile", "applied"), [("profile_locustfile.py", True), ("worker_locustfile.py", False)])
+def test_a_profile_the_locustfile_cannot_apply_is_reported(tmp_path, tiny_target, locustfile, applied):
+    done = job(["--host", tiny_target(), "--profile", "smoke", "--run-time", "3s", "--warmup", "0",
+                "--locustfile", str(HERE / locustfile), "--results", str(tmp_path / "r"), "--thresholds", PASS],
+               tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert json.loads((tmp_path / "r" / "job.json").read_text())["profile_applied"] is applied
+    warning = ("run_load_gate: warning: profile smoke was not applied: worker_locustfile.py does not import "
+               "loadgate.profiles.LoadProfileShape")
+    assert (warning in done.stderr) is not applied
