@@ -211,6 +211,9 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
     if baseline and not Path(f"{baseline}_stats.csv").is_file():
         raise JobError(f"--baseline: {baseline}_stats.csv not found (got {baseline!r}); give the CSV prefix of "
                        "a saved run, e.g. baseline/loadgate")
+    if baseline and Path(baseline).resolve().parent == Path(raw["results"]).resolve():
+        raise JobError(f"--baseline: {baseline!r} is inside the results folder, which each run empties; copy it "
+                       "elsewhere first, e.g. baseline/loadgate")
     locustfile = Path(raw["locustfile"])
     if not locustfile.is_file() and (ROOT / locustfile).is_file():
         locustfile = ROOT / locustfile

@@ -268,3 +268,13 @@ def test_a_profile_the_locustfile_cannot_apply_is_reported(tmp_path, tiny_target
     warning = ("run_load_gate: warning: profile smoke was not applied: worker_locustfile.py does not import "
                "loadgate.profiles.LoadProfileShape")
     assert (warning in done.stderr) is not applied
+
+
+def test_a_baseline_inside_the_results_folder_is_refused(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "loadgate_stats.csv").write_text("Type,Name\n")
+    done = job(["--baseline", "results/loadgate", "--thresholds", PASS], tmp_path, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr == ("run_load_gate: error: --baseline: 'results/loadgate' is inside the results folder, "
+                           "which each run empties; copy it elsewhere first, e.g. baseline/loadgate\n")
+    assert (tmp_path / "results" / "loadgate_stats.csv").is_file()
