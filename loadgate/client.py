@@ -521,7 +521,9 @@ def batch_job(client: Any, llm: LlmStats, settings: Settings, bodies: list[dict[
 
     def has_output(data: dict[str, Any]) -> None:
         if not data.get("output_file_id"):
-            raise ResponseInvalid("batch completed without output_file_id")
+            counts = data.get("request_counts") or {}
+            failed = f" ({counts.get('failed')} of {counts.get('total')} lines failed)" if counts.get("failed") else ""
+            raise ResponseInvalid(f"batch completed without output_file_id{failed}")
 
     url = f"{BATCHES_PATH}/{job_id(created)}"
     batch = poll_job(client, llm, settings, url, BATCH_POLL_NAME, started, "batch", has_output)

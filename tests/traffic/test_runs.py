@@ -10,7 +10,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import (
+
+from loadgate.llm_stats import METRIC_TYPES
+from traffic.helpers import (
     TEST_KEY,
     free_port,
     http_truth,
@@ -21,8 +23,6 @@ from helpers import (
     run_distributed,
     run_locust,
 )
-
-from loadgate.llm_stats import METRIC_TYPES
 
 CHAT = "POST /v1/chat/completions"
 ALL_CLASS_ROWS = {
@@ -314,3 +314,34 @@ def test_processes_mode_counts_every_request(tmp_path: Path, mock_server):
     assert_counts_match_truth(rows, read_truth(truth_log))
     meta = json.loads(Path(f"{prefix}_loadgate.json").read_text())
     assert (meta["run_mode"], meta["workers"]) == ("processes", 2)
+
+
+@pytest.mark.timeout(60)
+def test_failed_jobs_fail_the_poll_that_sees_them(tmp_path: Path, mock_server):
+    mock = mock_server(config=mock_config(faults={"job_failure": 1.0}))
+    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--batch-size", "2",
+                              users=3, run_time="3s", user_classes=("BatchUser",))
+    assert proc.returncode == 1
+    failures = read_failures(prefix)
+    assert set(failures) == {
+        ("/v1/chat/completions/async/{id}", "CatchResponseError('async job failed: server_error')"),
+        ("/v1/batches/{id}", "CatchResponseError('batch completed without output_file_id (2 of 2 lines failed)')"),
+    }
+    summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
+    assert summary["jobs_failed"] == sum(failures.values()) and summary["jobs_completed"] == 0
+
+
+@pytest.mark.timeout(60)
+def test_job_not_terminal_within_the_timeout_is_reported_lost(tmp_path: Path, mock_server):
+    mock = mock_server(config=mock_config(models={"loadgate-small": {"ttft": 5, "tokens_per_s": 40,
+                                                                      "output_tokens": 4}}))
+    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--batch-mode", "async",
+                              "--job-timeout", "0.5s", users=2, run_time="3s", user_classes=("BatchUser",))
+    assert proc.returncode == 1
+    failures = read_failures(prefix)
+    assert {name for name, _ in failures} == {"/v1/chat/completions/async/{id}"}
+    for _, error in failures:
+        assert re.fullmatch(r"CatchResponseError\(\"async job lost: still '(queued|processing)' after "
+                            r"--job-timeout 0.5s\"\)", error), error
+    summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
+    assert summary["lost_jobs"] == sum(failures.values()) > 0
