@@ -238,9 +238,7 @@ def _read_completion(resp: Any, timing: RequestTiming, timeout_s: float) -> tupl
     text = completion_text(data)
     timing.usage_tokens = usage_tokens(data)
     if timing.usage_tokens is None:
-        # no usage: whitespace-separated words are the closest count a client can make
-        timing.usage_tokens = len(text.split()) or None
-        timing.t_tokens = []
+        timing.counted_tokens = len(text.split())  # no usage: words are the closest count a client can make
     return text, len(body)
 
 

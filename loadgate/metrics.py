@@ -26,6 +26,7 @@ class RequestTiming:
     t_tokens: list[float] = field(default_factory=list)  # arrival of each content-bearing event
     t_end: float | None = None  # body fully read (non-stream) / stream finished
     usage_tokens: int | None = None  # usage.completion_tokens when the server sent it
+    counted_tokens: int | None = None  # non-streamed without usage: the answer's words
 
     def first_byte(self, t: float) -> None:
         if self.t_first_byte is None:
@@ -40,8 +41,10 @@ class RequestTiming:
 
     @property
     def output_tokens(self) -> int:
-        """Tokens generated: the server's usage when given, else the content events counted."""
-        return self.usage_tokens if self.usage_tokens is not None else len(self.t_tokens)
+        """Tokens generated: the server's usage when given, else the content events (or words) counted."""
+        if self.usage_tokens is not None:
+            return self.usage_tokens
+        return len(self.t_tokens) if self.t_tokens else (self.counted_tokens or 0)
 
     @property
     def ttfb_ms(self) -> float | None:

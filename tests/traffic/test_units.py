@@ -75,6 +75,11 @@ def test_tpot_needs_two_tokens_and_non_stream_e2e_is_body_time():
     body = RequestTiming(t_send=0.0, t_end=0.5, usage_tokens=10)
     assert body.ttft_ms is None and body.e2e_ms == pytest.approx(500.0)
     assert body.tokens_per_s == pytest.approx(20.0)
+    words = RequestTiming(t_send=0.0, t_end=0.5, counted_tokens=7)
+    assert words.output_tokens == 7 and words.tpot_ms is None
+    llm = LlmStats()
+    llm.record("/v1/chat/completions [non-stream]", words)
+    assert (llm.counters.usage_counted, llm.counters.usage_from_server) == (1, 0)
 
 
 def test_goodput_counts_requests_meeting_every_target():
