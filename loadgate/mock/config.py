@@ -53,6 +53,7 @@ class ModelConfig:
     ttft: Distribution  # seconds
     tokens_per_s: float  # 0 = no decode delay
     output_tokens: Distribution
+    prefill_tokens_per_s: float = 0.0  # 0 = TTFT does not depend on the prompt length
     owned_by: str = "loadgate"
 
 
@@ -231,6 +232,7 @@ def _model(model_id: str, raw: Any, source: str) -> ModelConfig:
         ttft=_distribution(r, "ttft", {"median": 0.2, "p95": 0.6}, integer=False),
         tokens_per_s=r.number("tokens_per_s", 50.0),
         output_tokens=_distribution(r, "output_tokens", {"median": 100, "p95": 400}, integer=True),
+        prefill_tokens_per_s=r.number("prefill_tokens_per_s", 0.0),
         owned_by=str(r.get("owned_by", "loadgate")),
     )
     r.finish()

@@ -2,7 +2,7 @@
 
 Timing model of one generation (documented in docs/readme/mock.md):
   queue wait (FIFO, until one of capacity.slots frees)
-  + ttft draw x (1 + prefill_slowdown x (active - 1))
+  + (ttft draw + prompt_tokens / prefill_tokens_per_s) x (1 + prefill_slowdown x (active - 1))
   + per token: (1 / tokens_per_s) x (1 + batching_slowdown x (active - 1))
 where `active` is the number of generations holding a slot at that moment, so latency rises with load
 the way a continuous-batching server's does.
@@ -87,11 +87,15 @@ class Engine:
         self.rng = rng
         self.slots = slots or Slots(capacity.slots, capacity.queue)
 
-    def plan(self, model: ModelConfig, max_tokens: int | None) -> Plan:
+    def plan(self, model: ModelConfig, max_tokens: int | None, prompt_tokens: int = 0) -> Plan:
+        """Draw the completion length (capped by max_tokens) and the unloaded time to first token."""
         drawn = max(1, round(model.output_tokens.draw(self.rng)))
+        ttft = model.ttft.draw(self.rng)
+        if model.prefill_tokens_per_s > 0:
+            ttft += prompt_tokens / model.prefill_tokens_per_s
         if max_tokens is not None and drawn > max_tokens:
-            return Plan(model, max_tokens, "length", model.ttft.draw(self.rng))
-        return Plan(model, drawn, "stop", model.ttft.draw(self.rng))
+            return Plan(model, max_tokens, "length", ttft)
+        return Plan(model, drawn, "stop", ttft)
 
     def _factor(self, slowdown: float) -> float:
         return 1.0 + slowdown * max(self.slots.active - 1, 0)

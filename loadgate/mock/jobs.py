@@ -161,7 +161,7 @@ class JobStore:
                 chat = validate_chat(body, server.config.models)
             except APIError as exc:
                 raise JobFailed(exc.status, exc.body()["error"]) from None
-            plan = self.engine.plan(server.config.models[chat.model], chat.max_tokens)
+            plan = self.engine.plan(server.config.models[chat.model], chat.max_tokens, chat.prompt_tokens)
         else:
             chat, plan = planned
         entry = self.engine.slots.try_enter()
@@ -190,7 +190,7 @@ class JobStore:
         server = self.server
         chat = await server.read_chat(request, exchange)
         exchange.stream = False
-        plan = self.engine.plan(server.config.models[chat.model], chat.max_tokens)
+        plan = self.engine.plan(server.config.models[chat.model], chat.max_tokens, chat.prompt_tokens)
         headers = server.rate_limit(request, chat, plan)
         if self.pending >= server.config.jobs.queue:
             raise APIError(429, f"Too many pending jobs ({self.pending}, jobs.queue). Please retry later.",

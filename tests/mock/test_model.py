@@ -49,6 +49,13 @@ def test_plan_caps_length_at_max_tokens():
     assert engine.plan(config.models["m"], None).tokens == 50
 
 
+def test_prefill_rate_adds_prompt_time_to_ttft():
+    config = parse_config({"models": {"m": {"ttft": 0.1, "prefill_tokens_per_s": 1000}, "n": {"ttft": 0.1}}})
+    engine = Engine(config.capacity, random.Random(1))
+    assert engine.plan(config.models["m"], None, prompt_tokens=500).ttft == pytest.approx(0.6)
+    assert engine.plan(config.models["n"], None, prompt_tokens=500).ttft == pytest.approx(0.1)
+
+
 def test_slots_fifo_bounded_queue_and_abandon():
     async def scenario() -> list:
         slots = Slots(1, 2)
