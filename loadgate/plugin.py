@@ -120,10 +120,13 @@ def _apply_class_weights(environment: Any, s: Settings) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_kw: Any) -> None:
     st = state(environment)
-    try:  # a worker receives the master's custom arguments just before test_start
-        st.settings = settings.load(environment.parsed_options)
-        st.llm.goodput = st.settings.goodput
-    except SettingError as e:
+    try:  # a worker receives the master's custom arguments just before test_start; the web UI edits them
+        new = settings.load(environment.parsed_options)
+        if new.prompt_file != st.settings.prompt_file:
+            st.prompts = PromptSet.load(new.prompt_file or None)
+        st.settings = new
+        st.llm.goodput = new.goodput
+    except (SettingError, PromptFileError) as e:
         logger.error("loadgate: %s (keeping the previous settings)", e)
     st.llm.clear()
     st.meta = _metadata(environment, st)
