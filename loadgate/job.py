@@ -477,6 +477,9 @@ def run(cfg: JobConfig) -> int:
         manifest.save(cfg.results)
         say(f"error: {e}" if isinstance(e, JobError) else "interrupted; stopped everything it started")
         return EXIT_BAD_INPUT
+    except BaseException:  # a bug must not leave a mock or Locust running behind the CI job
+        _stop_all(children, mock)
+        raise
     _stop_all(children, mock)
     manifest.gate_command = gate_command(cfg)
     code = run_gate(cfg)

@@ -178,6 +178,13 @@ class LoadProfileShape(LoadTestShape):
                 return True
         return False
 
+    def finish(self) -> None:
+        """The run stopped (run time, Ctrl-C, web UI) before the shape ended it: record the knee so far."""
+        if self.breakpoint is not None or self._window is None:
+            return
+        self._steps.append(self._window.measure(self.runner.stats.total, self._step.users if self._step else 0))
+        self._record("the run stopped before any limit was exceeded", breached=None)
+
     def _record(self, reason: str, breached: StepResult | None) -> None:
         good = [s for s in self._steps if s is not breached]
         knee = good[-1] if good else None
@@ -211,6 +218,13 @@ def _add_arguments(parser, **_kwargs) -> None:
     group.add_argument("--breakpoint-p95-ms", type=float, default=DEFAULT_P95_MS,
                        env_var="LOADGATE_BREAKPOINT_P95_MS",
                        help="breakpoint profile: stop when a step's aggregated p95 exceeds this (ms)")
+
+
+@events.test_stop.add_listener
+def _finish_breakpoint(environment, **_kwargs) -> None:
+    shape = environment.shape_class
+    if isinstance(shape, LoadProfileShape) and environment.profile == "breakpoint" and shape.runner is not None:
+        shape.finish()
 
 
 @events.init.add_listener

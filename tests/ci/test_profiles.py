@@ -124,3 +124,14 @@ def test_web_ui_still_runs_plain_user_counts(tiny_target, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.timeout(60)
+def test_breakpoint_without_a_breach_still_records_the_last_step(tiny_target, tmp_path):
+    done = run_locust(["-f", LOCUSTFILE, "--headless", "-H", tiny_target(), "-u", "3", "-r", "3", "-t", "6s",
+                       "--profile", "breakpoint", "--csv", "bp"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "bp_breakpoint.json").read_text())
+    assert record["breached"] is False and record["breach"] is None
+    assert [s["users"] for s in record["steps"]] == [1, 2, 3]
+    assert record["knee"]["users"] == 3 and record["knee"]["failures"] == 0
