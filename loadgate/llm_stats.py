@@ -87,9 +87,11 @@ class LlmStats:
         ):
             if value is not None:
                 entries[(name, metric)].log(value, 0)  # type: ignore[arg-type]
-        itl = entries[(name, ITL)]
-        for gap in timing.itl_ms:
-            itl.log(gap, 0)  # type: ignore[arg-type]
+        gaps = timing.itl_ms
+        if gaps:  # (indexing creates the row: a non-streamed response has no ITL row)
+            itl = entries[(name, ITL)]
+            for gap in gaps:
+                itl.log(gap, 0)  # type: ignore[arg-type]
         self._touch_total()
         c = self.counters
         c.completed += 1
