@@ -121,7 +121,7 @@ def test_kubernetes_master_job_service_and_workers_are_wired():
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     cfg = job_config(container["command"], env)
     assert cfg.host == "http://loadgate-target:8000" and (cfg.master_bind_host, cfg.master_port) == ("0.0.0.0", 5557)
-    assert cfg.expect_workers == workers["spec"]["replicas"] == 4
+    assert cfg.expect_workers == workers["spec"]["replicas"] == 4 and cfg.expect_workers_max_wait == 300
     worker = workers["spec"]["template"]["spec"]["containers"][0]
     assert worker["command"] == worker_args(cfg, "loadgate-master", 5557)
     target = objects[("Service", "loadgate-target")]
