@@ -152,7 +152,8 @@ class MockServer:
     async def _complete(self, request, exchange, chat, plan, entry, headers, fault) -> web.StreamResponse:
         if entry is not True:
             await entry
-        await self.engine.generate(plan)
+        if plan.ttft or plan.model.tokens_per_s:  # zero-latency profiles skip the pacing coroutine
+            await self.engine.generate(plan)
         if fault == "stall":
             await asyncio.sleep(self.config.faults.stall_seconds)
         data = protocol.completion_bytes(exchange.request_id, int(time.time()), plan, chat.prompt_tokens,
@@ -161,8 +162,7 @@ class MockServer:
         if fault in ("cut", "malformed_chunk"):
             return await self._broken_body(request, exchange, data, headers, fault)
         response = web.Response(body=data, content_type=JSON_TYPE, headers=headers)
-        if self.truth_log is None:
-            exchange.t_last_token = time.time()
+        if self.truth_log is None:  # nobody reads the exchange's times: let aiohttp send it
             return response
         try:
             await response.prepare(request)
