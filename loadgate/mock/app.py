@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
@@ -69,6 +70,12 @@ class MockServer:
                     exchange.error = exchange.error or "cancelled: server stopping"
                     self.finish(exchange, 499)
                     raise
+                except Exception as exc:  # a mock bug: still answer OpenAI-style and say what broke
+                    print(f"loadgate mock: internal error on {request.method} {request.path}: "
+                          f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                    error = server_error(500, f"loadgate mock internal error: {type(exc).__name__}: {exc}")
+                    exchange.error = f"internal_error: {type(exc).__name__}: {exc}"
+                    response = error.response()
                 self.finish(exchange, response.status)
                 return response
 

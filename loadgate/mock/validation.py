@@ -38,7 +38,7 @@ class ChatRequest:
 def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; absurd nesting recurses
         raise APIError(
             400,
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "

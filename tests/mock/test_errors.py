@@ -77,6 +77,11 @@ def test_malformed_json_is_400(fast_mock):
     assert_error(r, 400, None, "invalid_json")
 
 
+def test_absurdly_nested_json_is_400_not_a_crash(fast_mock):
+    r = requests.post(f"{fast_mock.url}/v1/chat/completions", data=b"[" * 200_000 + b"]" * 200_000, timeout=5)
+    assert_error(r, 400, None, "invalid_json")
+
+
 def test_unknown_model_is_404(fast_mock):
     error = assert_error(post_chat(fast_mock.url, chat_body(model="gpt-9")), 404, "model", "model_not_found")
     assert "gpt-9" in error["message"]
