@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import locust.stats
-from locust.stats import RequestStats, StatsCSV, StatsCSVFileWriter, StatsEntry
+from locust.stats import RequestStats, StatsCSV, StatsCSVFileWriter, StatsEntry, sort_stats
 
 from loadgate import precision
 from loadgate.metrics import GoodputTargets, RequestTiming
@@ -167,6 +167,24 @@ class LlmStats:
             "jobs_failed": c.jobs_failed,
             "lost_jobs": c.jobs_lost,
         }
+
+
+def summary_lines(llm: LlmStats) -> list[str]:
+    """The LLM rows as a console table (printed at the end of a run, beside Locust's own tables)."""
+    header = f"{'Type':9} {'Name':36} {'# samples':>9} {'p50':>9} {'p90':>9} {'p95':>9} {'p99':>9} {'avg':>9}"
+    lines = ["LLM metrics (ms; TOKENS/S in tokens/s)", header, "-" * len(header)]
+    for entry in sort_stats(llm.stats.entries):
+        if not entry.num_requests:
+            continue
+        p = [entry.get_response_time_percentile(f) for f in (0.5, 0.9, 0.95, 0.99)]
+        lines.append(f"{entry.method:9} {entry.name:36} {entry.num_requests:9d} "
+                     + " ".join(f"{v:9.4g}" for v in (*p, entry.avg_response_time)))
+    s = llm.summary()
+    goodput = f", goodput {s['goodput_req_per_s']} req/s" if s["goodput_req_per_s"] is not None else ""
+    lines.append(f"output tokens {s['total_output_tokens']} ({s['output_tokens_per_s']} tok/s, usage "
+                 f"{s['usage_source']}){goodput}; jobs completed {s['jobs_completed']}, failed {s['jobs_failed']}, "
+                 f"lost {s['lost_jobs']}")
+    return lines
 
 
 class _WithoutAggregated:

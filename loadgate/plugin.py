@@ -230,6 +230,18 @@ def _remember_environment(environment: Any, **_kw: Any) -> None:
     locust._loadgate_env = environment  # type: ignore[attr-defined]
 
 
+@events.quit.add_listener
+def _print_llm_summary(**_kw: Any) -> None:
+    """After Locust's own final tables (local and master runs; a worker has nothing merged)."""
+    env = getattr(locust, "_loadgate_env", None)
+    if env is None or isinstance(env.runner, WorkerRunner) or getattr(env, "loadgate_state", None) is None:
+        return
+    console = logging.getLogger("locust.stats_logger")
+    for line in llm_stats.summary_lines(state(env).llm):
+        console.info(line)
+    console.info("")
+
+
 # -- files ---------------------------------------------------------------------------------------------
 
 

@@ -346,3 +346,22 @@ def test_job_not_terminal_within_the_timeout_is_reported_lost(tmp_path: Path, mo
                             r"--job-timeout 0.5s\"\)", error), error
     summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
     assert summary["lost_jobs"] == sum(failures.values()) > 0
+
+
+@pytest.mark.timeout(60)
+def test_multi_turn_conversation_appends_each_reply_and_next_turn(tmp_path: Path, mock_server):
+    truth_log = tmp_path / "truth.jsonl"
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "Q", "followups": ["second turn", "third turn"], "max_tokens": 5}\n')
+    model = {"ttft": 0.01, "tokens_per_s": 0, "output_tokens": 5}
+    mock = mock_server(config=mock_config(models={"loadgate-small": model}), truth_log=truth_log)
+    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--tags", "multi-turn",
+                              "--turns", "3", "--prompt-file", str(prompts), users=1, run_time="2s",
+                              user_classes=("ChatUser",))
+    mock.stop()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sizes = [t["prompt_tokens"] for t in read_truth(truth_log) if t["path"] == "/v1/chat/completions"]
+    # "Q" -> + 5-token reply + "second turn" -> + reply + "third turn", then a new conversation
+    assert len(sizes) >= 6 and len(sizes) % 3 == 0
+    first, second, third = sizes[:3]
+    assert first < second < third and sizes[:3] * (len(sizes) // 3) == sizes
