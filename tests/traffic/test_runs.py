@@ -365,3 +365,17 @@ def test_multi_turn_conversation_appends_each_reply_and_next_turn(tmp_path: Path
     assert len(sizes) >= 6 and len(sizes) % 3 == 0
     first, second, third = sizes[:3]
     assert first < second < third and sizes[:3] * (len(sizes) // 3) == sizes
+
+
+@pytest.mark.timeout(60)
+def test_unreachable_target_fails_with_connection_errors(tmp_path: Path):
+    port = free_port()  # nothing listens there
+    proc, prefix = run_locust(tmp_path, f"http://127.0.0.1:{port}", "--models", "loadgate-small",
+                              "--embedded-target", "off",  # else loadgate would start its mock there
+                              users=2, run_time="2s", user_classes=("ChatUser", "ModelsUser"))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    errors = {error for _, error in read_failures(prefix)}
+    assert errors == {"CatchResponseError('connection error: ConnectionRefusedError waiting for the response headers')"}
+    rows = read_rows(f"{prefix}_stats.csv")
+    assert rows["Aggregated"]["Failure Count"] == rows["Aggregated"]["Request Count"] != "0"
