@@ -43,15 +43,6 @@ class SSEParser:
             if event is not None:
                 yield event
 
-    def close(self) -> Iterator[SSEEvent]:
-        """End of stream: an unterminated last line still counts, an undispatched event does not
-        (per the spec); return whether fields were left pending via :attr:`incomplete`."""
-        if self._pending:
-            event = self._line(self._pending.decode("utf-8", errors="replace"))
-            self._pending = b""
-            if event is not None:
-                yield event
-
     @property
     def incomplete(self) -> bool:
         """True when the stream stopped in the middle of an event."""
