@@ -1,6 +1,6 @@
 """Benchmark the loadgate mock: non-streaming req/s vs fakellm under wrk, and 2,000 concurrent streams.
 
-    python bench/bench_mock.py [--duration 10] [--connections 64] [--streams 2000] [--skip-fakellm]
+    python bench/bench_mock.py [--duration 6] [--rounds 5] [--connections 64] [--streams 2000] [--skip-fakellm]
 
 1. Throughput: the same non-streaming chat request, zero-latency config, each server pinned to CPU 0
    (`taskset`), `wrk` pinned to CPU 1, in alternating rounds. fakellm (PyPI) is installed into a
@@ -239,9 +239,9 @@ def bench_streams(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="wrk seconds per server (default 10)")
+    parser.add_argument("--duration", type=int, default=6, help="wrk seconds per round (default 6)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating wrk rounds per server (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating wrk rounds per server (default 5)")
     parser.add_argument("--streams", type=int, default=2000, help="concurrent streams to hold (default 2000)")
     parser.add_argument("--skip-fakellm", action="store_true", help="only measure loadgate's mock")
     args = parser.parse_args()
