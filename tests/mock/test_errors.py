@@ -133,13 +133,19 @@ def test_no_keys_configured_accepts_any_request(fast_mock):
 
 def test_disabled_endpoints_answer_404_as_absent(mock_server):
     mock = mock_server(config=fast_config(endpoints={"models": False, "async": False, "batch": False}))
+    assert post_chat(mock.url, chat_body()).status_code == 200
     for method, path in (("GET", "/v1/models"), ("GET", "/v1/models/loadgate-small"),
                          ("POST", "/v1/chat/completions/async"), ("GET", "/v1/chat/completions/async/x"),
                          ("POST", "/v1/files"), ("POST", "/v1/batches"), ("GET", "/v1/batches/x")):
         r = requests.request(method, f"{mock.url}{path}", json={}, timeout=5)
         assert_error(r, 404, None)
         assert r.json()["error"]["message"] == f"Invalid URL ({method} {path})"
-    assert post_chat(mock.url, chat_body()).status_code == 200
+
+
+def test_chat_endpoint_can_be_disabled(mock_server):
+    mock = mock_server(config=fast_config(endpoints={"chat": False}))
+    assert_error(post_chat(mock.url, chat_body()), 404, None)
+    assert requests.get(f"{mock.url}/v1/models", timeout=5).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -18,9 +19,11 @@ from .conftest import chat_body, read_truth
 pytestmark = pytest.mark.timeout(60)
 
 
-def test_ready_line_is_exact_and_port_zero_picks_a_free_port(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "loadgate.mock", "--host", "127.0.0.1", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_ready_line_port_zero_and_clean_stop(tmp_path, stop_signal):
+    truth = tmp_path / "truth.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "loadgate.mock", "--host", "127.0.0.1", "--port", "0",
+                             "--truth-log", str(truth)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         assert re.fullmatch(r"loadgate mock listening on http://127\.0\.0\.1:(\d+)\n", line)
@@ -28,10 +31,11 @@ def test_ready_line_is_exact_and_port_zero_picks_a_free_port(tmp_path):
         assert port > 0
         assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
     finally:
-        proc.terminate()
+        proc.send_signal(stop_signal)
         assert proc.wait(10) == 0
     assert proc.stdout.read() == ""  # exactly one line on stdout
     assert proc.stderr.read() == ""
+    assert [row["path"] for row in read_truth(truth)] == ["/health"]  # flushed on stop
 
 
 def test_sigterm_with_work_in_flight_logs_every_request(tmp_path):
