@@ -95,13 +95,19 @@ def test_breakpoint_stops_at_the_limit_and_records_the_knee(tiny_target, tmp_pat
 
 
 @pytest.mark.timeout(60)
-def test_web_ui_still_runs_plain_user_counts(tiny_target, tmp_path):
+@pytest.mark.parametrize(("extra_args", "form", "users", "message"), [
+    ([], {"user_count": 2, "spawn_rate": 2}, 2, "Swarming started"),
+    (["--class-picker"], {"user_count": 20, "spawn_rate": 5, "user_classes": "PingUser",
+                          "shape_class": "LoadProfileShape", "profile": "smoke"},
+     2, "Swarming started using shape class 'LoadProfileShape'"),
+], ids=["plain", "class-picker-smoke"])
+def test_web_ui_runs_plain_counts_or_a_picked_profile(tiny_target, tmp_path, extra_args, form, users, message):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", LOCUSTFILE, "-H", tiny_target(),
-                             "--web-host", "127.0.0.1", "--web-port", str(port)], cwd=tmp_path, env=repo_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "--web-host", "127.0.0.1", "--web-port", str(port), *extra_args], cwd=tmp_path,
+                            env=repo_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -110,16 +116,15 @@ def test_web_ui_still_runs_plain_user_counts(tiny_target, tmp_path):
                 break
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.1)
-        form = urllib.parse.urlencode({"user_count": 2, "spawn_rate": 2}).encode()
-        answer = get_json(f"{base}/swarm", form)
-        assert answer["success"] is True
-        assert "shape" not in answer["message"].lower()
+        answer = get_json(f"{base}/swarm", urllib.parse.urlencode(form).encode())
+        assert answer["success"] is True and answer["message"] == message
         for _ in range(50):
             stats = get_json(f"{base}/stats/requests")
-            if stats["user_count"] == 2:
+            if stats["user_count"] == users:
                 break
             time.sleep(0.1)
-        assert stats["user_count"] == 2
+        time.sleep(1.5)  # a form count of 20 at 5/s would be past 7 users by now
+        assert get_json(f"{base}/stats/requests")["user_count"] == users  # smoke: max(1, 20 // 10), not 20
         assert get_json(f"{base}/stop", b"")["success"] is True
     finally:
         proc.terminate()
