@@ -16,6 +16,7 @@ from . import protocol
 from .config import MockConfig
 from .engine import Engine, Plan
 from .errors import JSON_TYPE, APIError, not_found, server_error
+from .jobs import JobStore
 from .ratelimit import RateLimiter
 from .truthlog import Exchange, TruthLog
 from .validation import ChatRequest, parse_json, validate_chat
@@ -43,8 +44,6 @@ class MockServer:
         self.truth_log = truth_log
         self.pick_fault = config.faults.pick if config.faults.any_request_fault else None
         self.started = int(time.time())
-        from .jobs import JobStore  # jobs builds on this module's helpers
-
         self.jobs = JobStore(self)
 
     # ------------------------------------------------------------------ request plumbing
