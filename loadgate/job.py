@@ -354,9 +354,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def wait_healthy(url: str, timeout: float) -> None:
     deadline, last = time.monotonic() + timeout, "no answer"
+    key = os.environ.get("OPENAI_API_KEY")  # gateways that guard /health too
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
+            with urllib.request.urlopen(request, timeout=2) as answer:
                 if answer.status == 200:
                     return
                 last = f"HTTP {answer.status}"
