@@ -32,6 +32,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRu
 
 import loadgate
 import loadgate.embedded  # noqa: F401  (registers the embedded-target listeners)
+import loadgate.live_sla  # noqa: F401  (registers --sla, the live SLA check)
 import loadgate.webui  # noqa: F401  (registers the LLM web UI tabs)
 from loadgate import client, llm_stats, precision, settings
 from loadgate.llm_stats import LlmStats, LlmStatsCSV
