@@ -4,6 +4,7 @@ download, check). Tags: async, batch. --batch-mode async|batch|both picks the fl
 import _repo_path  # noqa: F401  (before importing loadgate)
 
 from loadgate.plugin import BatchUserBase
+from loadgate.profiles import LoadProfileShape  # noqa: F401  (inert without --profile)
 
 
 class BatchUser(BatchUserBase):

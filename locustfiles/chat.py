@@ -6,6 +6,7 @@ Tags: stream, non-stream, multi-turn (all also "chat"). Settings: docs/readme/tr
 import _repo_path  # noqa: F401  (before importing loadgate)
 
 from loadgate.plugin import ChatUserBase
+from loadgate.profiles import LoadProfileShape  # noqa: F401  (inert without --profile)
 
 
 class ChatUser(ChatUserBase):

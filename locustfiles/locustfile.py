@@ -6,6 +6,7 @@
 import _repo_path  # noqa: F401  (before importing loadgate)
 
 import loadgate.plugin  # noqa: F401  (settings, LLM metrics, precision, final CSVs)
+from loadgate.profiles import LoadProfileShape  # noqa: F401  (inert without --profile)
 from locustfiles.batch import BatchUser
 from locustfiles.chat import ChatUser
 from locustfiles.models import ModelsUser

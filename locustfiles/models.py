@@ -3,6 +3,7 @@
 import _repo_path  # noqa: F401  (before importing loadgate)
 
 from loadgate.plugin import ModelsUserBase
+from loadgate.profiles import LoadProfileShape  # noqa: F401  (inert without --profile)
 
 
 class ModelsUser(ModelsUserBase):
