@@ -14,11 +14,14 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import gevent
+from gevent import GreenletExit
 from geventhttpclient.response import HTTPConnectionClosed
+from locust.exception import CatchResponseError
 
 from loadgate.llm_stats import NAME_ASYNC, NAME_BATCH, NAME_NON_STREAM, NAME_STREAM, LlmStats
 from loadgate.metrics import RequestTiming
@@ -41,10 +44,34 @@ HEALTH_PATH = "/health"
 JOB_DONE = frozenset({"completed", "succeeded", "success", "done"})
 JOB_FAILED = frozenset({"failed", "error", "cancelled", "canceled", "expired"})
 ENDPOINT_ABSENT = "endpoint not available (404)"
+CANCELLED = "cancelled: the run stopped before the response completed"
 
 
 class ResponseInvalid(Exception):
     """A response that arrived but breaks the protocol; str() is the failure reason."""
+
+
+@contextmanager
+def settled_request(client: Any, method: str, url: str, name: str, **kwargs: Any) -> Iterator[Any]:
+    """``client.request(..., stream=True, catch_response=True)`` as a with-block that also settles a
+    request cut off by the run stopping. Locust kills users mid-request when the run ends (no
+    --stop-timeout, or Stop in the web UI); such a request was sent but Locust never reports it, so it
+    is counted here as a failure with the reason CANCELLED, once."""
+    t_send = time.perf_counter()
+    try:
+        resp = client.request(method, url, name=name, stream=True, catch_response=True, **kwargs)
+    except GreenletExit:  # killed before the response headers arrived
+        client.request_event.fire(
+            request_type=method, name=name, response_time=(time.perf_counter() - t_send) * 1000,
+            response_length=0, response=None, context={}, exception=CatchResponseError(CANCELLED), url=url,
+        )
+        raise
+    with resp:
+        try:
+            yield resp
+        except GreenletExit:  # killed while reading the body: no result was marked yet (that needs no IO)
+            resp.failure(CANCELLED)
+            raise
 
 
 # -- headers and failure reasons -------------------------------------------------------------------
@@ -207,10 +234,7 @@ def chat_completion(
     if stream:
         body = {**body, "stream_options": {"include_usage": True}}
     timing = RequestTiming(t_send=time.perf_counter())
-    with client.request(
-        "POST", CHAT_PATH, name=CHAT_PATH, json=body, headers=request_headers(request_id), stream=True,
-        catch_response=True,
-    ) as resp:
+    with settled_request(client, "POST", CHAT_PATH, CHAT_PATH, json=body, headers=request_headers(request_id)) as resp:
         timing.first_byte(time.perf_counter())
         reason = status_failure(resp, "POST", CHAT_PATH, timeout_s)
         if reason is None:
@@ -324,7 +348,7 @@ def http_call(
     ResponseInvalid to fail it. Returns (result, None) on success, (None, reason) on failure."""
     t_send = time.perf_counter()
     headers = {**request_headers(), **kwargs.pop("headers", {})}
-    with client.request(method, url, name=name, headers=headers, stream=True, catch_response=True, **kwargs) as resp:
+    with settled_request(client, method, url, name, headers=headers, **kwargs) as resp:
         reason = status_failure(resp, method, name, timeout_s, endpoint_route)
         result = None
         if reason is None:

@@ -379,3 +379,23 @@ def test_unreachable_target_fails_with_connection_errors(tmp_path: Path):
     assert errors == {"CatchResponseError('connection error: ConnectionRefusedError waiting for the response headers')"}
     rows = read_rows(f"{prefix}_stats.csv")
     assert rows["Aggregated"]["Failure Count"] == rows["Aggregated"]["Request Count"] != "0"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("tag", ["non-stream", "stream"])  # cut before the headers / while reading the body
+def test_requests_cut_off_by_the_stop_are_counted_as_cancelled(tmp_path: Path, mock_server, tag):
+    """With --stop-timeout 0 Locust kills users mid-request; each of those requests reached the server,
+    so it must be counted once, as a failure saying why, not vanish."""
+    truth_log = tmp_path / "truth.jsonl"
+    slow = {"ttft": 1.5, "tokens_per_s": 40, "output_tokens": 12}
+    mock = mock_server(config=mock_config(models={"loadgate-small": slow}), truth_log=truth_log)
+    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--stop-timeout", "0",
+                              "--tags", tag, users=3, run_time="2s", user_classes=("ChatUser",))
+    mock.stop()
+    rows = read_rows(f"{prefix}_stats.csv")
+    assert_counts_match_truth(rows, read_truth(truth_log))
+    cancelled = read_failures(prefix).get(
+        ("/v1/chat/completions", "CatchResponseError('cancelled: the run stopped before the response completed')"), 0)
+    assert cancelled >= 3, read_failures(prefix)  # every user was mid-request at the stop
+    assert int(rows[CHAT]["Failure Count"]) == cancelled
+    assert "Traceback" not in proc.stderr
