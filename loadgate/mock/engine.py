@@ -20,6 +20,8 @@ from .config import CapacityConfig, ModelConfig
 
 # non-streaming generations are paced in segments of this many tokens (one timer per segment)
 SEGMENT_TOKENS = 16
+# lateness absorbed by the token schedule (uvloop timers tick in milliseconds); beyond it, re-anchor
+LATE_SLACK_S = 0.002
 
 
 class Slots:
@@ -109,7 +111,12 @@ class Engine:
         return tokens / plan.model.tokens_per_s * self._factor(self.capacity.batching_slowdown)
 
     async def stream_tokens(self, plan: Plan) -> AsyncIterator[int]:
-        """Yield token indexes at their due times (absolute deadlines, so sleeps never drift)."""
+        """Yield token indexes at their due times.
+
+        Deadlines are absolute, so timer granularity never makes the stream drift slower; but when the
+        process falls more than LATE_SLACK_S behind (a scheduling hiccup), the schedule restarts from
+        now instead of bursting tokens to catch up, as a real server's next decode step would.
+        """
         loop = asyncio.get_running_loop()
         due = loop.time() + self.first_token_delay(plan)
         for index in range(plan.tokens):
@@ -118,6 +125,8 @@ class Engine:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            elif delay < -LATE_SLACK_S:
+                due -= delay
             yield index
 
     async def generate(self, plan: Plan) -> None:
