@@ -174,8 +174,7 @@ class JobStore:
         finally:
             self.engine.slots.leave(entry)
         if server.config.faults.job_failure and server.rng.random() < server.config.faults.job_failure:
-            raise JobFailed(500, {"message": "The job failed (faults.job_failure).", "type": "server_error",
-                                  "param": None, "code": "server_error"})
+            raise JobFailed(500, _server_error("The job failed (faults.job_failure)."))
         return protocol.completion(protocol.new_id("chatcmpl-"), int(time.time()), plan, chat.prompt_tokens,
                                    server.config.usage)
 
@@ -214,10 +213,12 @@ class JobStore:
             job.error, job.status = exc.error, "failed"
             exchange.error = exc.error["message"]
         except asyncio.CancelledError:
-            job.error, job.status = {"message": "server stopping", "type": "server_error", "param": None,
-                                     "code": "shutdown"}, "failed"
+            job.error, job.status = _server_error("server stopping", "shutdown"), "failed"
             exchange.error = "cancelled: server stopping"
             raise
+        except Exception as exc:  # a mock bug must still end the job, never leave it `processing`
+            job.error, job.status = _server_error(f"internal error: {type(exc).__name__}: {exc}"), "failed"
+            exchange.error = job.error["message"]
         finally:
             self.pending -= 1
             exchange.status = job.status
@@ -358,6 +359,11 @@ class JobStore:
             batch.mark("failed", "failed_at")
             exchange.error = "cancelled: server stopping"
             raise
+        except Exception as exc:  # a mock bug must still end the batch, never leave it `in_progress`
+            batch.errors = {"object": "list", "data": [{"code": "server_error", "line": None, "param": None,
+                                                        "message": f"internal error: {type(exc).__name__}: {exc}"}]}
+            batch.mark("failed", "failed_at")
+            exchange.error = batch.errors["data"][0]["message"]
         finally:
             exchange.status = batch.status
             self._log(exchange)
@@ -401,6 +407,10 @@ class JobStore:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _server_error(message: str, code: str = "server_error") -> dict:
+    return {"message": message, "type": "server_error", "param": None, "code": code}
 
 
 def _line_problem(line: str, endpoint: str, seen: set[str]) -> tuple[str, Any] | str:

@@ -106,3 +106,26 @@ def test_seed_makes_draws_reproducible(mock_server):
         return [engine.plan(config.models["m"], None).tokens for _ in range(10)]
 
     assert replay(11) == first and replay(12) != first  # the server draws exactly the seeded sequence
+
+
+def test_a_job_that_crashes_still_ends_failed(monkeypatch):
+    from loadgate.mock.app import MockServer
+    from loadgate.mock.jobs import AsyncJob
+    from loadgate.mock.truthlog import Exchange
+
+    async def scenario() -> tuple[AsyncJob, int]:
+        server = MockServer(parse_config({"models": {"m": {"ttft": 0}}}))
+
+        async def broken(*args, **kwargs):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(server.jobs, "run_chat", broken)
+        job = AsyncJob("req_1", "m", 0)
+        server.jobs.pending = 1
+        await server.jobs._run_async(job, None, Exchange("req_1", "POST", "job:async", 0.0))
+        return job, server.jobs.pending
+
+    job, pending = asyncio.run(scenario())
+    assert job.status == "failed" and pending == 0
+    assert job.error == {"message": "internal error: RuntimeError: boom", "type": "server_error", "param": None,
+                         "code": "server_error"}
