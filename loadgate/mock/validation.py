@@ -13,6 +13,11 @@ from typing import Any
 
 from .errors import APIError, invalid, not_found
 
+try:  # measured: request parsing is the mock's largest own cost per request; orjson cuts it
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - optional speed-up, same behaviour with the stdlib
+    _loads = json.loads
+
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 # numeric sampling fields and their allowed ranges
@@ -37,7 +42,7 @@ class ChatRequest:
 
 def parse_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return _loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; absurd nesting recurses
         raise APIError(
             400,

@@ -129,3 +129,18 @@ def test_a_job_that_crashes_still_ends_failed(monkeypatch):
     assert job.status == "failed" and pending == 0
     assert job.error == {"message": "internal error: RuntimeError: boom", "type": "server_error", "param": None,
                          "code": "server_error"}
+
+
+@pytest.mark.parametrize("use_stdlib", [False, True])
+def test_request_parsing_same_with_or_without_orjson(monkeypatch, use_stdlib):
+    import json
+
+    from loadgate.mock import validation
+
+    if use_stdlib:
+        monkeypatch.setattr(validation, "_loads", json.loads)
+    assert validation.parse_json(b'{"model": "m", "n": 1}') == {"model": "m", "n": 1}
+    for raw in (b'{"model": ', b"", b"[" * 5000 + b"]" * 5000, b"\xff\xfe{"):
+        with pytest.raises(APIError) as exc:
+            validation.parse_json(raw)
+        assert exc.value.status == 400 and exc.value.code == "invalid_json"
