@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import socket
 import sys
@@ -40,6 +41,18 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def tune_gc() -> None:
+    """Freeze the startup objects out of the collector's reach and collect young objects less often.
+
+    Every request allocates many short-lived objects; with the default thresholds the collector runs
+    every few requests and repeatedly walks aiohttp's and the config's long-lived objects. Measured:
+    5-25 % more requests per CPU-second with the zero-latency profile.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 1_000)
+
+
 async def serve(server: MockServer, sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -50,6 +63,7 @@ async def serve(server: MockServer, sock: socket.socket) -> None:
     await web.SockSite(runner, sock, backlog=4096, shutdown_timeout=SHUTDOWN_GRACE_S).start()
     if server.truth_log is not None:
         server.truth_log.start()
+    tune_gc()
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"loadgate mock listening on http://{shown}:{port}", flush=True)
