@@ -83,7 +83,7 @@ def wrk(url: str, duration: int, connections: int, workdir: Path) -> dict:
     )
     out = done.stdout
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    p99 = re.search(r"99%\s+(\S+)", out)
+    p99 = re.search(r"^\s*99%\s+(\S+)\s*$", out, re.M)  # the --latency distribution line
     return {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "requests": int(re.search(r"(\d+) requests in", out).group(1)),
             "bad": int(bad.group(1)) if bad else 0, "p99": p99.group(1) if p99 else "?"}
