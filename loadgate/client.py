@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import time
 import uuid
@@ -45,6 +46,7 @@ JOB_DONE = frozenset({"completed", "succeeded", "success", "done"})
 JOB_FAILED = frozenset({"failed", "error", "cancelled", "canceled", "expired"})
 ENDPOINT_ABSENT = "endpoint not available (404)"
 CANCELLED = "cancelled: the run stopped before the response completed"
+_RESPONSE_MODULE = os.path.join("geventhttpclient", "response.py")
 
 
 class ResponseInvalid(Exception):
@@ -55,16 +57,18 @@ class ResponseInvalid(Exception):
 def settled_request(client: Any, method: str, url: str, name: str, **kwargs: Any) -> Iterator[Any]:
     """``client.request(..., stream=True, catch_response=True)`` as a with-block that also settles a
     request cut off by the run stopping. Locust kills users mid-request when the run ends (no
-    --stop-timeout, or Stop in the web UI); such a request was sent but Locust never reports it, so it
-    is counted here as a failure with the reason CANCELLED, once."""
+    --stop-timeout, or Stop in the web UI) and never reports that request although the server got it;
+    here it counts once, as a failure with the reason CANCELLED. One killed while still connecting
+    never reached the server and is not counted."""
     t_send = time.perf_counter()
     try:
         resp = client.request(method, url, name=name, stream=True, catch_response=True, **kwargs)
-    except GreenletExit:  # killed before the response headers arrived
-        client.request_event.fire(
-            request_type=method, name=name, response_time=(time.perf_counter() - t_send) * 1000,
-            response_length=0, response=None, context={}, exception=CatchResponseError(CANCELLED), url=url,
-        )
+    except GreenletExit as stop:
+        if _reached_the_wire(stop):  # else it never left this process: nothing to count
+            client.request_event.fire(
+                request_type=method, name=name, response_time=(time.perf_counter() - t_send) * 1000,
+                response_length=0, response=None, context={}, exception=CatchResponseError(CANCELLED), url=url,
+            )
         raise
     with resp:
         try:
@@ -72,6 +76,17 @@ def settled_request(client: Any, method: str, url: str, name: str, **kwargs: Any
         except GreenletExit:  # killed while reading the body: no result was marked yet (that needs no IO)
             resp.failure(CANCELLED)
             raise
+
+
+def _reached_the_wire(stop: BaseException) -> bool:
+    """Whether a request killed before its response headers had reached the server: true when the kill
+    landed while geventhttpclient was waiting for the response, false while it was still connecting."""
+    tb = stop.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(_RESPONSE_MODULE):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 # -- headers and failure reasons -------------------------------------------------------------------
@@ -438,7 +453,22 @@ def poll_job(
     done_check: Callable[[dict[str, Any]], None] | None = None,
 ) -> Any | None:
     """Poll with backoff until a terminal state. The poll that sees the job failed, or still pending
-    at --job-timeout (a lost job), is the one marked failed: nothing extra is counted."""
+    at --job-timeout (a lost job), is the one marked failed: nothing extra is counted. A job still being
+    polled when the run stops the user (past --stop-timeout) is counted lost too, so none vanishes."""
+    try:
+        return _poll_until_terminal(client, llm, settings, url, name, started, kind, done_check)
+    except GreenletExit:
+        llm.counters.jobs_lost += 1
+        llm.counters.jobs_lost_at_stop += 1
+        logger.warning("loadgate: %s job %s was still pending when the run stopped; counted as lost "
+                       "(raise --stop-timeout to let jobs finish)", kind, url.rsplit("/", 1)[-1])
+        raise
+
+
+def _poll_until_terminal(
+    client: Any, llm: LlmStats, settings: Settings, url: str, name: str, started: float, kind: str,
+    done_check: Callable[[dict[str, Any]], None] | None,
+) -> Any | None:
     deadline = started + settings.job_timeout_s
     wait = settings.poll_interval_s
     while True:

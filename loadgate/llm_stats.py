@@ -49,7 +49,8 @@ class LlmCounters:
     usage_counted: int = 0  # no usage in the response: tokens counted from content events
     jobs_completed: int = 0
     jobs_failed: int = 0
-    jobs_lost: int = 0  # async/batch jobs not terminal within the job timeout
+    jobs_lost: int = 0  # async/batch jobs not terminal within the job timeout, or when the run stopped
+    jobs_lost_at_stop: int = 0  # of those, the ones still being polled when the run stopped the user
 
     def add(self, other: dict[str, int]) -> None:
         for f in fields(self):
@@ -166,6 +167,7 @@ class LlmStats:
             "jobs_completed": c.jobs_completed,
             "jobs_failed": c.jobs_failed,
             "lost_jobs": c.jobs_lost,
+            "lost_jobs_at_stop": c.jobs_lost_at_stop,
         }
 
 
@@ -183,7 +185,7 @@ def summary_lines(llm: LlmStats) -> list[str]:
     goodput = f", goodput {s['goodput_req_per_s']} req/s" if s["goodput_req_per_s"] is not None else ""
     lines.append(f"output tokens {s['total_output_tokens']} ({s['output_tokens_per_s']} tok/s, usage "
                  f"{s['usage_source']}){goodput}; jobs completed {s['jobs_completed']}, failed {s['jobs_failed']}, "
-                 f"lost {s['lost_jobs']}")
+                 f"lost {s['lost_jobs']} ({s['lost_jobs_at_stop']} at the stop)")
     return lines
 
 

@@ -28,7 +28,15 @@ from gevent.lock import Semaphore
 from locust import TaskSet, events, tag, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
-from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
+from locust.runners import (
+    STATE_CLEANUP,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+    MasterRunner,
+    WorkerRunner,
+)
 
 import loadgate
 import loadgate.embedded  # noqa: F401  (registers the embedded-target listeners)
@@ -414,7 +422,20 @@ def _weighted(taskset: TaskSet, weights: dict[str, float]) -> Any:
     return taskset.user.rng.choices(tasks, w)[0]
 
 
-class ChatTasks(TaskSet):
+class LoadgateTasks(TaskSet):
+    """Starts no new task once the run is stopping. Locust's graceful stop kills a user that is waiting,
+    but one whose wait ends at that moment wakes before the kill lands and starts its next task, which
+    is then cut off mid-request: a spurious "cancelled" failure. Work already under way in a task (the
+    next turn, the next poll) goes on until --stop-timeout."""
+
+    def wait(self) -> None:
+        super().wait()
+        runner = self.user.environment.runner
+        if runner is not None and runner.state in (STATE_STOPPING, STATE_CLEANUP, STATE_STOPPED):
+            raise StopUser()
+
+
+class ChatTasks(LoadgateTasks):
     """Single-turn streamed / non-streamed chats and multi-turn conversations."""
 
     def get_next_task(self) -> Any:
@@ -467,7 +488,7 @@ class ChatUserBase(LoadgateUser):
             messages.append({"role": "user", "content": followups[turn % len(followups)]})
 
 
-class BatchTasks(TaskSet):
+class BatchTasks(LoadgateTasks):
     """The proxy's async endpoint and/or the OpenAI Batch API, as --batch-mode says."""
 
     def get_next_task(self) -> Any:
@@ -503,27 +524,25 @@ class BatchUserBase(LoadgateUser):
         return self.chat_body([dict(m) for m in prompt.messages], False, prompt.max_tokens)
 
 
-class ModelsUserBase(LoadgateUser):
-    """Rare metadata traffic: GET /v1/models, GET /v1/models/{id}, GET /health."""
-
-    abstract = True
-    loadgate_role = "models"
+class ModelsTasks(LoadgateTasks):
+    """GET /v1/models (3), GET /v1/models/{id} (2), GET /health (1)."""
 
     @tag("models")
     @task(3)
     def list_models(self) -> None:
-        found = client.list_models(self.client, self.lg.settings.request_timeout_s)
-        if found and self.lg.models is None and not self.lg.settings.models:
-            self.lg.models = found
+        st = self.user.lg
+        found = client.list_models(self.client, st.settings.request_timeout_s)
+        if found and st.models is None and not st.settings.models:
+            st.models = found
 
     @tag("models")
     @task(2)
     def get_model(self) -> None:
-        st = self.lg
+        st = self.user.lg
         known = st.settings.models or st.models
         if not known:
             return self.list_models()
-        model_id = self.rng.choice(known)
+        model_id = self.user.rng.choice(known)
         client.json_request(self.client, "GET", f"{client.MODELS_PATH}/{model_id}", client.MODEL_NAME,
                             st.settings.request_timeout_s, validate=client.expect_model)
 
@@ -531,4 +550,12 @@ class ModelsUserBase(LoadgateUser):
     @task(1)
     def health(self) -> None:
         client.json_request(self.client, "GET", client.HEALTH_PATH, client.HEALTH_PATH,
-                            self.lg.settings.request_timeout_s)
+                            self.user.lg.settings.request_timeout_s)
+
+
+class ModelsUserBase(LoadgateUser):
+    """Rare metadata traffic: GET /v1/models, GET /v1/models/{id}, GET /health."""
+
+    abstract = True
+    loadgate_role = "models"
+    tasks = [ModelsTasks]

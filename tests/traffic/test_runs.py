@@ -349,6 +349,21 @@ def test_job_not_terminal_within_the_timeout_is_reported_lost(tmp_path: Path, mo
 
 
 @pytest.mark.timeout(60)
+def test_job_still_polled_when_the_run_stops_is_reported_lost(tmp_path: Path, mock_server):
+    """--stop-timeout 0 kills users mid-poll: each submitted job is still counted, as lost at the stop."""
+    mock = mock_server(config=mock_config(models={"loadgate-small": {"ttft": 30, "tokens_per_s": 40,
+                                                                      "output_tokens": 4}}))
+    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--batch-mode", "async",
+                              "--stop-timeout", "0", users=2, run_time="2s", user_classes=("BatchUser",))
+    rows = read_rows(f"{prefix}_stats.csv")
+    submitted = int(rows["POST /v1/chat/completions/async"]["Request Count"])
+    assert submitted == 2 and rows["POST /v1/chat/completions/async"]["Failure Count"] == "0"
+    summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
+    assert (summary["lost_jobs"], summary["lost_jobs_at_stop"], summary["jobs_completed"]) == (2, 2, 0)
+    assert proc.stderr.count("was still pending when the run stopped; counted as lost") == 2
+
+
+@pytest.mark.timeout(60)
 def test_multi_turn_conversation_appends_each_reply_and_next_turn(tmp_path: Path, mock_server):
     truth_log = tmp_path / "truth.jsonl"
     prompts = tmp_path / "prompts.jsonl"

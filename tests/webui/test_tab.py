@@ -143,7 +143,7 @@ def test_summary_rows_format_values_and_flatten_targets():
         {"figure": "Goodput (req/s meeting every target)", "value": "n/a"},
         {"figure": "Goodput target: TTFT (ms)", "value": "500"},
         {"figure": "Goodput target: E2E (ms)", "value": "n/a"},
-        {"figure": "Async/batch jobs lost (not terminal in time)", "value": "0"},
+        {"figure": "Async/batch jobs lost (not terminal in time, or at the stop)", "value": "0"},
         {"figure": "some new figure", "value": "yes"},
     ]
 
