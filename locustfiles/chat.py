@@ -1,6 +1,6 @@
 """ChatUser: POST /v1/chat/completions, streamed and not, single- and multi-turn.
 
-Tags: stream, non-stream, multi-turn (all also "chat"). Settings: docs/readme/traffic.md.
+Tags: stream, non-stream, multi-turn (all also "chat"). Settings: README.md, "Traffic model and LLM metrics".
 """
 
 import _repo_path  # noqa: F401  (before importing loadgate)
