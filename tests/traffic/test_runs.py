@@ -122,23 +122,31 @@ def test_all_classes_headless_counts_metrics_and_no_key_leak(tmp_path: Path, moc
 @pytest.mark.timeout(60)
 def test_stream_metrics_match_the_truth_log_within_1pct_or_2ms(tmp_path: Path, mock_server):
     """Client-side TTFT/ITL/TPOT/E2E (stored with loadgate's bucketing, read back from the CSV) vs the
-    mock's own send times. TTFT/E2E also carry what the client really waits beyond the server's clock
-    (loopback, request parsing, scheduling: a few ms on a busy 2-core box), so the model's TTFT is 1 s,
-    a typical large-model figure, for which 1% is 10 ms; ITL/TPOT are differences and cancel it."""
+    mock's own send times. The server's clock starts when a request arrives; the client's before it is
+    sent, so each user's first request also carries TCP connection set-up (+5-13 ms here, measured per
+    request via X-Request-Id): a 2 s warm-up resets the stats after that first wave has finished (its
+    last token comes by ~1.5 s), and the truth is cut at the same moment. What remains is loopback, parsing and scheduling (~2 ms a request on the
+    busy 2-core box), so the model's TTFT is about 1 s, a typical large-model figure, for which 1% is
+    10 ms. It is spread (0.8-1.2 s) so that users' first tokens do not all land at one instant, where a
+    single stall of the shared VM (~20 ms, seen once or twice a run) would hit every sample at once."""
     truth_log = tmp_path / "truth.jsonl"
-    model = {"ttft": 1.0, "tokens_per_s": 40, "output_tokens": 12}
+    model = {"ttft": {"distribution": "uniform", "min": 0.8, "max": 1.2}, "tokens_per_s": 40, "output_tokens": 12}
     mock = mock_server(config=mock_config(models={"loadgate-small": model}), truth_log=truth_log)
     proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--tags", "stream",
-                              "--goodput", "ttft:5000,tpot:100", users=4, run_time="5s", user_classes=("ChatUser",))
+                              "--goodput", "ttft:5000,tpot:100", "--warmup", "2s", users=8, run_time="7s",
+                              user_classes=("ChatUser",))
     mock.stop()
     assert proc.returncode == 0, proc.stderr[-2000:]
     llm = read_rows(f"{prefix}_llm_stats.csv")
-    expected = truth_metrics(read_truth(truth_log))
-    assert len(expected["TTFT"]) >= 10
+    reset_at = json.loads(Path(f"{prefix}_loadgate.json").read_text())["stats_reset_at"]
+    expected = truth_metrics([t for t in read_truth(truth_log) if t["t_done"] >= reset_at])
+    assert len(expected["TTFT"]) >= 20
     for metric, values in expected.items():
         row = llm[f"{metric} /v1/chat/completions [stream]"]
         assert int(row["Request Count"]) == len(values)
-        checks = [("50%", statistics.median(values)), ("Average Response Time", statistics.fmean(values))]
+        # _p is Locust's percentile (the upper middle value for an even count, not statistics.median's
+        # mean of the two). Median and mean: one OS scheduling hiccup (~20 ms) moves neither past 1%.
+        checks = [("50%", _p(values, 0.5)), ("Average Response Time", statistics.fmean(values))]
         if metric == "TPOT":  # a per-request average: its tail is stable; single TTFT/ITL tails on a
             checks.append(("90%", _p(values, 0.9)))  # busy 2-core box also hold scheduling spikes
         for column, truth_value in checks:
@@ -150,6 +158,7 @@ def test_stream_metrics_match_the_truth_log_within_1pct_or_2ms(tmp_path: Path, m
 
 
 def _p(values: list[float], fraction: float) -> float:
+    """Locust's percentile definition (stats.calculate_response_time_percentile) on exact values."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
