@@ -425,14 +425,18 @@ def _weighted(taskset: TaskSet, weights: dict[str, float]) -> Any:
 class LoadgateTasks(TaskSet):
     """Starts no new task once the run is stopping. Locust's graceful stop kills a user that is waiting,
     but one whose wait ends at that moment wakes before the kill lands and starts its next task, which
-    is then cut off mid-request: a spurious "cancelled" failure. Work already under way in a task (the
-    next turn, the next poll) goes on until --stop-timeout."""
+    is then cut off mid-request: a spurious "cancelled" failure. A conversation sends no further turn
+    either; a submitted job is still polled to its end (until --stop-timeout)."""
 
     def wait(self) -> None:
         super().wait()
-        runner = self.user.environment.runner
-        if runner is not None and runner.state in (STATE_STOPPING, STATE_CLEANUP, STATE_STOPPED):
+        if run_is_stopping(self.user.environment):
             raise StopUser()
+
+
+def run_is_stopping(environment: Any) -> bool:
+    runner = environment.runner
+    return runner is not None and runner.state in (STATE_STOPPING, STATE_CLEANUP, STATE_STOPPED)
 
 
 class ChatTasks(LoadgateTasks):
@@ -482,8 +486,8 @@ class ChatUserBase(LoadgateUser):
             streamed = stream if stream is not None else self.rng.random() < st.settings.stream_ratio
             body = self.chat_body(messages, streamed, prompt.max_tokens)
             result = client.chat_completion(self.client, st.llm, body, st.settings.request_timeout_s)
-            if not result.ok or turn == turns - 1:
-                return
+            if not result.ok or turn == turns - 1 or run_is_stopping(self.environment):
+                return  # after the stop, no next turn: --stop-timeout need only cover one request
             messages.append({"role": "assistant", "content": result.text})
             messages.append({"role": "user", "content": followups[turn % len(followups)]})
 
