@@ -78,7 +78,8 @@ def test_profile_from_env_drives_the_shape(tiny_target, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_breakpoint_stops_at_the_limit_and_records_the_knee(tiny_target, tmp_path):
-    url = tiny_target(max_inflight=3, delay_ms=50)  # a 4th concurrent user starts drawing 503s
+    url = tiny_target(max_inflight=3, delay_ms=200)  # a 4th concurrent user starts drawing 503s (a long
+    # hold keeps all 4 in flight for most of a step even when a starved CPU slows the client)
     started = time.monotonic()
     done = run_locust(["-f", LOCUSTFILE, "--headless", "-H", url, "-u", "10", "-r", "10", "-t", "30s",
                        "--profile", "breakpoint", "--csv", "bp"], tmp_path)
