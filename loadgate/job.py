@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
+from loadgate.durations import parse_duration
+
 ROOT = Path(__file__).resolve().parents[1]
 PROG = "run_load_gate"
 EXIT_PASS, EXIT_BREACH, EXIT_BAD_INPUT = 0, 1, 2
@@ -37,7 +39,6 @@ REPORT_FILES = ("report.html", "junit.xml", "verdict.json", "verdict.md", "verdi
                 "mock_truth.jsonl", "job.json")
 MISSING_WORKER = re.compile(r"Worker (\S+) failed to send heartbeat, setting state to missing")
 SHAPE_STARTED = "Shape test starting"  # Locust's log line when a LoadTestShape drives the run
-TIMESPAN = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 class JobError(Exception):
@@ -139,14 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _timespan(name: str, value: str) -> int:
-    value = value.strip()
-    if value.isdigit():
-        return int(value)
-    match = TIMESPAN.match(value)
-    if not value or not match:
-        raise JobError(f"{name}: not a duration (got {value!r}); use e.g. 40s, 5m, 1h30m or seconds")
-    h, m, s = (int(g or 0) for g in match.groups())
-    return h * 3600 + m * 60 + s
+    """Whole seconds: Locust's own --run-time takes no fractions."""
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise JobError(f"{name}: not a duration (got {value!r}); use e.g. 40s, 5m, 1h30m or seconds") from None
+    if not seconds.is_integer():
+        raise JobError(f"{name}: whole seconds only (got {value!r}); use e.g. 40s, 5m, 1h30m or seconds")
+    return int(seconds)
 
 
 def _integer(name: str, value: str, minimum: int) -> int:

@@ -9,10 +9,10 @@ can be given on the command line, in ``locust.conf`` (key without dashes), as an
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from loadgate.durations import parse_duration
 from loadgate.metrics import GoodputTargets, parse_goodput
 
 BATCH_MODES = ("async", "batch", "both")
@@ -55,18 +55,6 @@ def add_arguments(parser: Any) -> None:
             flag, type=str, default=default, env_var=env_var, include_in_web_ui=in_ui,
             help=f"{help_text} (default: {default or 'empty'}; env {env_var})",
         )
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: str) -> float:
-    """"30s", "1.5m", "500ms", "2h" or a bare number of seconds -> seconds."""
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 500ms, 2m")
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
 def parse_int_range(value: str) -> tuple[int, int]:

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from loadgate import durations
+
 # How each metric is read: TIME figures are milliseconds (tokens/s on LLM TOKENS/S rows), RATE figures
 # requests per second, RATIO a fraction of 1, COUNT a number of requests.
 TIME, RATE, RATIO, COUNT, TOKEN_RATE = "time", "rate", "ratio", "count", "token_rate"
@@ -49,7 +51,6 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 }
 
 _TIME_UNITS_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0}
-_DURATION_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _NUMBER = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
 _RULE = re.compile(
     r"^\s*(?P<metric>p\s*\(\s*[^)]*\)|[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op><=|>=|==|<|>|=|!=)\s*(?P<rhs>.*?)"
@@ -57,7 +58,6 @@ _RULE = re.compile(
 )
 _VALUE = re.compile(rf"^(?P<num>{_NUMBER})\s*(?P<unit>[A-Za-z%]*)$")
 _BASELINE = re.compile(rf"^baseline(?:\s*(?P<sign>[+-])\s*(?P<num>{_NUMBER})\s*(?P<unit>[A-Za-z%]*))?$")
-_DURATION_PART = re.compile(rf"({_NUMBER})(ms|h|m|s)")
 
 
 class RuleSyntaxError(ValueError):
@@ -212,14 +212,14 @@ def _unit_fix(metric: Metric) -> str:
 
 
 def parse_duration(value: object, allow_zero: bool = True) -> float:
-    """Seconds from 30, "30s", "1m30s", "500ms", "2h" (Locust's --run-time style)."""
+    """Seconds from 30, "30s", "1m30s", "500ms", "2h" (loadgate.durations), as a rule's error."""
     if isinstance(value, bool):
         raise RuleSyntaxError("bad duration", repr(value), 'write e.g. "30s", "1m30s" or a number of seconds')
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        text = str(value).strip()
-        seconds = _duration_text_seconds(text)
+    try:
+        seconds = durations.parse_duration(value)
+    except ValueError:
+        raise RuleSyntaxError("bad duration", str(value).strip(),
+                              'write e.g. "30s", "1m30s", "500ms" or a number of seconds') from None
     if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
         raise RuleSyntaxError(
             "duration must be positive" if not allow_zero else "duration must not be negative",
@@ -227,17 +227,6 @@ def parse_duration(value: object, allow_zero: bool = True) -> float:
             'write e.g. "30s", "1m30s" or a number of seconds',
         )
     return seconds
-
-
-def _duration_text_seconds(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    parts = _DURATION_PART.findall(text.replace(" ", ""))
-    if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
-        raise RuleSyntaxError("bad duration", text, 'write e.g. "30s", "1m30s", "500ms" or a number of seconds')
-    return sum(float(n) * _DURATION_UNITS_S[u] for n, u in parts)
 
 
 def _fmt(number: float) -> str:

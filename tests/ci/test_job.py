@@ -48,6 +48,8 @@ SHORT = ["--run-time", "5s", "--warmup", "2s", "--users", "4", "--spawn-rate", "
     ([], {"LOADGATE_USERS": "many"}, "run_load_gate: error: --users: not an integer (got 'many'); use a whole number >= 1"),
     (["--spawn-rate", "-1"], {}, "run_load_gate: error: --spawn-rate: must be > 0 (got -1)"),
     (["--run-time", "5x"], {}, "run_load_gate: error: --run-time: not a duration (got '5x'); use e.g. 40s, 5m, 1h30m or seconds"),
+    (["--run-time", "1.5s"], {}, "run_load_gate: error: --run-time: whole seconds only (got '1.5s'); use e.g. 40s, 5m, 1h30m or seconds"),
+    (["--run-time", "1m", "--warmup", "60000ms"], {}, "run_load_gate: error: --warmup: must be shorter than --run-time (got 60s >= 60s)"),
     (["--run-time", "5s", "--warmup", "5s"], {}, "run_load_gate: error: --warmup: must be shorter than --run-time (got 5s >= 5s)"),
     (["--profile", "ramp"], {}, "run_load_gate: error: --profile: unknown load profile (got 'ramp'); choose one of smoke, load, stress, spike, soak, breakpoint or none"),
     (["--workers", "2", "--processes", "2"], {}, "run_load_gate: error: --workers, --expect-workers and --processes exclude each other; pick one"),

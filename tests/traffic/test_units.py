@@ -142,6 +142,7 @@ def test_settings_defaults_and_parsing():
     assert (s.stream_ratio, s.turns, s.max_tokens, s.warmup_s, s.models) == (0.5, (3, 3), (8, 16), 90.0, ("a", "b"))
     assert s.batch_mode == "both" and s.chat_weight == 85 and s.job_timeout_s == 120.0
     assert parse_duration("250ms") == 0.25
+    assert load(options(warmup="1m30s")).warmup_s == 90.0  # the same syntax as the job and the gate YAML
 
 
 @pytest.mark.parametrize("field, value, message", [
