@@ -35,6 +35,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from loadgate.job import free_port  # noqa: E402
 from loadgate.mock.config import PROFILES_DIR  # noqa: E402
 from loadgate.mock.process import MockProcess  # noqa: E402
 
@@ -45,12 +46,6 @@ wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
 """
 SERVER_CPU, CLIENT_CPU = "0", "1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 30.0) -> None:

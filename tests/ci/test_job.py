@@ -4,7 +4,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from loadgate import job as job_module
+from loadgate.job import free_port
 
 from .conftest import HERE, ROOT, repo_env
 
@@ -97,9 +97,7 @@ def test_broken_thresholds_exit_2_before_any_load(tmp_path):
 
 @pytest.mark.timeout(30)
 def test_unhealthy_target_exits_2(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here
+    port = free_port()  # nothing listens here
     done = job(["--host", f"http://user:pw@127.0.0.1:{port}", "--health-timeout", "1",
                 "--thresholds", PASS], tmp_path, timeout=30)
     assert done.returncode == 2
@@ -206,9 +204,7 @@ def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
 @pytest.mark.timeout(90)
 def test_master_waits_for_workers_started_elsewhere(tmp_path):
     """The compose/Kubernetes mode: the job runs only the master; workers come from worker_command."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     args = ["--expect-workers", "2", "--master-bind-host", "127.0.0.1", "--master-port", str(port),
             "--profile", "none", "--run-time", "4s", "--warmup", "0", "--users", "2",
             "--locustfile", str(HERE / "worker_locustfile.py"), "--results", str(tmp_path / "r"), "--thresholds", PASS]

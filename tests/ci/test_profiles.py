@@ -1,7 +1,6 @@
 """Load profiles: the stage plans, and real Locust runs proving the shape is inert without a profile."""
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ import urllib.request
 
 import pytest
 
+from loadgate.job import free_port
 from loadgate.profiles import Stage, plan, stage_at
 
 from .conftest import HERE, repo_env, run_locust
@@ -103,9 +103,7 @@ def test_breakpoint_stops_at_the_limit_and_records_the_knee(tiny_target, tmp_pat
      2, "Swarming started using shape class 'LoadProfileShape'"),
 ], ids=["plain", "class-picker-smoke"])
 def test_web_ui_runs_plain_counts_or_a_picked_profile(tiny_target, tmp_path, extra_args, form, users, message):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", LOCUSTFILE, "-H", tiny_target(),
                              "--web-host", "127.0.0.1", "--web-port", str(port), *extra_args], cwd=tmp_path,
                             env=repo_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

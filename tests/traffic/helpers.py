@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from loadgate.job import free_port  # noqa: F401  (re-exported for the traffic tests)
+
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = str(REPO / "locustfiles" / "locustfile.py")
 TEST_KEY = "sk-loadgate-test-7f3c9e1d-NEVER-WRITE-ME"
@@ -57,14 +59,6 @@ def read_truth(path: Path) -> list[dict]:
 def http_truth(rows: list[dict]) -> list[dict]:
     """Truth rows of real HTTP requests (job rows are summaries, not requests)."""
     return [r for r in rows if not str(r["path"]).startswith("job:")]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def locust_env(extra: dict | None = None) -> dict:
