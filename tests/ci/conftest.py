@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -17,11 +17,7 @@ HERE = Path(__file__).resolve().parent
 
 def repo_env(**extra: str) -> dict[str, str]:
     """The environment for child processes: the repo importable, no stray loadgate/locust settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
-    env.pop("OPENAI_API_KEY", None)
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
+    return child_env(**{"PYTHONPATH": str(ROOT), **extra})
 
 
 def run_locust(args: list[str], cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:

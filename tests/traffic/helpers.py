@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from child_env import child_env
 
 from loadgate.job import free_port  # noqa: F401  (re-exported for the traffic tests)
 
@@ -33,10 +34,7 @@ def run_locust(tmp: Path, host: str, *args: str, users: int = 4, run_time: str =
     cmd = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-u", str(users), "-r", str(users),
            "-t", run_time, "--host", host, "--csv", prefix, "--think-time", "0.05-0.1",
            "--poll-interval", "0.1s", "--stop-timeout", "10", "--only-summary", *args, *user_classes]
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
-    full_env.pop("OPENAI_API_KEY", None)
-    full_env.update(env or {})
-    proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=REPO, env=locust_env(env), capture_output=True, text=True, timeout=timeout)
     return proc, prefix
 
 
@@ -62,10 +60,7 @@ def http_truth(rows: list[dict]) -> list[dict]:
 
 
 def locust_env(extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
-    env.pop("OPENAI_API_KEY", None)
-    env.update(extra or {})
-    return env
+    return child_env(**(extra or {}))
 
 
 def run_distributed(tmp: Path, host: str, workers: int, *args: str, users: int = 4, run_time: str = "5s",

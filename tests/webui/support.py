@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 
 from loadgate.job import free_port  # noqa: F401  (re-exported for the web UI tests)
 
@@ -18,10 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without Locust/loadgate settings or an API key, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "LOADGATE_"))}
-    env.pop("OPENAI_API_KEY", None)
-    env.update(PYTHONUNBUFFERED="1", **extra)
-    return env
+    return child_env(PYTHONUNBUFFERED="1", **extra)
 
 
 def wait_for_log(log: Path, pattern: str, process: subprocess.Popen, timeout_s: float) -> re.Match:
