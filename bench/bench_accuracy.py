@@ -39,8 +39,13 @@ PERCENTILES = (("50%", 0.5), ("90%", 0.9), ("95%", 0.95), ("99%", 0.99))
 METRICS = ("TTFT", "ITL", "TPOT", "E2E")
 MOCK = {
     "seed": 7,
-    "models": {"loadgate-small": {"ttft": {"median": 0.3, "p95": 0.9}, "tokens_per_s": 40,
-                                  "output_tokens": {"median": 40, "p95": 120, "max": 300}}},
+    "models": {
+        "loadgate-small": {
+            "ttft": {"median": 0.3, "p95": 0.9},
+            "tokens_per_s": 40,
+            "output_tokens": {"median": 40, "p95": 120, "max": 300},
+        }
+    },
     "capacity": {"slots": 1000, "queue": 1000, "batching_slowdown": 0},
 }
 
@@ -82,10 +87,33 @@ def run(workdir: Path, duration: int, users: int) -> tuple[dict[str, list[float]
     truth_log = workdir / "truth.jsonl"
     prefix = workdir / "run"
     with MockProcess(MOCK, truth_log=truth_log) as mock:
-        cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "locustfiles" / "chat.py"), "--headless",
-               "-u", str(users), "-r", str(users), "-t", f"{duration}s", "--host", mock.url, "--csv", str(prefix),
-               "--models", "loadgate-small", "--tags", "stream", "--think-time", "0.1", "--stop-timeout", "30",
-               "--only-summary"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(REPO / "locustfiles" / "chat.py"),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{duration}s",
+            "--host",
+            mock.url,
+            "--csv",
+            str(prefix),
+            "--models",
+            "loadgate-small",
+            "--tags",
+            "stream",
+            "--think-time",
+            "0.1",
+            "--stop-timeout",
+            "30",
+            "--only-summary",
+        ]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
         subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True, timeout=duration + 90)
     with open(f"{prefix}_llm_stats.csv", newline="") as f:
@@ -108,8 +136,10 @@ def main() -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         truth, rows = run(workdir, args.duration, args.users)
 
-    print(f"{'metric':6} {'pct':>4} {'n':>6} {'truth ms':>10} {'loadgate':>10} {'harness err':>12} "
-          f"{'storage err':>12} {'locust err':>11}")
+    print(
+        f"{'metric':6} {'pct':>4} {'n':>6} {'truth ms':>10} {'loadgate':>10} {'harness err':>12} "
+        f"{'storage err':>12} {'locust err':>11}"
+    )
     worst = {"harness": 0.0, "storage": 0.0, "locust": 0.0}
     for metric in METRICS:
         values = truth[metric]
@@ -120,11 +150,15 @@ def main() -> None:
             measured = float(rows[metric][column])
             for key, v in (("harness", measured), ("storage", ours), ("locust", theirs)):
                 worst[key] = max(worst[key], abs(v - exact) / exact if exact else 0.0)
-            print(f"{metric:6} {column:>4} {len(values):6d} {exact:10.2f} {measured:10.2f} {pct(measured, exact):>12} "
-                  f"{pct(ours, exact):>12} {pct(theirs, exact):>11}")
+            print(
+                f"{metric:6} {column:>4} {len(values):6d} {exact:10.2f} {measured:10.2f} {pct(measured, exact):>12} "
+                f"{pct(ours, exact):>12} {pct(theirs, exact):>11}"
+            )
     print()
-    print(f"worst storage error: loadgate {worst['storage'] * 100:.2f}%  vs  Locust {worst['locust'] * 100:.2f}%  "
-          f"(ratio {worst['locust'] / worst['storage'] if worst['storage'] else math.inf:.1f}x)")
+    print(
+        f"worst storage error: loadgate {worst['storage'] * 100:.2f}%  vs  Locust {worst['locust'] * 100:.2f}%  "
+        f"(ratio {worst['locust'] / worst['storage'] if worst['storage'] else math.inf:.1f}x)"
+    )
     print(f"worst harness-vs-truth error (loadgate CSV): {worst['harness'] * 100:.2f}%")
 
 

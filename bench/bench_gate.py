@@ -24,17 +24,48 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PERCENTILES = ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
-STATS_HEADER = ["Type", "Name", "Request Count", "Failure Count", "Median Response Time", "Average Response Time",
-                "Min Response Time", "Max Response Time", "Average Content Size", "Requests/s", "Failures/s",
-                *PERCENTILES]
-HISTORY_HEADER = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s", *PERCENTILES,
-                  "Total Request Count", "Total Failure Count", "Total Median Response Time",
-                  "Total Average Response Time", "Total Min Response Time", "Total Max Response Time",
-                  "Total Average Content Size"]
-HTTP_ROWS = [("POST", "/v1/chat/completions"), ("POST", "/v1/chat/completions/async"),
-             ("GET", "/v1/chat/completions/async/{id}"), ("POST", "/v1/files"), ("POST", "/v1/batches"),
-             ("GET", "/v1/batches/{id}"), ("GET", "/v1/files/{id}/content"), ("GET", "/v1/models"),
-             ("GET", "/v1/models/{id}"), ("GET", "/health")]
+STATS_HEADER = [
+    "Type",
+    "Name",
+    "Request Count",
+    "Failure Count",
+    "Median Response Time",
+    "Average Response Time",
+    "Min Response Time",
+    "Max Response Time",
+    "Average Content Size",
+    "Requests/s",
+    "Failures/s",
+    *PERCENTILES,
+]
+HISTORY_HEADER = [
+    "Timestamp",
+    "User Count",
+    "Type",
+    "Name",
+    "Requests/s",
+    "Failures/s",
+    *PERCENTILES,
+    "Total Request Count",
+    "Total Failure Count",
+    "Total Median Response Time",
+    "Total Average Response Time",
+    "Total Min Response Time",
+    "Total Max Response Time",
+    "Total Average Content Size",
+]
+HTTP_ROWS = [
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/chat/completions/async"),
+    ("GET", "/v1/chat/completions/async/{id}"),
+    ("POST", "/v1/files"),
+    ("POST", "/v1/batches"),
+    ("GET", "/v1/batches/{id}"),
+    ("GET", "/v1/files/{id}/content"),
+    ("GET", "/v1/models"),
+    ("GET", "/v1/models/{id}"),
+    ("GET", "/health"),
+]
 LLM_ROWS = [(t, "/v1/chat/completions [stream]") for t in ("TTFT", "TTFB", "ITL", "TPOT", "E2E", "TOKENS/S")]
 THRESHOLDS = """\
 min_requests: 50
@@ -68,17 +99,46 @@ def synthesize(prefix: Path, hours: float, rng: random.Random) -> int:
             for second in range(seconds):
                 for key in keys:
                     total = (second + 1) * 10
-                    writer.writerow([t0 + second, 20, key[0], key[1], f"{rng.uniform(8, 12):2f}", "0.000000",
-                                     *_percentiles(bases[key], rng), total, total // 500, f"{bases[key]:.3g}",
-                                     bases[key] * 1.1, 1.0, bases[key] * 6, 512])
+                    writer.writerow(
+                        [
+                            t0 + second,
+                            20,
+                            key[0],
+                            key[1],
+                            f"{rng.uniform(8, 12):2f}",
+                            "0.000000",
+                            *_percentiles(bases[key], rng),
+                            total,
+                            total // 500,
+                            f"{bases[key]:.3g}",
+                            bases[key] * 1.1,
+                            1.0,
+                            bases[key] * 6,
+                            512,
+                        ]
+                    )
                     rows += 1
         with open(f"{prefix}{suffix}.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(STATS_HEADER)
             total = seconds * 10
             for key in keys:
-                writer.writerow([key[0], key[1], total, total // 500, f"{bases[key]:.3g}", bases[key] * 1.1, 1.0,
-                                 bases[key] * 6, 512, 10.0, 0.02, *_percentiles(bases[key], rng)])
+                writer.writerow(
+                    [
+                        key[0],
+                        key[1],
+                        total,
+                        total // 500,
+                        f"{bases[key]:.3g}",
+                        bases[key] * 1.1,
+                        1.0,
+                        bases[key] * 6,
+                        512,
+                        10.0,
+                        0.02,
+                        *_percentiles(bases[key], rng),
+                    ]
+                )
     return rows
 
 
@@ -105,8 +165,18 @@ def main() -> int:
         thresholds = folder / "bench_thresholds.yaml"
         thresholds.write_text(THRESHOLDS, encoding="utf-8")
         startup, _ = timed([sys.executable, "-c", "import pandas, yaml"], args.repeat)
-        gate_cmd = [sys.executable, "sla/check_sla.py", str(prefix), "--thresholds", str(thresholds),
-                    "--baseline", str(prefix), "--json", str(folder / "verdict.json"), "--quiet"]
+        gate_cmd = [
+            sys.executable,
+            "sla/check_sla.py",
+            str(prefix),
+            "--thresholds",
+            str(thresholds),
+            "--baseline",
+            str(prefix),
+            "--json",
+            str(folder / "verdict.json"),
+            "--quiet",
+        ]
         whole, done = timed(gate_cmd, args.repeat)
         if done.returncode not in (0, 1):
             print(done.stderr, file=sys.stderr)
@@ -116,7 +186,9 @@ def main() -> int:
         print(f"synthetic run: {args.hours:g} h, {rows} history rows, {size_mb:.1f} MB of CSV")
         print(f"{'python + import pandas, yaml':<34}{startup:8.3f} s")
         print(f"{'check_sla.py (whole gate)':<34}{whole:8.3f} s   (exit {done.returncode})")
-        print(f"{'gate beyond start-up':<34}{beyond:8.3f} s   target < 1.000 s   ratio {beyond / 1.0:.2f}x of target")
+        print(
+            f"{'gate beyond start-up':<34}{beyond:8.3f} s   target < 1.000 s   ratio {beyond / 1.0:.2f}x of target"
+        )
     return 0
 
 

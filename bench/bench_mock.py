@@ -72,16 +72,32 @@ def wrk(url: str, duration: int, connections: int, workdir: Path) -> dict:
     script = workdir / "post.lua"
     script.write_text(WRK_SCRIPT.format(body=json.dumps(REQUEST)))
     done = subprocess.run(
-        ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-         "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        [
+            "taskset",
+            "-c",
+            CLIENT_CPU,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     out = done.stdout
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     p99 = re.search(r"^\s*99%\s+(\S+)\s*$", out, re.M)  # the --latency distribution line
-    return {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
-            "bad": int(bad.group(1)) if bad else 0, "p99": p99.group(1) if p99 else "?"}
+    return {
+        "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "bad": int(bad.group(1)) if bad else 0,
+        "p99": p99.group(1) if p99 else "?",
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -94,8 +110,9 @@ def check_answer(url: str) -> None:
     """Both servers must really answer the request (a fast 4xx would be a meaningless benchmark)."""
     import urllib.request
 
-    request = urllib.request.Request(url, data=json.dumps(REQUEST).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(REQUEST).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         body = json.loads(response.read())
     assert body["choices"][0]["message"]["content"], body
@@ -103,21 +120,51 @@ def check_answer(url: str) -> None:
 
 def start_loadgate(port: int) -> subprocess.Popen:
     return subprocess.Popen(
-        ["taskset", "-c", SERVER_CPU, sys.executable, "-m", "loadgate.mock", "--port", str(port),
-         "--config", str(PROFILES_DIR / "zero-latency.yaml")],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "taskset",
+            "-c",
+            SERVER_CPU,
+            sys.executable,
+            "-m",
+            "loadgate.mock",
+            "--port",
+            str(port),
+            "--config",
+            str(PROFILES_DIR / "zero-latency.yaml"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
 def start_fakellm(port: int, workdir: Path) -> subprocess.Popen:
     python = ensure_fakellm()
     config = workdir / "fakellm.yaml"
-    config.write_text(yaml.safe_dump({"version": 1, "defaults": {"fallback": "deterministic_echo"}, "rules": []}))
+    config.write_text(
+        yaml.safe_dump({"version": 1, "defaults": {"fallback": "deterministic_echo"}, "rules": []})
+    )
     return subprocess.Popen(
-        ["taskset", "-c", SERVER_CPU, str(python), "-m", "uvicorn", "fakellm.server:app", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log", "--log-level", "warning"],
-        cwd=workdir, env={**os.environ, "FAKELLM_CONFIG": str(config)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "taskset",
+            "-c",
+            SERVER_CPU,
+            str(python),
+            "-m",
+            "uvicorn",
+            "fakellm.server:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=workdir,
+        env={**os.environ, "FAKELLM_CONFIG": str(config)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -144,22 +191,29 @@ def bench_throughput(args: argparse.Namespace, workdir: Path) -> None:
                 cpu = cpu_seconds(pids[name]) - cpu_before
                 rates[name].append(result["rate"])
                 per_cpu[name].append(result["requests"] / cpu)
-                print(f"  round {round_no} {name:<16} {result['rate']:>8.0f} req/s wall, "
-                      f"{per_cpu[name][-1]:>8.0f} req per server CPU-second  "
-                      f"(non-2xx {result['bad']}, p99 {result['p99']})", flush=True)
+                print(
+                    f"  round {round_no} {name:<16} {result['rate']:>8.0f} req/s wall, "
+                    f"{per_cpu[name][-1]:>8.0f} req per server CPU-second  "
+                    f"(non-2xx {result['bad']}, p99 {result['p99']})",
+                    flush=True,
+                )
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
     for name in urls:
-        print(f"  {name:<16} median {statistics.median(rates[name]):>8.0f} req/s wall (best {max(rates[name]):.0f}), "
-              f"median {statistics.median(per_cpu[name]):>8.0f} req per CPU-second")
+        print(
+            f"  {name:<16} median {statistics.median(rates[name]):>8.0f} req/s wall (best {max(rates[name]):.0f}), "
+            f"median {statistics.median(per_cpu[name]):>8.0f} req per CPU-second"
+        )
     if len(urls) == 2:
         ours, theirs = urls
         wall = statistics.median(rates[ours]) / statistics.median(rates[theirs])
         cpu = statistics.median(per_cpu[ours]) / statistics.median(per_cpu[theirs])
-        print(f"  ratio loadgate/fakellm: {cpu:.2f}x per server CPU-second (= one dedicated core), "
-              f"{wall:.2f}x wall req/s (target >= 2x)")
+        print(
+            f"  ratio loadgate/fakellm: {cpu:.2f}x per server CPU-second (= one dedicated core), "
+            f"{wall:.2f}x wall req/s (target >= 2x)"
+        )
 
 
 # ---------------------------------------------------------------- concurrent streams
@@ -221,15 +275,23 @@ def bench_streams(args: argparse.Namespace) -> None:
             f"import asyncio, sys; sys.path.insert(0, {str(ROOT)!r}); from bench.bench_mock import hold_streams; "
             f"print(*asyncio.run(hold_streams({mock.url!r}, {args.streams}, {tokens})))"
         )
-        done = subprocess.run(["taskset", "-c", CLIENT_CPU, sys.executable, "-c", client],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            ["taskset", "-c", CLIENT_CPU, sys.executable, "-c", client],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         completed, peak = map(int, done.stdout.split())
         elapsed = time.monotonic() - started
         rss = peak_rss_mib(mock.proc.pid)
-    print(f"\nconcurrent streams ({tokens} tokens at 5 tokens/s each, ttft 0.5 s; ideal {0.5 + (tokens - 1) / 5:.1f} s)")
+    print(
+        f"\nconcurrent streams ({tokens} tokens at 5 tokens/s each, ttft 0.5 s; ideal {0.5 + (tokens - 1) / 5:.1f} s)"
+    )
     print(f"  opened {args.streams}, completed {completed} with every token and [DONE], peak active {peak}")
-    print(f"  wall time {elapsed:.1f} s, mock RSS idle {idle:.0f} MiB, peak {rss:.0f} MiB "
-          f"({(rss - idle) * 1024 / max(args.streams, 1):.0f} KiB per stream)")
+    print(
+        f"  wall time {elapsed:.1f} s, mock RSS idle {idle:.0f} MiB, peak {rss:.0f} MiB "
+        f"({(rss - idle) * 1024 / max(args.streams, 1):.0f} KiB per stream)"
+    )
 
 
 def main() -> int:
@@ -242,21 +304,31 @@ def main() -> int:
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
-            print(f"bench: error: `{tool}` not found on PATH; install it (Debian: apt-get install {tool})",
-                  file=sys.stderr)
+            print(
+                f"bench: error: `{tool}` not found on PATH; install it (Debian: apt-get install {tool})",
+                file=sys.stderr,
+            )
             return 2
     with tempfile.TemporaryDirectory(prefix="bench-mock-") as tmp:
-        print(f"non-streaming chat completion, zero latency, server on CPU {SERVER_CPU}, wrk -t1 "
-              f"-c{args.connections} -d{args.duration}s on CPU {CLIENT_CPU}, {args.rounds} alternating rounds")
+        print(
+            f"non-streaming chat completion, zero latency, server on CPU {SERVER_CPU}, wrk -t1 "
+            f"-c{args.connections} -d{args.duration}s on CPU {CLIENT_CPU}, {args.rounds} alternating rounds"
+        )
         bench_throughput(args, Path(tmp))
     bench_streams(args)
     return 0
 
 
 def _fakellm_version() -> str:
-    done = subprocess.run([str(FAKELLM_VENV / "bin" / "python"), "-c",
-                           "import importlib.metadata as m; print(m.version('fakellm'))"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(FAKELLM_VENV / "bin" / "python"),
+            "-c",
+            "import importlib.metadata as m; print(m.version('fakellm'))",
+        ],
+        capture_output=True,
+        text=True,
+    )
     return done.stdout.strip() or "?"
 
 

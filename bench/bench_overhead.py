@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from loadgate.mock.process import MockProcess  # noqa: E402
 
 ZERO_LATENCY = REPO / "loadgate" / "mock" / "profiles" / "zero-latency.yaml"
-PLAIN_LOCUSTFILE = '''
+PLAIN_LOCUSTFILE = """
 from locust import FastHttpUser, task
 
 BODY = {"model": "loadgate-small", "messages": [{"role": "user", "content": "Say hello."}],
@@ -46,7 +46,7 @@ class PlainUser(FastHttpUser):
                 pass
         else:
             self.client.post("/v1/chat/completions", json=BODY)
-'''
+"""
 
 
 def requests_per_s(prefix: Path) -> float:
@@ -56,8 +56,26 @@ def requests_per_s(prefix: Path) -> float:
 
 
 def locust(locustfile: Path, host: str, prefix: Path, duration: int, users: int, *extra: str) -> float:
-    cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users), "-r",
-           str(users), "-t", f"{duration}s", "--host", host, "--csv", str(prefix), "--only-summary", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{duration}s",
+        "--host",
+        host,
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        *extra,
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
     subprocess.run(cmd, cwd=REPO, env=env, check=False, capture_output=True, timeout=duration + 60)
     return requests_per_s(prefix)
@@ -79,12 +97,28 @@ def main() -> None:
             plain_file.write_text(PLAIN_LOCUSTFILE.replace("STREAM", str(stream)))
             plain_runs, our_runs = [], []
             for i in range(args.repeat):
-                plain_runs.append(locust(plain_file, mock.url, work / f"plain-{mode}-{i}", args.duration, args.users))
-                our_runs.append(locust(
-                    REPO / "locustfiles" / "chat.py", mock.url, work / f"loadgate-{mode}-{i}", args.duration,
-                    args.users, "--tags", mode, "--think-time", "0", "--max-tokens", "16",
-                    "--models", "loadgate-small", "--prompt-file", str(prompt),
-                ))
+                plain_runs.append(
+                    locust(plain_file, mock.url, work / f"plain-{mode}-{i}", args.duration, args.users)
+                )
+                our_runs.append(
+                    locust(
+                        REPO / "locustfiles" / "chat.py",
+                        mock.url,
+                        work / f"loadgate-{mode}-{i}",
+                        args.duration,
+                        args.users,
+                        "--tags",
+                        mode,
+                        "--think-time",
+                        "0",
+                        "--max-tokens",
+                        "16",
+                        "--models",
+                        "loadgate-small",
+                        "--prompt-file",
+                        str(prompt),
+                    )
+                )
             plain, ours = statistics.median(plain_runs), statistics.median(our_runs)
             print(f"{mode:11} {plain:12.1f} {ours:15.1f} {ours / plain if plain else 0:7.2f}")
 

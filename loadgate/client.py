@@ -66,8 +66,14 @@ def settled_request(client: Any, method: str, url: str, name: str, **kwargs: Any
     except GreenletExit as stop:
         if _reached_the_wire(stop):  # else it never left this process: nothing to count
             client.request_event.fire(
-                request_type=method, name=name, response_time=(time.perf_counter() - t_send) * 1000,
-                response_length=0, response=None, context={}, exception=CatchResponseError(CANCELLED), url=url,
+                request_type=method,
+                name=name,
+                response_time=(time.perf_counter() - t_send) * 1000,
+                response_length=0,
+                response=None,
+                context={},
+                exception=CatchResponseError(CANCELLED),
+                url=url,
             )
         raise
     with resp:
@@ -111,14 +117,18 @@ def _note_absent(method: str, name: str) -> None:
         _absent_logged.add(key)
         logger.warning(
             "loadgate: %s answered 404: the target does not offer this endpoint; its requests are reported as "
-            "failures '%s' (set the user class weight to 0 or exclude its tag to skip them)", key, ENDPOINT_ABSENT,
+            "failures '%s' (set the user class weight to 0 or exclude its tag to skip them)",
+            key,
+            ENDPOINT_ABSENT,
         )
 
 
 RESOURCE_NOT_FOUND = frozenset({"model_not_found"})  # 404 codes about a resource, not a missing route
 
 
-def status_failure(resp: Any, method: str, name: str, timeout_s: float, endpoint_route: bool = True) -> str | None:
+def status_failure(
+    resp: Any, method: str, name: str, timeout_s: float, endpoint_route: bool = True
+) -> str | None:
     """The failure reason for a response that is not a 2xx, or None when it is one. An error body is
     read (so the connection stays reusable) for its OpenAI error code. endpoint_route=False for URLs
     naming a resource (a job, a file), whose 404 means the resource, not the endpoint, is missing."""
@@ -249,7 +259,9 @@ def chat_completion(
     if stream:
         body = {**body, "stream_options": {"include_usage": True}}
     timing = RequestTiming(t_send=time.perf_counter())
-    with settled_request(client, "POST", CHAT_PATH, CHAT_PATH, json=body, headers=request_headers(request_id)) as resp:
+    with settled_request(
+        client, "POST", CHAT_PATH, CHAT_PATH, json=body, headers=request_headers(request_id)
+    ) as resp:
         timing.first_byte(time.perf_counter())
         reason = status_failure(resp, "POST", CHAT_PATH, timeout_s)
         if reason is None:
@@ -356,8 +368,15 @@ def _stream_event(data: str, timing: RequestTiming) -> str:
 
 
 def http_call(
-    client: Any, method: str, url: str, name: str, timeout_s: float, handle: Callable[[bytes], Any], *,
-    endpoint_route: bool = True, **kwargs: Any,
+    client: Any,
+    method: str,
+    url: str,
+    name: str,
+    timeout_s: float,
+    handle: Callable[[bytes], Any],
+    *,
+    endpoint_route: bool = True,
+    **kwargs: Any,
 ) -> tuple[Any | None, str | None]:
     """One request settled exactly once. ``handle(body)`` turns a 2xx body into the result or raises
     ResponseInvalid to fail it. Returns (result, None) on success, (None, reason) on failure."""
@@ -383,8 +402,15 @@ def http_call(
 
 
 def json_request(
-    client: Any, method: str, url: str, name: str, timeout_s: float, *,
-    validate: Callable[[Any], Any] | None = None, endpoint_route: bool = True, **kwargs: Any,
+    client: Any,
+    method: str,
+    url: str,
+    name: str,
+    timeout_s: float,
+    *,
+    validate: Callable[[Any], Any] | None = None,
+    endpoint_route: bool = True,
+    **kwargs: Any,
 ) -> tuple[Any | None, str | None]:
     """:func:`http_call` for a JSON body; ``validate(data)`` may raise ResponseInvalid."""
 
@@ -449,7 +475,13 @@ def job_id(data: Any) -> str:
 
 
 def poll_job(
-    client: Any, llm: LlmStats, settings: Settings, url: str, name: str, started: float, kind: str,
+    client: Any,
+    llm: LlmStats,
+    settings: Settings,
+    url: str,
+    name: str,
+    started: float,
+    kind: str,
     done_check: Callable[[dict[str, Any]], None] | None = None,
 ) -> Any | None:
     """Poll with backoff until a terminal state. The poll that sees the job failed, or still pending
@@ -460,13 +492,23 @@ def poll_job(
     except GreenletExit:
         llm.counters.jobs_lost += 1
         llm.counters.jobs_lost_at_stop += 1
-        logger.warning("loadgate: %s job %s was still pending when the run stopped; counted as lost "
-                       "(raise --stop-timeout to let jobs finish)", kind, url.rsplit("/", 1)[-1])
+        logger.warning(
+            "loadgate: %s job %s was still pending when the run stopped; counted as lost "
+            "(raise --stop-timeout to let jobs finish)",
+            kind,
+            url.rsplit("/", 1)[-1],
+        )
         raise
 
 
 def _poll_until_terminal(
-    client: Any, llm: LlmStats, settings: Settings, url: str, name: str, started: float, kind: str,
+    client: Any,
+    llm: LlmStats,
+    settings: Settings,
+    url: str,
+    name: str,
+    started: float,
+    kind: str,
     done_check: Callable[[dict[str, Any]], None] | None,
 ) -> Any | None:
     deadline = started + settings.job_timeout_s
@@ -484,7 +526,9 @@ def _poll_until_terminal(
             if status in JOB_DONE and done_check is not None:
                 done_check(data)
             elif final and status not in JOB_DONE:
-                raise ResponseInvalid(f"{kind} job lost: still '{status}' after --job-timeout {settings.job_timeout_s:g}s")
+                raise ResponseInvalid(
+                    f"{kind} job lost: still '{status}' after --job-timeout {settings.job_timeout_s:g}s"
+                )
 
         data, reason = json_request(
             client, "GET", url, name, settings.request_timeout_s, validate=check, endpoint_route=False
@@ -507,7 +551,12 @@ def async_chat(client: Any, llm: LlmStats, settings: Settings, body: dict[str, A
     own HTTP row; time to completion is the E2E row of /v1/chat/completions/async."""
     started = time.perf_counter()
     submitted, _ = json_request(
-        client, "POST", ASYNC_PATH, ASYNC_PATH, settings.request_timeout_s, json={**body, "stream": False},
+        client,
+        "POST",
+        ASYNC_PATH,
+        ASYNC_PATH,
+        settings.request_timeout_s,
+        json={**body, "stream": False},
         validate=job_id,
     )
     if submitted is None:
@@ -537,11 +586,14 @@ def _record_job(llm: LlmStats, name: str, started: float, tokens: int) -> None:
 def _multipart(fields: dict[str, str], filename: str, content: bytes) -> tuple[bytes, str]:
     boundary = f"loadgate-{uuid.uuid4().hex}"
     parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
     ]
     parts.append(
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        f"Content-Type: application/jsonl\r\n\r\n".encode() + content + b"\r\n"
+        f"Content-Type: application/jsonl\r\n\r\n".encode()
+        + content
+        + b"\r\n"
     )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
@@ -557,15 +609,28 @@ def batch_job(client: Any, llm: LlmStats, settings: Settings, bodies: list[dict[
         json.dumps({"custom_id": cid, "method": "POST", "url": CHAT_PATH, "body": {**b, "stream": False}})
         for cid, b in zip(custom_ids, bodies, strict=True)
     ]
-    payload, content_type = _multipart({"purpose": "batch"}, "loadgate-batch.jsonl", ("\n".join(lines) + "\n").encode())
+    payload, content_type = _multipart(
+        {"purpose": "batch"}, "loadgate-batch.jsonl", ("\n".join(lines) + "\n").encode()
+    )
     uploaded, _ = json_request(
-        client, "POST", FILES_PATH, FILES_PATH, timeout_s, data=payload, headers={"Content-Type": content_type},
+        client,
+        "POST",
+        FILES_PATH,
+        FILES_PATH,
+        timeout_s,
+        data=payload,
+        headers={"Content-Type": content_type},
         validate=job_id,
     )
     if uploaded is None:
         return False
     created, _ = json_request(
-        client, "POST", BATCHES_PATH, BATCHES_PATH, timeout_s, validate=job_id,
+        client,
+        "POST",
+        BATCHES_PATH,
+        BATCHES_PATH,
+        timeout_s,
+        validate=job_id,
         json={"input_file_id": job_id(uploaded), "endpoint": CHAT_PATH, "completion_window": "24h"},
     )
     if created is None:
@@ -574,7 +639,11 @@ def batch_job(client: Any, llm: LlmStats, settings: Settings, bodies: list[dict[
     def has_output(data: dict[str, Any]) -> None:
         if not data.get("output_file_id"):
             counts = data.get("request_counts") or {}
-            failed = f" ({counts.get('failed')} of {counts.get('total')} lines failed)" if counts.get("failed") else ""
+            failed = (
+                f" ({counts.get('failed')} of {counts.get('total')} lines failed)"
+                if counts.get("failed")
+                else ""
+            )
             raise ResponseInvalid(f"batch completed without output_file_id{failed}")
 
     url = f"{BATCHES_PATH}/{job_id(created)}"
@@ -593,7 +662,12 @@ def _download_output(client: Any, timeout_s: float, file_id: str, custom_ids: li
     """GET the output file; the download fails when a line is missing or is not a 200 with choices."""
     url = f"{FILES_PATH}/{file_id}/content"
     tokens, _ = http_call(
-        client, "GET", url, FILE_CONTENT_NAME, timeout_s, lambda body: check_batch_output(body, custom_ids),
+        client,
+        "GET",
+        url,
+        FILE_CONTENT_NAME,
+        timeout_s,
+        lambda body: check_batch_output(body, custom_ids),
         endpoint_route=False,
     )
     return tokens

@@ -135,8 +135,7 @@ def resolve_config(value: str | None) -> str | None:
         return str(profile)
     shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))) or "none found"
     raise EmbeddedTargetError(
-        f"--embedded-config {value!r}: no such file or shipped profile; "
-        f"give a YAML path or one of: {shipped}"
+        f"--embedded-config {value!r}: no such file or shipped profile; give a YAML path or one of: {shipped}"
     )
 
 
@@ -191,14 +190,18 @@ class EmbeddedTargets:
         try:  # imported late: the mock is only needed when used
             from loadgate.mock.process import MockProcess
         except ImportError as error:
-            raise EmbeddedTargetError(f"cannot start the embedded target: {error}; use --embedded-target off") from error
+            raise EmbeddedTargetError(
+                f"cannot start the embedded target: {error}; use --embedded-target off"
+            ) from error
         mock = MockProcess(config=config, host=endpoint.bind_host, port=endpoint.port)
         try:
             mock.start()
             wait_for_health(endpoint.url)
         except Exception as error:
             mock.stop()
-            raise EmbeddedTargetError(f"embedded target on {endpoint.url} failed to start: {error}") from error
+            raise EmbeddedTargetError(
+                f"embedded target on {endpoint.url} failed to start: {error}"
+            ) from error
         self._started[endpoint] = mock
         self._watchdogs[endpoint] = gevent.spawn(_watch, endpoint, mock)
         logger.info(

@@ -35,8 +35,16 @@ PROFILES = ("smoke", "load", "stress", "spike", "soak", "breakpoint")  # loadgat
 PREFIX_NAME = "loadgate"  # CSV prefix inside the results folder: results/loadgate_stats.csv, ...
 # Files the job writes into the results folder besides PREFIX_*; removed before each run so nothing stale
 # is ever gated or uploaded.
-REPORT_FILES = ("report.html", "junit.xml", "verdict.json", "verdict.md", "verdict.txt", "locust.log",
-                "mock_truth.jsonl", "job.json")
+REPORT_FILES = (
+    "report.html",
+    "junit.xml",
+    "verdict.json",
+    "verdict.md",
+    "verdict.txt",
+    "locust.log",
+    "mock_truth.jsonl",
+    "job.json",
+)
 MISSING_WORKER = re.compile(r"Worker (\S+) failed to send heartbeat, setting state to missing")
 SHAPE_STARTED = "Shape test starting"  # Locust's log line when a LoadTestShape drives the run
 
@@ -86,36 +94,82 @@ class JobConfig:
 
 # (flag, env var, default, help). Flags win over env vars, env vars over defaults.
 OPTIONS: list[tuple[str, str | None, str | None, str]] = [
-    ("--host", "LOADGATE_HOST", None, "target base URL (http[s]://host[:port]); default: start the embedded "
-     "mock on a free loopback port. API key: env OPENAI_API_KEY only"),
-    ("--profile", "LOADGATE_PROFILE", "load", f"load profile: {', '.join(PROFILES)}, or 'none' for a plain "
-     "constant run (-u/-r/-t)"),
+    (
+        "--host",
+        "LOADGATE_HOST",
+        None,
+        "target base URL (http[s]://host[:port]); default: start the embedded "
+        "mock on a free loopback port. API key: env OPENAI_API_KEY only",
+    ),
+    (
+        "--profile",
+        "LOADGATE_PROFILE",
+        "load",
+        f"load profile: {', '.join(PROFILES)}, or 'none' for a plain constant run (-u/-r/-t)",
+    ),
     ("--run-time", "LOADGATE_RUN_TIME", "40s", "test duration, e.g. 40s, 5m, 1h30m (warm-up included)"),
     ("--users", "LOADGATE_USERS", "20", "peak concurrent users (the profile scales from it)"),
     ("--spawn-rate", "LOADGATE_SPAWN_RATE", "10", "users started per second"),
     ("--warmup", "LOADGATE_WARMUP", "10s", "warm-up excluded from the figures (stats reset when it ends)"),
     ("--thresholds", "LOADGATE_THRESHOLDS", "sla/thresholds.yaml", "SLA thresholds file for the gate"),
-    ("--baseline", "LOADGATE_BASELINE", None, "CSV prefix of a baseline run to gate regressions against, "
-     "e.g. baseline/loadgate"),
+    (
+        "--baseline",
+        "LOADGATE_BASELINE",
+        None,
+        "CSV prefix of a baseline run to gate regressions against, e.g. baseline/loadgate",
+    ),
     ("--results", "LOADGATE_RESULTS", "results", "results folder (CSVs, HTML report, gate reports, logs)"),
     ("--workers", "LOADGATE_WORKERS", "0", "run a master and N local worker processes on loopback"),
-    ("--expect-workers", "LOADGATE_EXPECT_WORKERS", "0", "run only the master and wait for N workers "
-     "started elsewhere (docker compose, Kubernetes)"),
-    ("--processes", "LOADGATE_PROCESSES", "0", "Locust's own fork mode: N worker processes (-1: one per "
-     "core); Linux/macOS only"),
-    ("--mock-config", "LOADGATE_MOCK_CONFIG", None, "embedded mock config: a YAML file or a shipped "
-     "profile name (loadgate/mock/profiles/NAME.yaml); default: the mock's default profile"),
+    (
+        "--expect-workers",
+        "LOADGATE_EXPECT_WORKERS",
+        "0",
+        "run only the master and wait for N workers started elsewhere (docker compose, Kubernetes)",
+    ),
+    (
+        "--processes",
+        "LOADGATE_PROCESSES",
+        "0",
+        "Locust's own fork mode: N worker processes (-1: one per core); Linux/macOS only",
+    ),
+    (
+        "--mock-config",
+        "LOADGATE_MOCK_CONFIG",
+        None,
+        "embedded mock config: a YAML file or a shipped "
+        "profile name (loadgate/mock/profiles/NAME.yaml); default: the mock's default profile",
+    ),
     ("--locustfile", "LOADGATE_LOCUSTFILE", "locustfiles/locustfile.py", "Locust file with the user classes"),
-    ("--master-bind-host", "LOADGATE_MASTER_BIND_HOST", None, "master's bind address; default 127.0.0.1 with "
-     "--workers, 0.0.0.0 with --expect-workers"),
-    ("--master-port", "LOADGATE_MASTER_PORT", None, "master's port; default a free port with --workers, "
-     "5557 with --expect-workers"),
-    ("--expect-workers-max-wait", "LOADGATE_EXPECT_WORKERS_MAX_WAIT", "60", "seconds the master waits for "
-     "its workers before giving up (exit 2)"),
-    ("--stop-timeout", "LOADGATE_STOP_TIMEOUT", "10", "seconds in-flight requests may finish after the run "
-     "time, so none is lost"),
-    ("--health-path", "LOADGATE_HEALTH_PATH", "/health", "path polled until 200 before the test; 'none' "
-     "skips the check"),
+    (
+        "--master-bind-host",
+        "LOADGATE_MASTER_BIND_HOST",
+        None,
+        "master's bind address; default 127.0.0.1 with --workers, 0.0.0.0 with --expect-workers",
+    ),
+    (
+        "--master-port",
+        "LOADGATE_MASTER_PORT",
+        None,
+        "master's port; default a free port with --workers, 5557 with --expect-workers",
+    ),
+    (
+        "--expect-workers-max-wait",
+        "LOADGATE_EXPECT_WORKERS_MAX_WAIT",
+        "60",
+        "seconds the master waits for its workers before giving up (exit 2)",
+    ),
+    (
+        "--stop-timeout",
+        "LOADGATE_STOP_TIMEOUT",
+        "10",
+        "seconds in-flight requests may finish after the run time, so none is lost",
+    ),
+    (
+        "--health-path",
+        "LOADGATE_HEALTH_PATH",
+        "/health",
+        "path polled until 200 before the test; 'none' skips the check",
+    ),
     ("--health-timeout", "LOADGATE_HEALTH_TIMEOUT", "30", "seconds to wait for the target's health"),
 ]
 
@@ -134,8 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=36, width=110),
     )
     for flag, env, default, text in OPTIONS:
-        parser.add_argument(flag, default=None, metavar=flag[2:].replace("-", "_").upper(),
-                            help=f"{text} [env {env}; default: {default or 'none'}]")
+        parser.add_argument(
+            flag,
+            default=None,
+            metavar=flag[2:].replace("-", "_").upper(),
+            help=f"{text} [env {env}; default: {default or 'none'}]",
+        )
     return parser
 
 
@@ -144,7 +202,9 @@ def _timespan(name: str, value: str) -> int:
     try:
         seconds = parse_duration(value)
     except ValueError:
-        raise JobError(f"{name}: not a duration (got {value!r}); use e.g. 40s, 5m, 1h30m or seconds") from None
+        raise JobError(
+            f"{name}: not a duration (got {value!r}); use e.g. 40s, 5m, 1h30m or seconds"
+        ) from None
     if not seconds.is_integer():
         raise JobError(f"{name}: whole seconds only (got {value!r}); use e.g. 40s, 5m, 1h30m or seconds")
     return int(seconds)
@@ -182,13 +242,17 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
     spawn_rate = _positive("--spawn-rate", raw["spawn_rate"])
     profile = (raw["profile"] or "none").strip().lower()
     if profile not in (*PROFILES, "none"):
-        raise JobError(f"--profile: unknown load profile (got {raw['profile']!r}); choose one of "
-                       f"{', '.join(PROFILES)} or none")
+        raise JobError(
+            f"--profile: unknown load profile (got {raw['profile']!r}); choose one of "
+            f"{', '.join(PROFILES)} or none"
+        )
     host = raw["host"]
     if host:
         parts = urlsplit(host)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise JobError(f"--host: not an http(s) URL (got {redact(host)!r}); use e.g. https://gateway:8443")
+            raise JobError(
+                f"--host: not an http(s) URL (got {redact(host)!r}); use e.g. https://gateway:8443"
+            )
         host = host.rstrip("/")
     workers = _integer("--workers", raw["workers"], 0)
     expect = _integer("--expect-workers", raw["expect_workers"], 0)
@@ -205,16 +269,22 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
     if not thresholds.is_file():
         thresholds = ROOT / thresholds if (ROOT / thresholds).is_file() else thresholds
     if not thresholds.is_file():
-        raise JobError(f"--thresholds: file not found (got {raw['thresholds']!r}); give an existing YAML file")
+        raise JobError(
+            f"--thresholds: file not found (got {raw['thresholds']!r}); give an existing YAML file"
+        )
     if problem := threshold_problem(thresholds):
         raise JobError(problem)
     baseline = raw["baseline"]
     if baseline and not Path(f"{baseline}_stats.csv").is_file():
-        raise JobError(f"--baseline: {baseline}_stats.csv not found (got {baseline!r}); give the CSV prefix of "
-                       "a saved run, e.g. baseline/loadgate")
+        raise JobError(
+            f"--baseline: {baseline}_stats.csv not found (got {baseline!r}); give the CSV prefix of "
+            "a saved run, e.g. baseline/loadgate"
+        )
     if baseline and Path(baseline).resolve().parent == Path(raw["results"]).resolve():
-        raise JobError(f"--baseline: {baseline!r} is inside the results folder, which each run empties; copy it "
-                       "elsewhere first, e.g. baseline/loadgate")
+        raise JobError(
+            f"--baseline: {baseline!r} is inside the results folder, which each run empties; copy it "
+            "elsewhere first, e.g. baseline/loadgate"
+        )
     locustfile = Path(raw["locustfile"])
     if not locustfile.is_file() and (ROOT / locustfile).is_file():
         locustfile = ROOT / locustfile
@@ -272,35 +342,92 @@ def redact(url: str) -> str:
 # -- commands (also what ci/docker-compose.yml and ci/k8s/ mirror; tests compare them) -------------------
 def locust_command(cfg: JobConfig, host: str, master_port: int | None = None) -> list[str]:
     """The headless Locust command of the local run or the master: CSVs, HTML report, profile, warm-up."""
-    cmd = [sys.executable, "-m", "locust", "-f", str(cfg.locustfile), "--headless", "--host", host,
-           "--users", str(cfg.users), "--spawn-rate", f"{cfg.spawn_rate:g}", "--run-time", f"{cfg.run_time}s",
-           "--stop-timeout", f"{cfg.stop_timeout}s", "--csv", str(cfg.prefix), "--csv-full-history",
-           "--html", str(cfg.results / "report.html"), "--only-summary"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(cfg.locustfile),
+        "--headless",
+        "--host",
+        host,
+        "--users",
+        str(cfg.users),
+        "--spawn-rate",
+        f"{cfg.spawn_rate:g}",
+        "--run-time",
+        f"{cfg.run_time}s",
+        "--stop-timeout",
+        f"{cfg.stop_timeout}s",
+        "--csv",
+        str(cfg.prefix),
+        "--csv-full-history",
+        "--html",
+        str(cfg.results / "report.html"),
+        "--only-summary",
+    ]
     if cfg.warmup:
         cmd += ["--warmup", f"{cfg.warmup}s"]
     if cfg.profile:
         cmd += ["--profile", cfg.profile]
     if cfg.processes:  # the forked workers connect to --master-port; never Locust's shared default 5557
-        cmd += ["--processes", str(cfg.processes), "--master-bind-host", "127.0.0.1", "--master-bind-port",
-                str(master_port), "--master-port", str(master_port)]
+        cmd += [
+            "--processes",
+            str(cfg.processes),
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(master_port),
+            "--master-port",
+            str(master_port),
+        ]
     expected = cfg.workers or cfg.expect_workers
     if expected:
-        cmd += ["--master", "--master-bind-host", cfg.master_bind_host, "--master-bind-port", str(master_port),
-                "--expect-workers", str(expected), "--expect-workers-max-wait", str(cfg.expect_workers_max_wait)]
+        cmd += [
+            "--master",
+            "--master-bind-host",
+            cfg.master_bind_host,
+            "--master-bind-port",
+            str(master_port),
+            "--expect-workers",
+            str(expected),
+            "--expect-workers-max-wait",
+            str(cfg.expect_workers_max_wait),
+        ]
     return cmd
 
 
 def worker_command(cfg: JobConfig, master_host: str, master_port: int) -> list[str]:
     """A worker: no --csv/--html (a worker's files would hold only its own share), settings come from the
     master."""
-    return [sys.executable, "-m", "locust", "-f", str(cfg.locustfile), "--worker", "--master-host", master_host,
-            "--master-port", str(master_port)]
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(cfg.locustfile),
+        "--worker",
+        "--master-host",
+        master_host,
+        "--master-port",
+        str(master_port),
+    ]
 
 
 def gate_command(cfg: JobConfig) -> list[str]:
-    cmd = [sys.executable, str(ROOT / "sla" / "check_sla.py"), str(cfg.prefix), "--thresholds", str(cfg.thresholds),
-           "--junit", str(cfg.results / "junit.xml"), "--json", str(cfg.results / "verdict.json"),
-           "--markdown", str(cfg.results / "verdict.md")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "sla" / "check_sla.py"),
+        str(cfg.prefix),
+        "--thresholds",
+        str(cfg.thresholds),
+        "--junit",
+        str(cfg.results / "junit.xml"),
+        "--json",
+        str(cfg.results / "verdict.json"),
+        "--markdown",
+        str(cfg.results / "verdict.md"),
+    ]
     if cfg.baseline:
         cmd += ["--baseline", cfg.baseline]
     return cmd
@@ -340,9 +467,12 @@ def _pump(source: IO[str], log: IO[str], echo: IO[str] | None) -> None:
 
 def spawn(name: str, cmd: list[str], log: Path, env: dict[str, str], echo: bool) -> Child:
     log_file = open(log, "a")  # noqa: SIM115 (closed by the pump thread)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            bufsize=1)
-    pump = threading.Thread(target=_pump, args=(proc.stdout, log_file, sys.stderr if echo else None), daemon=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    pump = threading.Thread(
+        target=_pump, args=(proc.stdout, log_file, sys.stderr if echo else None), daemon=True
+    )
     pump.start()
     return Child(name, proc, log, pump)
 
@@ -368,8 +498,10 @@ def wait_healthy(url: str, timeout: float) -> None:
         except (OSError, urllib.error.URLError) as e:
             last = str(getattr(e, "reason", e))
         time.sleep(0.2)
-    raise JobError(f"target not healthy: {redact(url)} did not answer 200 within {timeout:g}s (last: {last}); "
-                   "check --host, or --health-path none if it has no health route")
+    raise JobError(
+        f"target not healthy: {redact(url)} did not answer 200 within {timeout:g}s (last: {last}); "
+        "check --host, or --health-path none if it has no health route"
+    )
 
 
 def child_env() -> dict[str, str]:
@@ -410,8 +542,11 @@ def say(message: str) -> None:
 
 def clean_results(results: Path) -> None:
     results.mkdir(parents=True, exist_ok=True)
-    for path in [*results.glob(f"{PREFIX_NAME}_*"), *results.glob("worker-*.log"),
-                 *(results / name for name in REPORT_FILES)]:
+    for path in [
+        *results.glob(f"{PREFIX_NAME}_*"),
+        *results.glob("worker-*.log"),
+        *(results / name for name in REPORT_FILES),
+    ]:
         if path.is_file():
             path.unlink()
 
@@ -426,7 +561,9 @@ def start_mock(cfg: JobConfig) -> tuple[object, str]:
         mock.start()
     except Exception as e:  # MockProcess reports the child's stderr in its message
         mock.stop()
-        raise JobError(f"embedded target did not start: {str(e).splitlines()[0] if str(e) else e!r}") from None
+        raise JobError(
+            f"embedded target did not start: {str(e).splitlines()[0] if str(e) else e!r}"
+        ) from None
     return mock, mock.url
 
 
@@ -438,8 +575,10 @@ def _mock_config(value: str | None) -> str | None:
     shipped = ROOT / "loadgate" / "mock" / "profiles" / f"{value}.yaml"
     if shipped.is_file():
         return str(shipped)
-    raise JobError(f"--mock-config: no such file or shipped profile (got {value!r}); give a YAML file or a name "
-                   "from loadgate/mock/profiles/")
+    raise JobError(
+        f"--mock-config: no such file or shipped profile (got {value!r}); give a YAML file or a name "
+        "from loadgate/mock/profiles/"
+    )
 
 
 def run(cfg: JobConfig) -> int:
@@ -459,20 +598,31 @@ def run(cfg: JobConfig) -> int:
         env = child_env()
         port = cfg.master_port or (free_port() if cfg.workers or cfg.processes else 0)
         manifest.locust_command = locust_command(cfg, redact(host), port or None)
-        say(f"{cfg.run_mode} run of {redact(host)}: profile {cfg.profile or 'none'}, {cfg.users} users at "
-            f"{cfg.spawn_rate:g}/s for {cfg.run_time}s (warm-up {cfg.warmup}s); results in {cfg.results}")
-        master = spawn("locust", locust_command(cfg, host, port or None), cfg.results / "locust.log", env, echo=True)
+        say(
+            f"{cfg.run_mode} run of {redact(host)}: profile {cfg.profile or 'none'}, {cfg.users} users at "
+            f"{cfg.spawn_rate:g}/s for {cfg.run_time}s (warm-up {cfg.warmup}s); results in {cfg.results}"
+        )
+        master = spawn(
+            "locust", locust_command(cfg, host, port or None), cfg.results / "locust.log", env, echo=True
+        )
         children.append(master)
         manifest.processes["locust"] = master.proc.pid
         for i in range(cfg.workers):
-            worker = spawn(f"worker-{i + 1}", worker_command(cfg, "127.0.0.1", port),
-                           cfg.results / f"worker-{i + 1}.log", env, echo=False)
+            worker = spawn(
+                f"worker-{i + 1}",
+                worker_command(cfg, "127.0.0.1", port),
+                cfg.results / f"worker-{i + 1}.log",
+                env,
+                echo=False,
+            )
             children.append(worker)
             manifest.processes[worker.name] = worker.proc.pid
         manifest.save(cfg.results)
         code = wait_locust(cfg, master, children[1:], manifest)
         if code not in (0, 1) or not Path(f"{cfg.prefix}_stats.csv").is_file():
-            raise JobError(f"locust exited with code {code} without results; see {cfg.results / 'locust.log'}")
+            raise JobError(
+                f"locust exited with code {code} without results; see {cfg.results / 'locust.log'}"
+            )
     except (JobError, Interrupted) as e:
         _stop_all(children, mock)
         manifest.exit_code = EXIT_BAD_INPUT
@@ -488,14 +638,21 @@ def run(cfg: JobConfig) -> int:
     code = run_gate(cfg)
     manifest.exit_code, manifest.stopped_at = code, time.time()
     manifest.save(cfg.results)
-    verdict = {EXIT_PASS: "PASS", EXIT_BREACH: "FAIL (SLA breached or no data)"}.get(code, "ERROR (bad input)")
+    verdict = {EXIT_PASS: "PASS", EXIT_BREACH: "FAIL (SLA breached or no data)"}.get(
+        code, "ERROR (bad input)"
+    )
     say(f"{verdict}, exit {code}; results in {cfg.results}")
     return code
 
 
 def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: Manifest) -> int:
     """Wait for the local/master Locust within a hard bound; report workers that died or went missing."""
-    bound = cfg.run_time + cfg.stop_timeout + 60 + (cfg.expect_workers_max_wait if cfg.run_mode == "master" else 0)
+    bound = (
+        cfg.run_time
+        + cfg.stop_timeout
+        + 60
+        + (cfg.expect_workers_max_wait if cfg.run_mode == "master" else 0)
+    )
     try:
         code = master.proc.wait(bound)
     except subprocess.TimeoutExpired:
@@ -508,18 +665,24 @@ def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: M
             worker.stop()
         manifest.exit_codes[worker.name] = worker.proc.returncode
         if worker.proc.returncode not in (0, None):
-            say(f"warning: {worker.name} (pid {worker.proc.pid}) exited with code {worker.proc.returncode}; "
-                f"see {worker.log}")
+            say(
+                f"warning: {worker.name} (pid {worker.proc.pid}) exited with code {worker.proc.returncode}; "
+                f"see {worker.log}"
+            )
     manifest.exit_codes["locust"] = code
     log = master.log.read_text(errors="replace")
     manifest.missing_workers = MISSING_WORKER.findall(log)
     for worker_id in manifest.missing_workers:
-        say(f"warning: worker {worker_id} went missing during the run (no heartbeat); the master carried on "
-            "without it and its last unreported requests are not in the figures")
+        say(
+            f"warning: worker {worker_id} went missing during the run (no heartbeat); the master carried on "
+            "without it and its last unreported requests are not in the figures"
+        )
     manifest.profile_applied = bool(cfg.profile) and SHAPE_STARTED in log
     if cfg.profile and not manifest.profile_applied:
-        say(f"warning: profile {cfg.profile} was not applied: {cfg.locustfile.name} does not import "
-            "loadgate.profiles.LoadProfileShape, so Locust ran a plain constant load (--users/--spawn-rate)")
+        say(
+            f"warning: profile {cfg.profile} was not applied: {cfg.locustfile.name} does not import "
+            "loadgate.profiles.LoadProfileShape, so Locust ran a plain constant load (--users/--spawn-rate)"
+        )
     return code
 
 
@@ -528,7 +691,9 @@ def run_gate(cfg: JobConfig) -> int:
         say("error: sla/check_sla.py not found; the gate cannot run")
         return EXIT_BAD_INPUT
     with open(cfg.results / "verdict.txt", "w") as out:
-        gate = subprocess.Popen(gate_command(cfg), cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, text=True)
+        gate = subprocess.Popen(
+            gate_command(cfg), cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, text=True
+        )
         for line in gate.stdout:
             out.write(line)
             sys.stdout.write(line)

@@ -24,12 +24,28 @@ from locust.runners import WorkerRunner
 def _add_arguments(parser: Any, **_kw: Any) -> None:
     # In a group, so Locust keeps them out of the web UI start form: they are read once, at init.
     group = parser.add_argument_group("loadgate live SLA")
-    group.add_argument("--sla", type=str, default="", env_var="LOADGATE_SLA", metavar="FILE",
-                       help="evaluate this threshold file during the run; exit code 1 on breach (env LOADGATE_SLA)")
-    group.add_argument("--sla-abort", action="store_true", default=False, env_var="LOADGATE_SLA_ABORT",
-                       help="stop the run at the first SLA breach that has data (env LOADGATE_SLA_ABORT)")
-    group.add_argument("--sla-interval", type=str, default="5s", env_var="LOADGATE_SLA_INTERVAL",
-                       help="how often to evaluate the thresholds during the run (default 5s; env LOADGATE_SLA_INTERVAL)")
+    group.add_argument(
+        "--sla",
+        type=str,
+        default="",
+        env_var="LOADGATE_SLA",
+        metavar="FILE",
+        help="evaluate this threshold file during the run; exit code 1 on breach (env LOADGATE_SLA)",
+    )
+    group.add_argument(
+        "--sla-abort",
+        action="store_true",
+        default=False,
+        env_var="LOADGATE_SLA_ABORT",
+        help="stop the run at the first SLA breach that has data (env LOADGATE_SLA_ABORT)",
+    )
+    group.add_argument(
+        "--sla-interval",
+        type=str,
+        default="5s",
+        env_var="LOADGATE_SLA_INTERVAL",
+        help="how often to evaluate the thresholds during the run (default 5s; env LOADGATE_SLA_INTERVAL)",
+    )
 
 
 @events.init.add_listener

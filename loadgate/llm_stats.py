@@ -179,13 +179,17 @@ def summary_lines(llm: LlmStats) -> list[str]:
         if not entry.num_requests:
             continue
         p = [entry.get_response_time_percentile(f) for f in (0.5, 0.9, 0.95, 0.99)]
-        lines.append(f"{entry.method:9} {entry.name:36} {entry.num_requests:9d} "
-                     + " ".join(f"{v:9.4g}" for v in (*p, entry.avg_response_time)))
+        lines.append(
+            f"{entry.method:9} {entry.name:36} {entry.num_requests:9d} "
+            + " ".join(f"{v:9.4g}" for v in (*p, entry.avg_response_time))
+        )
     s = llm.summary()
     goodput = f", goodput {s['goodput_req_per_s']} req/s" if s["goodput_req_per_s"] is not None else ""
-    lines.append(f"output tokens {s['total_output_tokens']} ({s['output_tokens_per_s']} tok/s, usage "
-                 f"{s['usage_source']}){goodput}; jobs completed {s['jobs_completed']}, failed {s['jobs_failed']}, "
-                 f"lost {s['lost_jobs']} ({s['lost_jobs_at_stop']} at the stop)")
+    lines.append(
+        f"output tokens {s['total_output_tokens']} ({s['output_tokens_per_s']} tok/s, usage "
+        f"{s['usage_source']}){goodput}; jobs completed {s['jobs_completed']}, failed {s['jobs_failed']}, "
+        f"lost {s['lost_jobs']} ({s['lost_jobs_at_stop']} at the stop)"
+    )
     return lines
 
 
@@ -233,7 +237,9 @@ class LlmStatsCSV(StatsCSV):
             if not self._history_header_written:
                 writer.writerow(self.stats_history_csv_columns)
                 self._history_header_written = True
-            StatsCSVFileWriter._stats_history_data_rows(self, _WithoutAggregated(writer, 2), now or time.time())  # type: ignore[arg-type]
+            StatsCSVFileWriter._stats_history_data_rows(
+                self, _WithoutAggregated(writer, 2), now or time.time()
+            )  # type: ignore[arg-type]
 
     def start_history(self) -> None:
         """Truncate the history file from an earlier run with the same prefix."""

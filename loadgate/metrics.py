@@ -94,7 +94,11 @@ class GoodputTargets:
         return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.e2e_ms))
 
     def met_by(self, timing: RequestTiming) -> bool:
-        checks = ((self.ttft_ms, timing.ttft_ms), (self.tpot_ms, timing.tpot_ms), (self.e2e_ms, timing.e2e_ms))
+        checks = (
+            (self.ttft_ms, timing.ttft_ms),
+            (self.tpot_ms, timing.tpot_ms),
+            (self.e2e_ms, timing.e2e_ms),
+        )
         for target, value in checks:
             # vLLM counts a missing TPOT (single-token output) as meeting it: TPOT = 0 there.
             if target is not None and value is not None and value > target:

@@ -110,11 +110,18 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     prefix = getattr(options, "csv_prefix", None) if options else None
     if prefix and not isinstance(environment.runner, WorkerRunner):
         st.csv_prefix = prefix
-        st.llm_csv = LlmStatsCSV(environment, st.llm, prefix, bool(getattr(options, "stats_history_enabled", False)))
+        st.llm_csv = LlmStatsCSV(
+            environment, st.llm, prefix, bool(getattr(options, "stats_history_enabled", False))
+        )
         st.llm_csv.start_history()
         st.writer_greenlet = gevent.spawn(_write_periodically, environment)
-    logger.info("loadgate %s: prompts from %s (%d), goodput targets %s", loadgate.__version__,
-                st.prompts.source, len(st.prompts), st.settings.goodput.as_dict())
+    logger.info(
+        "loadgate %s: prompts from %s (%d), goodput targets %s",
+        loadgate.__version__,
+        st.prompts.source,
+        len(st.prompts),
+        st.settings.goodput.as_dict(),
+    )
 
 
 def _apply_class_weights(environment: Any, s: Settings) -> None:
@@ -173,7 +180,8 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
     if st.llm.counters.usage_counted:
         logger.warning(
             "loadgate: %d responses carried no usage: their output tokens were counted from content events "
-            "(usage source 'counted' in _llm_summary.json)", st.llm.counters.usage_counted,
+            "(usage source 'counted' in _llm_summary.json)",
+            st.llm.counters.usage_counted,
         )
 
 
@@ -190,12 +198,14 @@ FLUSH, FLUSHED = "loadgate_flush", "loadgate_flushed"
 def _register_flush_messages(environment: Any) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
+
         def on_flush(environment: Any, msg: Any, **_kw: Any) -> None:
             runner.stop()  # fires test_stop, which sends the final report (below)
             runner.send_message(FLUSHED)
 
         runner.register_message(FLUSH, on_flush)
     elif isinstance(runner, MasterRunner):
+
         def on_flushed(environment: Any, msg: Any, **_kw: Any) -> None:
             state(environment).flushed.add(msg.node_id)
 
@@ -215,8 +225,11 @@ def _flush_workers(environment: Any) -> None:
     while not st.flushed.issuperset(running) and time.monotonic() < deadline:
         gevent.sleep(0.05)
     if not st.flushed.issuperset(running):
-        logger.warning("loadgate: %d worker(s) did not send their final report in time; their last requests "
-                       "may be missing", len(set(running) - st.flushed))
+        logger.warning(
+            "loadgate: %d worker(s) did not send their final report in time; their last requests "
+            "may be missing",
+            len(set(running) - st.flushed),
+        )
 
 
 @events.report_to_master.add_listener
@@ -397,13 +410,18 @@ class LoadgateUser(FastHttpUser):
             if st.models is None:
                 found = client.list_models(self.client, st.settings.request_timeout_s)
                 if not found:
-                    logger.error("loadgate: no model to use: GET /v1/models gave none; set --models "
-                                 "(LOADGATE_MODELS). %s stops.", type(self).__name__)
+                    logger.error(
+                        "loadgate: no model to use: GET /v1/models gave none; set --models "
+                        "(LOADGATE_MODELS). %s stops.",
+                        type(self).__name__,
+                    )
                     raise StopUser()
                 st.models = found
         return self.rng.choice(st.models)
 
-    def chat_body(self, messages: list[dict[str, str]], stream: bool, max_tokens: int | None = None) -> dict[str, Any]:
+    def chat_body(
+        self, messages: list[dict[str, str]], stream: bool, max_tokens: int | None = None
+    ) -> dict[str, Any]:
         low, high = self.lg.settings.max_tokens
         return {
             "model": self.model(),
@@ -445,11 +463,14 @@ class ChatTasks(LoadgateTasks):
     def get_next_task(self) -> Any:
         s = self.user.lg.settings
         single = 1.0 - s.multi_turn_ratio
-        return _weighted(self, {
-            "stream_chat": single * s.stream_ratio,
-            "non_stream_chat": single * (1.0 - s.stream_ratio),
-            "multi_turn_chat": s.multi_turn_ratio,
-        })
+        return _weighted(
+            self,
+            {
+                "stream_chat": single * s.stream_ratio,
+                "non_stream_chat": single * (1.0 - s.stream_ratio),
+                "multi_turn_chat": s.multi_turn_ratio,
+            },
+        )
 
     @tag("stream", "chat")
     @task
@@ -497,10 +518,13 @@ class BatchTasks(LoadgateTasks):
 
     def get_next_task(self) -> Any:
         mode = self.user.lg.settings.batch_mode
-        return _weighted(self, {
-            "async_job": 1.0 if mode in ("async", "both") else 0.0,
-            "batch_job": 1.0 if mode in ("batch", "both") else 0.0,
-        })
+        return _weighted(
+            self,
+            {
+                "async_job": 1.0 if mode in ("async", "both") else 0.0,
+                "batch_job": 1.0 if mode in ("batch", "both") else 0.0,
+            },
+        )
 
     @tag("async")
     @task
@@ -547,14 +571,25 @@ class ModelsTasks(LoadgateTasks):
         if not known:
             return self.list_models()
         model_id = self.user.rng.choice(known)
-        client.json_request(self.client, "GET", f"{client.MODELS_PATH}/{model_id}", client.MODEL_NAME,
-                            st.settings.request_timeout_s, validate=client.expect_model)
+        client.json_request(
+            self.client,
+            "GET",
+            f"{client.MODELS_PATH}/{model_id}",
+            client.MODEL_NAME,
+            st.settings.request_timeout_s,
+            validate=client.expect_model,
+        )
 
     @tag("models", "health")
     @task(1)
     def health(self) -> None:
-        client.json_request(self.client, "GET", client.HEALTH_PATH, client.HEALTH_PATH,
-                            self.user.lg.settings.request_timeout_s)
+        client.json_request(
+            self.client,
+            "GET",
+            client.HEALTH_PATH,
+            client.HEALTH_PATH,
+            self.user.lg.settings.request_timeout_s,
+        )
 
 
 class ModelsUserBase(LoadgateUser):

@@ -104,8 +104,15 @@ class _Window:
         times = {k: v for k, v in times.items() if v > 0}
         p95 = calculate_response_time_percentile(times, sum(times.values()), 0.95) if times else 0
         ratio = failures / requests if requests else 0.0
-        return StepResult(users, round(seconds, 3), requests, failures, round(requests / seconds, 3),
-                          round(ratio, 5), float(p95))
+        return StepResult(
+            users,
+            round(seconds, 3),
+            requests,
+            failures,
+            round(requests / seconds, 3),
+            round(ratio, 5),
+            float(p95),
+        )
 
 
 class LoadProfileShape(LoadTestShape):
@@ -182,7 +189,9 @@ class LoadProfileShape(LoadTestShape):
         """The run stopped (run time, Ctrl-C, web UI) before the shape ended it: record the knee so far."""
         if self.breakpoint is not None or self._window is None:
             return
-        self._steps.append(self._window.measure(self.runner.stats.total, self._step.users if self._step else 0))
+        self._steps.append(
+            self._window.measure(self.runner.stats.total, self._step.users if self._step else 0)
+        )
         self._record("the run stopped before any limit was exceeded", breached=None)
 
     def _record(self, reason: str, breached: StepResult | None) -> None:
@@ -200,7 +209,9 @@ class LoadProfileShape(LoadTestShape):
             "at": time.time(),
         }
         if knee:
-            logger.warning("loadgate breakpoint: %s; knee at %d users, %.1f req/s", reason, knee.users, knee.rps)
+            logger.warning(
+                "loadgate breakpoint: %s; knee at %d users, %.1f req/s", reason, knee.users, knee.rps
+            )
         else:
             logger.warning("loadgate breakpoint: %s before the first step completed; no knee", reason)
         prefix = getattr(self.runner.environment.parsed_options, "csv_prefix", None)
@@ -212,18 +223,30 @@ class LoadProfileShape(LoadTestShape):
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser, **_kwargs) -> None:
     group = parser.add_argument_group("loadgate load profiles (--profile NAME: " + ", ".join(PROFILES) + ")")
-    group.add_argument("--breakpoint-fail-ratio", type=float, default=DEFAULT_FAIL_RATIO,
-                       env_var="LOADGATE_BREAKPOINT_FAIL_RATIO",
-                       help="breakpoint profile: stop when a step's failure ratio exceeds this (0..1)")
-    group.add_argument("--breakpoint-p95-ms", type=float, default=DEFAULT_P95_MS,
-                       env_var="LOADGATE_BREAKPOINT_P95_MS",
-                       help="breakpoint profile: stop when a step's aggregated p95 exceeds this (ms)")
+    group.add_argument(
+        "--breakpoint-fail-ratio",
+        type=float,
+        default=DEFAULT_FAIL_RATIO,
+        env_var="LOADGATE_BREAKPOINT_FAIL_RATIO",
+        help="breakpoint profile: stop when a step's failure ratio exceeds this (0..1)",
+    )
+    group.add_argument(
+        "--breakpoint-p95-ms",
+        type=float,
+        default=DEFAULT_P95_MS,
+        env_var="LOADGATE_BREAKPOINT_P95_MS",
+        help="breakpoint profile: stop when a step's aggregated p95 exceeds this (ms)",
+    )
 
 
 @events.test_stop.add_listener
 def _finish_breakpoint(environment, **_kwargs) -> None:
     shape = environment.shape_class
-    if isinstance(shape, LoadProfileShape) and environment.profile == "breakpoint" and shape.runner is not None:
+    if (
+        isinstance(shape, LoadProfileShape)
+        and environment.profile == "breakpoint"
+        and shape.runner is not None
+    ):
         shape.finish()
 
 
@@ -237,7 +260,9 @@ def _choose_profile(environment, **_kwargs) -> None:
         environment.shape_class = None
         return
     if name not in DEFAULT_RUN_TIME_S:
-        sys.stderr.write(f"loadgate: error: --profile / {PROFILE_ENV}: unknown load profile (got {name!r}); "
-                         f"choose one of {', '.join(PROFILES)}\n")
+        sys.stderr.write(
+            f"loadgate: error: --profile / {PROFILE_ENV}: unknown load profile (got {name!r}); "
+            f"choose one of {', '.join(PROFILES)}\n"
+        )
         sys.exit(2)
     environment.profile = name  # so Locust's HTML report and the run metadata show it

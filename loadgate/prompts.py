@@ -58,7 +58,9 @@ class PromptSet:
         try:
             lines = file.read_text(encoding="utf-8").splitlines()
         except OSError as e:
-            raise PromptFileError(f"{file}: cannot read prompt file ({e.strerror}); check --prompt-file") from None
+            raise PromptFileError(
+                f"{file}: cannot read prompt file ({e.strerror}); check --prompt-file"
+            ) from None
         prompts = [
             _parse_line(file, number, line)
             for number, line in enumerate(lines, start=1)
@@ -85,7 +87,9 @@ def _parse_line(file: Path, number: int, line: str) -> Prompt:
         messages = obj.get("messages")
     _check_messages(where, messages)
     max_tokens = obj.get("max_tokens")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+    if max_tokens is not None and (
+        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+    ):
         raise PromptFileError(f"{where}: 'max_tokens' must be a positive integer (got {max_tokens!r})")
     followups = obj.get("followups", [])
     if not isinstance(followups, list) or not all(isinstance(f, str) and f for f in followups):
@@ -99,7 +103,9 @@ def _check_messages(where: str, messages: Any) -> None:
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
             raise PromptFileError(
-                f"{where}: messages[{i}] must be {{\"role\": one of {'/'.join(ROLES)}, \"content\": string}}"
+                f'{where}: messages[{i}] must be {{"role": one of {"/".join(ROLES)}, "content": string}}'
             )
     if messages[-1]["role"] != "user":
-        raise PromptFileError(f"{where}: the last message must have role 'user' (got {messages[-1]['role']!r})")
+        raise PromptFileError(
+            f"{where}: the last message must have role 'user' (got {messages[-1]['role']!r})"
+        )

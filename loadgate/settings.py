@@ -28,20 +28,68 @@ ARGUMENTS: list[tuple[str, str, str, str, bool]] = [
     ("--chat-weight", "LOADGATE_CHAT_WEIGHT", "85", "ChatUser class weight", True),
     ("--batch-weight", "LOADGATE_BATCH_WEIGHT", "5", "BatchUser class weight", True),
     ("--models-weight", "LOADGATE_MODELS_WEIGHT", "10", "ModelsUser class weight", True),
-    ("--think-time", "LOADGATE_THINK_TIME", "0.5-2", "seconds a user waits between tasks: S or MIN-MAX", True),
-    ("--stream-ratio", "LOADGATE_STREAM_RATIO", "0.8", "share of chat requests sent with stream=true (0..1)", True),
-    ("--multi-turn-ratio", "LOADGATE_MULTI_TURN_RATIO", "0.2", "share of chat tasks that are multi-turn conversations (0..1)", True),
+    (
+        "--think-time",
+        "LOADGATE_THINK_TIME",
+        "0.5-2",
+        "seconds a user waits between tasks: S or MIN-MAX",
+        True,
+    ),
+    (
+        "--stream-ratio",
+        "LOADGATE_STREAM_RATIO",
+        "0.8",
+        "share of chat requests sent with stream=true (0..1)",
+        True,
+    ),
+    (
+        "--multi-turn-ratio",
+        "LOADGATE_MULTI_TURN_RATIO",
+        "0.2",
+        "share of chat tasks that are multi-turn conversations (0..1)",
+        True,
+    ),
     ("--turns", "LOADGATE_TURNS", "2-4", "turns per multi-turn conversation: N or MIN-MAX", True),
-    ("--models", "LOADGATE_MODELS", "", "comma-separated model ids; empty = discover from GET /v1/models", True),
-    ("--prompt-file", "LOADGATE_PROMPT_FILE", "", "JSONL prompt set; empty = the shipped loadgate/data/prompts.jsonl", True),
+    (
+        "--models",
+        "LOADGATE_MODELS",
+        "",
+        "comma-separated model ids; empty = discover from GET /v1/models",
+        True,
+    ),
+    (
+        "--prompt-file",
+        "LOADGATE_PROMPT_FILE",
+        "",
+        "JSONL prompt set; empty = the shipped loadgate/data/prompts.jsonl",
+        True,
+    ),
     ("--max-tokens", "LOADGATE_MAX_TOKENS", "32-128", "max_tokens per request: N or MIN-MAX (uniform)", True),
     ("--batch-mode", "LOADGATE_BATCH_MODE", "both", "BatchUser flow: async | batch | both", True),
     ("--batch-size", "LOADGATE_BATCH_SIZE", "4", "requests per Batch API input file", True),
     ("--poll-interval", "LOADGATE_POLL_INTERVAL", "0.5s", "first wait between job status polls", True),
-    ("--poll-backoff", "LOADGATE_POLL_BACKOFF", "1.5", "poll wait multiplier after each non-terminal poll (>= 1)", True),
+    (
+        "--poll-backoff",
+        "LOADGATE_POLL_BACKOFF",
+        "1.5",
+        "poll wait multiplier after each non-terminal poll (>= 1)",
+        True,
+    ),
     ("--poll-max-interval", "LOADGATE_POLL_MAX_INTERVAL", "5s", "longest wait between polls", True),
-    ("--job-timeout", "LOADGATE_JOB_TIMEOUT", "120s", "a job not terminal after this long is reported lost", True),
-    ("--request-timeout", "LOADGATE_REQUEST_TIMEOUT", "60s", "per-request network timeout (connect and each read)", True),
+    (
+        "--job-timeout",
+        "LOADGATE_JOB_TIMEOUT",
+        "120s",
+        "a job not terminal after this long is reported lost",
+        True,
+    ),
+    (
+        "--request-timeout",
+        "LOADGATE_REQUEST_TIMEOUT",
+        "60s",
+        "per-request network timeout (connect and each read)",
+        True,
+    ),
     ("--goodput", "LOADGATE_GOODPUT", "", "goodput targets in ms, e.g. ttft:500,tpot:50,e2e:10000", True),
     ("--warmup", "LOADGATE_WARMUP", "0s", "warm-up: reset all stats this long after the test starts", True),
 ]
@@ -52,13 +100,17 @@ def add_arguments(parser: Any) -> None:
     # on the parser itself: Locust's include_in_web_ui only exists there, not on argument groups
     for flag, env_var, default, help_text, in_ui in ARGUMENTS:
         parser.add_argument(
-            flag, type=str, default=default, env_var=env_var, include_in_web_ui=in_ui,
+            flag,
+            type=str,
+            default=default,
+            env_var=env_var,
+            include_in_web_ui=in_ui,
             help=f"{help_text} (default: {default or 'empty'}; env {env_var})",
         )
 
 
 def parse_int_range(value: str) -> tuple[int, int]:
-    """"64" -> (64, 64); "32-128" -> (32, 128)."""
+    """ "64" -> (64, 64); "32-128" -> (32, 128)."""
     low, sep, high = str(value).strip().partition("-")
     try:
         bounds = (int(low), int(high) if sep else int(low))
@@ -70,7 +122,7 @@ def parse_int_range(value: str) -> tuple[int, int]:
 
 
 def parse_float_range(value: str) -> tuple[float, float]:
-    """"1.5" -> (1.5, 1.5); "0.5-2" -> (0.5, 2.0); a trailing "s" is allowed."""
+    """ "1.5" -> (1.5, 1.5); "0.5-2" -> (0.5, 2.0); a trailing "s" is allowed."""
     low, sep, high = str(value).strip().removesuffix("s").partition("-")
     try:
         bounds = (float(low), float(high.removesuffix("s")) if sep else float(low))
@@ -114,6 +166,7 @@ def _field(options: Any, flag: str) -> str:
 
 def load(options: Any) -> Settings:
     """Validate the parsed options; raise SettingError naming the first bad setting."""
+
     def get(flag: str, parse, check=None, fix: str = ""):
         raw = _field(options, flag)
         try:

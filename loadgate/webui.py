@@ -32,7 +32,9 @@ MAX_ROWS = 500  # as Locust truncates its own stats table: large tables render s
 
 PERCENTILES = ((0.5, "p50"), (0.9, "p90"), (0.95, "p95"), (0.99, "p99"))
 UNITS = {"TOKENS/S": "tok/s"}  # every other LLM metric is in milliseconds
-_METRIC_RANK = {metric: rank for rank, metric in enumerate(("TTFB", "TTFT", "ITL", "TPOT", "E2E", "TOKENS/S"))}
+_METRIC_RANK = {
+    metric: rank for rank, metric in enumerate(("TTFB", "TTFT", "ITL", "TPOT", "E2E", "TOKENS/S"))
+}
 
 # Labels for the figures of PREFIX_llm_summary.json; a key not listed here is shown humanized.
 SUMMARY_LABELS = {

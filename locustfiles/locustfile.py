@@ -1,6 +1,6 @@
 """All three loadgate user classes: ChatUser, BatchUser, ModelsUser.
 
-    locust -f locustfiles/locustfile.py --headless -u 20 -r 5 -t 1m --host http://127.0.0.1:8000 --csv out/run
+locust -f locustfiles/locustfile.py --headless -u 20 -r 5 -t 1m --host http://127.0.0.1:8000 --csv out/run
 """
 
 import _repo_path  # noqa: F401  (before importing loadgate)

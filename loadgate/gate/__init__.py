@@ -7,6 +7,17 @@ from loadgate.gate.errors import EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, GateInp
 from loadgate.gate.evaluate import Evaluation, Verdict, evaluate
 
 __all__ = [
-    "EXIT_BAD_INPUT", "EXIT_BREACH", "EXIT_PASS", "Evaluation", "GateInputError", "RunData", "SlaConfig",
-    "Verdict", "evaluate", "load_config", "load_run", "main", "parse_config",
+    "EXIT_BAD_INPUT",
+    "EXIT_BREACH",
+    "EXIT_PASS",
+    "Evaluation",
+    "GateInputError",
+    "RunData",
+    "SlaConfig",
+    "Verdict",
+    "evaluate",
+    "load_config",
+    "load_run",
+    "main",
+    "parse_config",
 ]

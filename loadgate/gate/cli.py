@@ -25,8 +25,12 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="check_sla", description="Gate a Locust run (--csv PREFIX) on YAML SLA thresholds.")
     parser.add_argument("prefix", help="the --csv PREFIX of the run to judge")
-    parser.add_argument("--thresholds", default=DEFAULT_THRESHOLDS, help="threshold YAML (default %(default)s)")
-    parser.add_argument("--baseline", metavar="BASE_PREFIX", help="the --csv PREFIX of a baseline run (regression:)")
+    parser.add_argument(
+        "--thresholds", default=DEFAULT_THRESHOLDS, help="threshold YAML (default %(default)s)"
+    )
+    parser.add_argument(
+        "--baseline", metavar="BASE_PREFIX", help="the --csv PREFIX of a baseline run (regression:)"
+    )
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     parser.add_argument("--json", metavar="FILE", help="write a JSON report")
     parser.add_argument("--markdown", metavar="FILE", help="write a Markdown report")
@@ -45,9 +49,13 @@ def judge(args: argparse.Namespace) -> Evaluation:
     args.thresholds = thresholds_path(args.thresholds)
     config = load_config(args.thresholds)
     if not config.thresholds and not args.baseline:
-        raise GateInputError(args.thresholds, "regression", "the file has only regression rules and no --baseline "
-                             "was given, so there is nothing to judge", "no --baseline",
-                             "pass --baseline BASE_PREFIX (a previous run's --csv prefix) or add 'thresholds:'")
+        raise GateInputError(
+            args.thresholds,
+            "regression",
+            "the file has only regression rules and no --baseline was given, so there is nothing to judge",
+            "no --baseline",
+            "pass --baseline BASE_PREFIX (a previous run's --csv prefix) or add 'thresholds:'",
+        )
     run = load_run(args.prefix, config.warmup_s)
     baseline = load_run(args.baseline, config.warmup_s, role="baseline run") if args.baseline else None
     return evaluate(config, run, baseline)
@@ -74,8 +82,9 @@ def _write(path: str, text: str, append: bool) -> None:
         with target.open("a" if append else "w", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as error:
-        raise GateInputError(path, None, "cannot write report", error.strerror or str(error),
-                             "choose a writable path") from None
+        raise GateInputError(
+            path, None, "cannot write report", error.strerror or str(error), "choose a writable path"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,7 +66,9 @@ def parse_config(text: str, name: str) -> SlaConfig:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None
-        raise GateInputError(name, line, "YAML syntax error", str(error.problem), "fix the YAML syntax") from None
+        raise GateInputError(
+            name, line, "YAML syntax error", str(error.problem), "fix the YAML syntax"
+        ) from None
     except yaml.YAMLError as error:
         raise GateInputError(name, None, "YAML error", str(error), "fix the YAML syntax") from None
     finally:
@@ -89,17 +91,25 @@ class _Builder:
 
     def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
-            raise self.error(node, f"{what} must be a mapping", _node_text(node), f"write {what} as 'key: value' lines")
+            raise self.error(
+                node, f"{what} must be a mapping", _node_text(node), f"write {what} as 'key: value' lines"
+            )
         seen: dict[str, int] = {}
         items = []
         for key_node, value_node in node.value:
             key = self.scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str | int | float) or isinstance(key, bool):
-                raise self.error(key_node, f"bad key in {what}", _node_text(key_node), "quote the key as a string")
+                raise self.error(
+                    key_node, f"bad key in {what}", _node_text(key_node), "quote the key as a string"
+                )
             key = str(key)
             if key in seen:
-                raise self.error(key_node, f"duplicate key {key!r} in {what} (first on line {seen[key]})", key,
-                                 "merge the two entries into one")
+                raise self.error(
+                    key_node,
+                    f"duplicate key {key!r} in {what} (first on line {seen[key]})",
+                    key,
+                    "merge the two entries into one",
+                )
             seen[key] = key_node.start_mark.line + 1
             items.append((key, key_node, value_node))
         return items
@@ -109,7 +119,9 @@ class _Builder:
         items = self.mapping(root, "the threshold file")
         for key, key_node, value in items:
             if key not in TOP_KEYS:
-                raise self.error(key_node, f"unknown top-level key {key!r}", key, f"use only {', '.join(TOP_KEYS)}")
+                raise self.error(
+                    key_node, f"unknown top-level key {key!r}", key, f"use only {', '.join(TOP_KEYS)}"
+                )
             if key == "warmup":
                 config.warmup_s = self.duration(value, "warmup")
             elif key == "min_requests":
@@ -119,26 +131,34 @@ class _Builder:
                 rows = self.section(value, key, config.min_requests)
                 setattr(config, key, rows)
         if not config.thresholds and not config.regression:
-            raise GateInputError(self.name, None, "no thresholds defined", "", "add a 'thresholds:' mapping of row: [rules]")
+            raise GateInputError(
+                self.name, None, "no thresholds defined", "", "add a 'thresholds:' mapping of row: [rules]"
+            )
         return config
 
     def duration(self, node: yaml.Node, key: str) -> float:
         try:
-            return parse_duration(self.scalar(node) if isinstance(node, yaml.ScalarNode) else _node_text(node))
+            return parse_duration(
+                self.scalar(node) if isinstance(node, yaml.ScalarNode) else _node_text(node)
+            )
         except RuleSyntaxError as error:
             raise self.error(node, f"{key}: {error.what}", error.got, error.fix) from None
 
     def count(self, node: yaml.Node, key: str) -> int:
         value = self.scalar(node) if isinstance(node, yaml.ScalarNode) else None
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.error(node, f"{key} must be a whole number >= 0", _node_text(node), f"write e.g. '{key}: 50'")
+            raise self.error(
+                node, f"{key} must be a whole number >= 0", _node_text(node), f"write e.g. '{key}: 50'"
+            )
         return value
 
     def section(self, node: yaml.Node, section: str, default_min: int) -> list[RowSpec]:
         if isinstance(node, yaml.ScalarNode) and self.scalar(node) is None:
             return []
-        return [self.row(key, key_node, value, section, default_min)
-                for key, key_node, value in self.mapping(node, section)]
+        return [
+            self.row(key, key_node, value, section, default_min)
+            for key, key_node, value in self.mapping(node, section)
+        ]
 
     def row(self, key: str, key_node: yaml.Node, node: yaml.Node, section: str, default_min: int) -> RowSpec:
         min_requests, optional, rules_node = default_min, False, node
@@ -152,16 +172,30 @@ class _Builder:
                 elif opt == "optional":
                     optional = self.scalar(value) if isinstance(value, yaml.ScalarNode) else None
                     if not isinstance(optional, bool):
-                        raise self.error(value, f"{key}: optional must be true or false", _node_text(value),
-                                         "write 'optional: true'")
+                        raise self.error(
+                            value,
+                            f"{key}: optional must be true or false",
+                            _node_text(value),
+                            "write 'optional: true'",
+                        )
                 else:
-                    raise self.error(opt_node, f"unknown key {opt!r} in row {key!r}", opt,
-                                     f"use only {', '.join(ROW_KEYS)}")
+                    raise self.error(
+                        opt_node,
+                        f"unknown key {opt!r} in row {key!r}",
+                        opt,
+                        f"use only {', '.join(ROW_KEYS)}",
+                    )
             if rules_node is None:
-                raise self.error(node, f"row {key!r} has no 'rules' list", key, "add 'rules: [\"p(95) < 3000\"]'")
+                raise self.error(
+                    node, f"row {key!r} has no 'rules' list", key, "add 'rules: [\"p(95) < 3000\"]'"
+                )
         if not isinstance(rules_node, yaml.SequenceNode) or not rules_node.value:
-            raise self.error(rules_node, f"row {key!r} must list its thresholds", _node_text(rules_node),
-                             'write a YAML list, e.g. - "p(95) < 3000"')
+            raise self.error(
+                rules_node,
+                f"row {key!r} must list its thresholds",
+                _node_text(rules_node),
+                'write a YAML list, e.g. - "p(95) < 3000"',
+            )
         rules = tuple(self.rule(item, section) for item in rules_node.value)
         return RowSpec(key, rules, min_requests, optional, key_node.start_mark.line + 1)
 
@@ -172,17 +206,33 @@ class _Builder:
         except RuleSyntaxError as error:
             raise self.error(node, error.what, error.got, error.fix) from None
         if section == "thresholds" and rule.baseline is not None:
-            raise self.error(node, "'baseline' is only allowed under 'regression:'", text,
-                             "move the rule under 'regression:' (evaluated with --baseline)")
+            raise self.error(
+                node,
+                "'baseline' is only allowed under 'regression:'",
+                text,
+                "move the rule under 'regression:' (evaluated with --baseline)",
+            )
         if section == "regression" and rule.baseline is None:
-            raise self.error(node, "a regression rule must compare with 'baseline'", text,
-                             'write e.g. "p(95) <= baseline + 10%", or move it under thresholds:')
+            raise self.error(
+                node,
+                "a regression rule must compare with 'baseline'",
+                text,
+                'write e.g. "p(95) <= baseline + 10%", or move it under thresholds:',
+            )
         if rule.window_s is not None and not windowable(rule.metric):
-            raise self.error(node, f"'for' needs a per-second figure; {rule.metric.name} has none in Locust's history",
-                             text, "use 'for' with p(N), median, rps, fail_rps or fail_ratio, or drop 'for'")
+            raise self.error(
+                node,
+                f"'for' needs a per-second figure; {rule.metric.name} has none in Locust's history",
+                text,
+                "use 'for' with p(N), median, rps, fail_rps or fail_ratio, or drop 'for'",
+            )
         if section == "regression" and rule.window_s is not None:
-            raise self.error(node, "'for' is not supported in regression rules", text,
-                             "compare whole-run figures, or move the 'for' rule under thresholds:")
+            raise self.error(
+                node,
+                "'for' is not supported in regression rules",
+                text,
+                "compare whole-run figures, or move the 'for' rule under thresholds:",
+            )
         return RuleSpec(rule, node.start_mark.line + 1, section)
 
 

@@ -49,7 +49,15 @@ HISTORY_TOTALS = {
     "min": "Total Min Response Time",
     "max": "Total Max Response Time",
 }
-HISTORY_COLUMNS = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s", *HISTORY_TOTALS.values()]
+HISTORY_COLUMNS = [
+    "Timestamp",
+    "User Count",
+    "Type",
+    "Name",
+    "Requests/s",
+    "Failures/s",
+    *HISTORY_TOTALS.values(),
+]
 FAILURE_COLUMNS = ["Method", "Name", "Error", "Occurrences"]
 COUNT_COLUMNS = ("Request Count", "Failure Count", "Total Request Count", "Total Failure Count", "Timestamp")
 
@@ -102,7 +110,9 @@ class RunData:
     meta: dict | None
     meta_source: str
     histories: dict[str, History | None]  # loaded on first use: "http" and "llm" (see history_sources)
-    history_sources: dict[str, str]  # "http" -> PREFIX_stats_history.csv, "llm" -> PREFIX_llm_stats_history.csv
+    history_sources: dict[
+        str, str
+    ]  # "http" -> PREFIX_stats_history.csv, "llm" -> PREFIX_llm_stats_history.csv
     failures: pd.DataFrame | None
     notes: list[str] = field(default_factory=list)
     llm_stats_present: bool = False
@@ -115,8 +125,13 @@ class RunData:
         matches = [row for row in self.rows.values() if row.name == key]
         if len(matches) > 1:
             options = ", ".join(f'"{row.key}"' for row in matches)
-            raise GateInputError(config_file, line, f"row name {key!r} is ambiguous", key,
-                                 f'write it as "Type Name", one of {options}')
+            raise GateInputError(
+                config_file,
+                line,
+                f"row name {key!r} is ambiguous",
+                key,
+                f'write it as "Type Name", one of {options}',
+            )
         return matches[0] if matches else None
 
     def history_for(self, row: Row) -> tuple[str, History | None]:
@@ -149,15 +164,28 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
             if row.key == AGGREGATED:
                 continue  # a total over TTFT, ITL and tokens/s would mean nothing; the contract writes none
             if row.key in rows:
-                raise GateInputError(llm_path, row.line, "row also present in _stats.csv", row.key,
-                                     "LLM rows must use the LLM types TTFT/TTFB/ITL/TPOT/E2E/TOKENS/S")
+                raise GateInputError(
+                    llm_path,
+                    row.line,
+                    "row also present in _stats.csv",
+                    row.key,
+                    "LLM rows must use the LLM types TTFT/TTFB/ITL/TPOT/E2E/TOKENS/S",
+                )
             rows[row.key] = row
     summary_path = f"{prefix}_llm_summary.json"
     if Path(summary_path).is_file() and LLM_ROW not in rows:
         rows[LLM_ROW] = _summary_row(summary_path)
-    run = RunData(prefix, rows, meta, meta_source, {}, {
-        "http": f"{prefix}_stats_history.csv", "llm": f"{prefix}_llm_stats_history.csv"}, None,
-        llm_stats_present=llm_present, reset_at=reset_at)
+    run = RunData(
+        prefix,
+        rows,
+        meta,
+        meta_source,
+        {},
+        {"http": f"{prefix}_stats_history.csv", "llm": f"{prefix}_llm_stats_history.csv"},
+        None,
+        llm_stats_present=llm_present,
+        reset_at=reset_at,
+    )
     for kind, path in run.history_sources.items():
         if Path(path).is_file():
             _reconcile(run, path, reset_at, llm_path if kind == "llm" else stats_path)
@@ -170,16 +198,25 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
 
 
 def _load_meta(path: str, warmup_s: float, role: str) -> dict | None:
-    fix = "run the load with loadgate's --warmup (env LOADGATE_WARMUP) and --csv PREFIX, which write this file"
+    fix = (
+        "run the load with loadgate's --warmup (env LOADGATE_WARMUP) and --csv PREFIX, which write this file"
+    )
     if not Path(path).is_file():
         if warmup_s > 0:
-            raise GateInputError(path, None, f"the thresholds require a {_secs(warmup_s)} warm-up but the {role} "
-                                 "has no warm-up record", "no file", fix)
+            raise GateInputError(
+                path,
+                None,
+                f"the thresholds require a {_secs(warmup_s)} warm-up but the {role} has no warm-up record",
+                "no file",
+                fix,
+            )
         return None
     try:
         meta = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise GateInputError(path, None, "unreadable run metadata", str(error), "re-run the load or delete the file") from None
+        raise GateInputError(
+            path, None, "unreadable run metadata", str(error), "re-run the load or delete the file"
+        ) from None
     if not isinstance(meta, dict):
         raise GateInputError(path, None, "run metadata must be a JSON object", type(meta).__name__, fix)
     warm = meta.get("warmup_s", 0)
@@ -187,14 +224,25 @@ def _load_meta(path: str, warmup_s: float, role: str) -> dict | None:
     if isinstance(warm, bool) or not isinstance(warm, int | float):
         raise GateInputError(path, "warmup_s", "warmup_s must be a number of seconds", warm, fix)
     if reset_at is not None and (isinstance(reset_at, bool) or not isinstance(reset_at, int | float)):
-        raise GateInputError(path, "stats_reset_at", "stats_reset_at must be epoch seconds or null", reset_at, fix)
+        raise GateInputError(
+            path, "stats_reset_at", "stats_reset_at must be epoch seconds or null", reset_at, fix
+        )
     if warmup_s > 0 and warm < warmup_s:
-        raise GateInputError(path, "warmup_s", f"the {role} warmed up less than the thresholds' warmup "
-                             f"({_secs(warmup_s)})", warm, f"re-run with --warmup {_secs(warmup_s)} or longer")
+        raise GateInputError(
+            path,
+            "warmup_s",
+            f"the {role} warmed up less than the thresholds' warmup ({_secs(warmup_s)})",
+            warm,
+            f"re-run with --warmup {_secs(warmup_s)} or longer",
+        )
     if warmup_s > 0 and reset_at is None:
-        raise GateInputError(path, "stats_reset_at", f"the {role}'s stats were never reset after the warm-up "
-                             "(the run ended before the warm-up did?)", None,
-                             f"re-run with a run time longer than the {_secs(warm)} warm-up")
+        raise GateInputError(
+            path,
+            "stats_reset_at",
+            f"the {role}'s stats were never reset after the warm-up (the run ended before the warm-up did?)",
+            None,
+            f"re-run with a run time longer than the {_secs(warm)} warm-up",
+        )
     return meta
 
 
@@ -202,9 +250,13 @@ def _summary_row(path: str) -> Row:
     try:
         summary = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise GateInputError(path, None, "unreadable LLM summary", str(error), "re-run the load or delete the file") from None
+        raise GateInputError(
+            path, None, "unreadable LLM summary", str(error), "re-run the load or delete the file"
+        ) from None
     if not isinstance(summary, dict):
-        raise GateInputError(path, None, "LLM summary must be a JSON object", type(summary).__name__, "re-run the load")
+        raise GateInputError(
+            path, None, "LLM summary must be a JSON object", type(summary).__name__, "re-run the load"
+        )
     figures: dict[str, float | None] = {}
     for metric, key in SUMMARY_FIELDS.items():
         value = summary.get(key)
@@ -217,25 +269,41 @@ def _summary_row(path: str) -> Row:
 TEXT_COLUMNS = ("Type", "Name", "Method", "Error", "First Seen", "Last Seen")
 
 
-def _read_csv(path: str, required: list[str], numeric: bool = True, body: bytes | None = None) -> pd.DataFrame:
+def _read_csv(
+    path: str, required: list[str], numeric: bool = True, body: bytes | None = None
+) -> pd.DataFrame:
     """A Locust CSV: text columns as exact strings (a name "NaN" stays "NaN"), the others parsed as numbers
     natively, with only "N/A" as missing; a column that does not parse is reported by ``_check_numbers``.
     ``body``: data lines of the file without its header (a tail read by ``_history_tail``)."""
     header = _header(path)
     missing = [c for c in required if c not in header]
     if missing:
-        raise GateInputError(path, 1, f"missing column {missing[0]!r}", ",".join(header)[:200],
-                             "pass the PREFIX of Locust's --csv output (files PREFIX_stats.csv etc.)")
+        raise GateInputError(
+            path,
+            1,
+            f"missing column {missing[0]!r}",
+            ",".join(header)[:200],
+            "pass the PREFIX of Locust's --csv output (files PREFIX_stats.csv etc.)",
+        )
     numbers = [c for c in header if c not in TEXT_COLUMNS] if numeric else []
     try:
         source = path if body is None else io.BytesIO(body)
-        frame = pd.read_csv(source, encoding="utf-8", keep_default_na=False, na_values={c: ["N/A"] for c in numbers},
-                            dtype={c: str for c in header if c not in numbers},
-                            **({} if body is None else {"header": None, "names": header}))
+        frame = pd.read_csv(
+            source,
+            encoding="utf-8",
+            keep_default_na=False,
+            na_values={c: ["N/A"] for c in numbers},
+            dtype={c: str for c in header if c not in numbers},
+            **({} if body is None else {"header": None, "names": header}),
+        )
     except UnicodeDecodeError as error:
-        raise GateInputError(path, None, "CSV is not UTF-8", str(error), "re-run Locust with a UTF-8 locale") from None
+        raise GateInputError(
+            path, None, "CSV is not UTF-8", str(error), "re-run Locust with a UTF-8 locale"
+        ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as error:
-        raise GateInputError(path, None, "malformed CSV", str(error).strip(), "re-run Locust to rewrite it") from None
+        raise GateInputError(
+            path, None, "malformed CSV", str(error).strip(), "re-run Locust to rewrite it"
+        ) from None
     _check_numbers(frame, path, numbers)
     return frame
 
@@ -245,12 +313,21 @@ def _header(path: str) -> list[str]:
         with open(path, newline="", encoding="utf-8") as handle:
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as error:
-        raise GateInputError(path, None, "CSV is not UTF-8", str(error), "re-run Locust with a UTF-8 locale") from None
+        raise GateInputError(
+            path, None, "CSV is not UTF-8", str(error), "re-run Locust with a UTF-8 locale"
+        ) from None
     except OSError as error:
-        raise GateInputError(path, None, "cannot read CSV", error.strerror or str(error), "check the path") from None
+        raise GateInputError(
+            path, None, "cannot read CSV", error.strerror or str(error), "check the path"
+        ) from None
     if not header:
-        raise GateInputError(path, None, "empty CSV file (no header)", "0 bytes",
-                             "re-run Locust; the run was probably killed before writing stats")
+        raise GateInputError(
+            path,
+            None,
+            "empty CSV file (no header)",
+            "0 bytes",
+            "re-run Locust; the run was probably killed before writing stats",
+        )
     return header
 
 
@@ -269,9 +346,13 @@ def _check_numbers(frame: pd.DataFrame, path: str, columns: list[str]) -> None:
                 continue
         index = int(bad.to_numpy().argmax())
         got = values.iat[index]
-        raise GateInputError(path, index + 2, f"column {column!r} is not a number",
-                             "" if got is None or got != got else str(got),
-                             "re-run Locust to rewrite the file (was it truncated or hand-edited?)")
+        raise GateInputError(
+            path,
+            index + 2,
+            f"column {column!r} is not a number",
+            "" if got is None or got != got else str(got),
+            "re-run Locust to rewrite the file (was it truncated or hand-edited?)",
+        )
 
 
 def _percentile_columns(frame: pd.DataFrame) -> list[str]:
@@ -292,7 +373,9 @@ def _rows_from_stats(path: str) -> dict[str, Row]:
         derive_figures(figures)
         row = Row(type_, name, path, index + 2, figures)
         if row.key in rows:
-            raise GateInputError(path, index + 2, "duplicate row", row.key, "re-run Locust to rewrite the file")
+            raise GateInputError(
+                path, index + 2, "duplicate row", row.key, "re-run Locust to rewrite the file"
+            )
         rows[row.key] = row
     return rows
 
@@ -335,7 +418,7 @@ def _history_tail(path: str, reset_at: float | None) -> pd.DataFrame:
             with open(path, "rb") as handle:
                 handle.seek(start)
                 data = handle.read()
-            data = data[data.find(b"\n") + 1:]  # drop a partial first line (or the header)
+            data = data[data.find(b"\n") + 1 :]  # drop a partial first line (or the header)
             frame = _read_csv(path, HISTORY_COLUMNS, body=data)
             if start == 0 or frame["Timestamp"].nunique() >= 2:
                 break
@@ -354,7 +437,8 @@ def _reconcile(run: RunData, path: str, reset_at: float | None, stats_path: str)
     # With --csv-full-history every row is in each write and percentiles are windowed; without it only
     # Aggregated is, with cumulative percentiles (comparable with the CSV's).
     windowed = bool((tail["Name"] != AGGREGATED).any() or (tail["Type"] != "").any()) or path.endswith(
-        "_llm_stats_history.csv")
+        "_llm_stats_history.csv"
+    )
     for _, last in tail.iterrows():
         key = row_key(last["Type"], last["Name"])
         row = run.rows.get(key)
@@ -365,8 +449,10 @@ def _reconcile(run: RunData, path: str, reset_at: float | None, stats_path: str)
         if (hist_requests, hist_failures) == (csv_requests, csv_failures):
             continue
         stamp = _utc(last["Timestamp"])
-        said = (f"{row.source}: \"{key}\" disagrees with {path} (its last row, {stamp}, has "
-                f"{hist_requests} requests, the CSV {csv_requests})")
+        said = (
+            f'{row.source}: "{key}" disagrees with {path} (its last row, {stamp}, has '
+            f"{hist_requests} requests, the CSV {csv_requests})"
+        )
         if (hist_requests, hist_failures) > (csv_requests, csv_failures):
             for metric, column in HISTORY_TOTALS.items():
                 row.figures[metric] = _value(last[column])

@@ -38,8 +38,10 @@ class Verdict:
     def line(self) -> str:
         """The one-line verdict used in the table, JUnit failures and logs."""
         window = f" for {_seconds(self.window_s)}" if self.window_s else ""
-        text = f"{self.status} {self.metric} of \"{self.row}\": observed {self.observed_text}, required {self.op} " \
-               f"{self.limit_text}{window}"
+        text = (
+            f'{self.status} {self.metric} of "{self.row}": observed {self.observed_text}, required {self.op} '
+            f"{self.limit_text}{window}"
+        )
         return f"{text} ({self.reason})" if self.reason else text
 
 
@@ -70,7 +72,9 @@ class Violation:
         return self.end - self.start
 
 
-def longest_violation(samples: Iterable[tuple[float, float | None]], rule: Rule, limit: float) -> Violation | None:
+def longest_violation(
+    samples: Iterable[tuple[float, float | None]], rule: Rule, limit: float
+) -> Violation | None:
     """Samples are (timestamp, value) in time order; value None means no figure for that second."""
     best: Violation | None = None
     start = end = worst = None
@@ -131,12 +135,19 @@ def _no_data_reason(spec: RowSpec, row: Row | None, run: RunData, who: str) -> s
     return ""
 
 
-def _judge_rule(config: SlaConfig, spec: RowSpec, rs: RuleSpec, row: Row, run: RunData, base_row: Row | None) -> Verdict:
+def _judge_rule(
+    config: SlaConfig, spec: RowSpec, rs: RuleSpec, row: Row, run: RunData, base_row: Row | None
+) -> Verdict:
     rule = rs.rule
     key = _figure_key(config, rs, row)
     if rule.time_unit_given and row.unit != "ms":
-        raise GateInputError(config.path, rs.line, f"a time unit on row \"{row.key}\", whose figures are {row.unit}",
-                             rule.text, "write the limit as a plain number")
+        raise GateInputError(
+            config.path,
+            rs.line,
+            f'a time unit on row "{row.key}", whose figures are {row.unit}',
+            rule.text,
+            "write the limit as a plain number",
+        )
     if rule.window_s is not None:
         return _judge_window(spec, rs, row, run, key)
     limit = rule.limit
@@ -144,7 +155,9 @@ def _judge_rule(config: SlaConfig, spec: RowSpec, rs: RuleSpec, row: Row, run: R
     if rule.baseline is not None:
         base = base_row.figures.get(key) if base_row else None
         if base is None:
-            return _verdict(FAIL, rs, spec, row, None, f"no data: baseline {rule.metric.name} is N/A", row.source)
+            return _verdict(
+                FAIL, rs, spec, row, None, f"no data: baseline {rule.metric.name} is N/A", row.source
+            )
         limit = rule.baseline.limit(base)
         limit_text = f"{_show(rule.metric, row, limit)} ({rule.baseline.text()}, baseline {_show(rule.metric, row, base)})"
     observed = row.figures.get(key)
@@ -164,15 +177,24 @@ def _figure_key(config: SlaConfig, rs: RuleSpec, row: Row) -> str:
     label = rs.rule.metric.column_label
     if label is None and rs.rule.metric.name not in row.figures:
         have = ", ".join(m for m in row.figures if not m.endswith("%"))
-        raise GateInputError(config.path, rs.line, f"{rs.rule.metric.name} does not apply to row \"{row.key}\"",
-                             rs.rule.text, f"use one of {have}" + ("" if row.key == LLM_ROW else
-                                                                   f", or gate it on row {LLM_ROW}"))
+        raise GateInputError(
+            config.path,
+            rs.line,
+            f'{rs.rule.metric.name} does not apply to row "{row.key}"',
+            rs.rule.text,
+            f"use one of {have}" + ("" if row.key == LLM_ROW else f", or gate it on row {LLM_ROW}"),
+        )
     if label is None:
         return rs.rule.metric.name
     if label not in row.figures:
         have = " ".join(f"p({c[:-1]})" for c in row.percentile_columns())
-        raise GateInputError(config.path, rs.line, f"{rs.rule.metric.name} is not a percentile {row.source} has",
-                             rs.rule.text, f"use one of {have}")
+        raise GateInputError(
+            config.path,
+            rs.line,
+            f"{rs.rule.metric.name} is not a percentile {row.source} has",
+            rs.rule.text,
+            f"use one of {have}",
+        )
     return label
 
 
@@ -184,11 +206,17 @@ def _window_history(rule: Rule, row: Row, run: RunData) -> tuple[str, History]:
     if history is None:
         raise GateInputError(source, None, "history file not found; 'for' rules need it", rule.text, fix)
     if row.key != AGGREGATED and not history.windowed:
-        raise GateInputError(source, None, f"no per-row history for \"{row.key}\" (only Aggregated was written)",
-                             rule.text, fix)
+        raise GateInputError(
+            source, None, f'no per-row history for "{row.key}" (only Aggregated was written)', rule.text, fix
+        )
     if not history.windowed and (rule.metric.percentile is not None or rule.metric.name == "median"):
-        raise GateInputError(source, None, "history percentiles are cumulative, not windowed, without "
-                             "--csv-full-history", rule.text, fix)
+        raise GateInputError(
+            source,
+            None,
+            "history percentiles are cumulative, not windowed, without --csv-full-history",
+            rule.text,
+            fix,
+        )
     return source, history
 
 
@@ -197,18 +225,35 @@ def _judge_window(spec: RowSpec, rs: RuleSpec, row: Row, run: RunData, key: str)
     source, history = _window_history(rule, row, run)
     frame = history.frames.get(row.key)
     if frame is None or frame.empty:
-        return _verdict(FAIL, rs, spec, row, rule.limit, "no data: no history samples after the warm-up", source)
+        return _verdict(
+            FAIL, rs, spec, row, rule.limit, "no data: no history samples after the warm-up", source
+        )
     stamps = frame["Timestamp"].to_numpy(dtype=float)
     values = _window_values(frame, rule.metric, key)
     covered = float(stamps[-1] - stamps[0])
     if covered < rule.window_s:
-        return _verdict(FAIL, rs, spec, row, rule.limit, f"no data: history after the warm-up covers {_seconds(covered)}"
-                        f", shorter than the {_seconds(rule.window_s)} window", source)
+        return _verdict(
+            FAIL,
+            rs,
+            spec,
+            row,
+            rule.limit,
+            f"no data: history after the warm-up covers {_seconds(covered)}"
+            f", shorter than the {_seconds(rule.window_s)} window",
+            source,
+        )
     violation = longest_violation(zip(stamps, values, strict=True), rule, rule.limit)
     known = [v for v in values if v is not None]
     if not known:
-        return _verdict(FAIL, rs, spec, row, rule.limit, f"no data: {rule.metric.name} has no figure in the history",
-                        source)
+        return _verdict(
+            FAIL,
+            rs,
+            spec,
+            row,
+            rule.limit,
+            f"no data: {rule.metric.name} has no figure in the history",
+            source,
+        )
     if violation is None:
         worst = (max if rule.op in ("<", "<=", "==") else min)(known)
         verdict = _verdict(PASS, rs, spec, row, rule.limit, "", source, worst)
@@ -218,8 +263,10 @@ def _judge_window(spec: RowSpec, rs: RuleSpec, row: Row, run: RunData, key: str)
     status = FAIL if violation.seconds >= rule.window_s else PASS
     verdict = _verdict(status, rs, spec, row, rule.limit, "", source, violation.worst)
     verdict.violation_s = violation.seconds
-    verdict.observed_text = (f"violated for {_seconds(violation.seconds)} ({_clock(violation.start)}-"
-                             f"{_clock(violation.end)}, worst {_show(rule.metric, row, violation.worst)})")
+    verdict.observed_text = (
+        f"violated for {_seconds(violation.seconds)} ({_clock(violation.start)}-"
+        f"{_clock(violation.end)}, worst {_show(rule.metric, row, violation.worst)})"
+    )
     return verdict
 
 
@@ -254,18 +301,36 @@ def _to_int(text: str) -> int:
         return 0
 
 
-def _verdict(status: str, rs: RuleSpec, spec: RowSpec, row: Row | None, limit: float | None, reason: str,
-             source: str, observed: float | None = None) -> Verdict:
+def _verdict(
+    status: str,
+    rs: RuleSpec,
+    spec: RowSpec,
+    row: Row | None,
+    limit: float | None,
+    reason: str,
+    source: str,
+    observed: float | None = None,
+) -> Verdict:
     rule = rs.rule
     if rule.baseline is not None and limit is None:
         limit_text = rule.baseline.text()
     else:
         limit_text = _show(rule.metric, row, limit if limit is not None else rule.limit)
     return Verdict(
-        status=status, section=rs.section, row=spec.key, rule=rule.text, metric=rule.metric.name, op=rule.op,
-        limit=limit if limit is not None else rule.limit, limit_text=limit_text, observed=observed,
+        status=status,
+        section=rs.section,
+        row=spec.key,
+        rule=rule.text,
+        metric=rule.metric.name,
+        op=rule.op,
+        limit=limit if limit is not None else rule.limit,
+        limit_text=limit_text,
+        observed=observed,
         observed_text=_show(rule.metric, row, observed) if observed is not None else "no data",
-        reason=reason, config_line=rs.line, source=source, window_s=rule.window_s,
+        reason=reason,
+        config_line=rs.line,
+        source=source,
+        window_s=rule.window_s,
     )
 
 

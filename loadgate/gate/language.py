@@ -131,7 +131,9 @@ def parse_metric(text: str) -> Metric:
         except ValueError:
             percent = float("nan")
         if not 0 < percent <= 100:
-            raise RuleSyntaxError("bad percentile", text, "write p(N) with 0 < N <= 100, e.g. p(95) or p(99.9)")
+            raise RuleSyntaxError(
+                "bad percentile", text, "write p(N) with 0 < N <= 100, e.g. p(95) or p(99.9)"
+            )
         return Metric(f"p({_fmt(percent)})", TIME, percent)
     kind = PLAIN_METRICS.get(name) or SUMMARY_METRICS.get(name)
     if kind is None:
@@ -149,11 +151,15 @@ def parse_rule(text: object) -> Rule:
 
 def _parse_rule(text: object) -> Rule:
     if not isinstance(text, str) or not text.strip():
-        raise RuleSyntaxError("a threshold must be a non-empty string", repr(text), 'write e.g. "p(95) < 3000"')
+        raise RuleSyntaxError(
+            "a threshold must be a non-empty string", repr(text), 'write e.g. "p(95) < 3000"'
+        )
     match = _RULE.match(text)
     if not match:
         raise RuleSyntaxError(
-            "cannot parse threshold", text, 'write "<metric> <op> <value> [for <duration>]", e.g. "p(95) < 3s"'
+            "cannot parse threshold",
+            text,
+            'write "<metric> <op> <value> [for <duration>]", e.g. "p(95) < 3s"',
         )
     op = match.group("op")
     if op in ("=", "!="):
@@ -218,8 +224,9 @@ def parse_duration(value: object, allow_zero: bool = True) -> float:
     try:
         seconds = durations.parse_duration(value)
     except ValueError:
-        raise RuleSyntaxError("bad duration", str(value).strip(),
-                              'write e.g. "30s", "1m30s", "500ms" or a number of seconds') from None
+        raise RuleSyntaxError(
+            "bad duration", str(value).strip(), 'write e.g. "30s", "1m30s", "500ms" or a number of seconds'
+        ) from None
     if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
         raise RuleSyntaxError(
             "duration must be positive" if not allow_zero else "duration must not be negative",

@@ -65,20 +65,37 @@ class LiveSla:
         for source, stats, with_total in self.stats_sources():
             for entry in _entries(stats, with_total):
                 figures: dict[str, float | None] = {
-                    "requests": entry.num_requests, "failures": entry.num_failures,
-                    "median": entry.median_response_time, "avg": entry.avg_response_time,
-                    "min": entry.min_response_time or 0, "max": entry.max_response_time,
-                    "rps": entry.total_rps, "fail_rps": entry.total_fail_per_sec,
-                    **dict(zip(LABELS, _numbers(precision.percentile_fields(entry, PERCENTILES_TO_REPORT)), strict=True)),
+                    "requests": entry.num_requests,
+                    "failures": entry.num_failures,
+                    "median": entry.median_response_time,
+                    "avg": entry.avg_response_time,
+                    "min": entry.min_response_time or 0,
+                    "max": entry.max_response_time,
+                    "rps": entry.total_rps,
+                    "fail_rps": entry.total_fail_per_sec,
+                    **dict(
+                        zip(
+                            LABELS,
+                            _numbers(precision.percentile_fields(entry, PERCENTILES_TO_REPORT)),
+                            strict=True,
+                        )
+                    ),
                 }
                 derive_figures(figures)
-                row = Row(entry.method or "", entry.name, source, 0, figures, "llm" if source == LLM else "http")
+                row = Row(
+                    entry.method or "", entry.name, source, 0, figures, "llm" if source == LLM else "http"
+                )
                 rows[row.key] = row
         llm = _llm_state(self.environment)
         if llm is not None:
             summary = llm.summary()
-            rows[LLM_ROW] = Row("", LLM_ROW, "live LLM summary", 0,
-                                {metric: _float(summary.get(key)) for metric, key in SUMMARY_FIELDS.items()})
+            rows[LLM_ROW] = Row(
+                "",
+                LLM_ROW,
+                "live LLM summary",
+                0,
+                {metric: _float(summary.get(key)) for metric, key in SUMMARY_FIELDS.items()},
+            )
         return rows
 
     def sample(self, now: float) -> None:
@@ -87,8 +104,12 @@ class LiveSla:
         for source, stats, with_total in self.stats_sources():
             for entry in _entries(stats, with_total):
                 current = precision.percentile_fields(entry, PERCENTILES_TO_REPORT, use_current=True)
-                values = {"Timestamp": stamp, "Requests/s": entry.current_rps,
-                          "Failures/s": entry.current_fail_per_sec, **dict(zip(LABELS, _numbers(current), strict=True))}
+                values = {
+                    "Timestamp": stamp,
+                    "Requests/s": entry.current_rps,
+                    "Failures/s": entry.current_fail_per_sec,
+                    **dict(zip(LABELS, _numbers(current), strict=True)),
+                }
                 series = self.samples[(source, row_key(entry.method or "", entry.name))]
                 series.append(values)
                 while series and series[0]["Timestamp"] < stamp - self.keep_s:
@@ -97,11 +118,22 @@ class LiveSla:
     def run_data(self) -> RunData:
         histories = {}
         for kind, source in (("http", HTTP), ("llm", LLM)):
-            frames = {key: pd.DataFrame(list(series)) for (src, key), series in self.samples.items()
-                      if src == source and series}
+            frames = {
+                key: pd.DataFrame(list(series))
+                for (src, key), series in self.samples.items()
+                if src == source and series
+            }
             histories[kind] = History(source + " history", True, frames)
-        return RunData("live", self.rows(), None, "", histories, {"http": HTTP + " history", "llm": LLM + " history"},
-                       None, llm_stats_present=True)
+        return RunData(
+            "live",
+            self.rows(),
+            None,
+            "",
+            histories,
+            {"http": HTTP + " history", "llm": LLM + " history"},
+            None,
+            llm_stats_present=True,
+        )
 
     # -- evaluation ------------------------------------------------------------------------------------
 
@@ -112,20 +144,25 @@ class LiveSla:
             if verdict.window_s and verdict.status == FAIL and not verdict.reason.startswith("no data"):
                 self.latched.setdefault(ident, verdict)
         if final:
-            merged = [self.latched.get((v.row, v.rule, v.config_line), v) if v.status != FAIL else v
-                      for v in evaluation.verdicts]
+            merged = [
+                self.latched.get((v.row, v.rule, v.config_line), v) if v.status != FAIL else v
+                for v in evaluation.verdicts
+            ]
             evaluation.verdicts = sorted(merged, key=lambda v: v.status != FAIL)
         return evaluation
 
     def tick(self) -> None:
         evaluation = self.evaluate()
-        breaches = {(v.row, v.rule, v.config_line): v for v in evaluation.verdicts
-                    if v.status == FAIL and not v.reason.startswith("no data")}
+        breaches = {
+            (v.row, v.rule, v.config_line): v
+            for v in evaluation.verdicts
+            if v.status == FAIL and not v.reason.startswith("no data")
+        }
         for ident, verdict in breaches.items():
             if ident not in self.failing:
                 logger.warning("SLA breach: %s", verdict.line())
         for ident in self.failing - set(breaches):
-            logger.info("SLA rule holds again: %s of \"%s\": %s", ident[1].split()[0], ident[0], ident[1])
+            logger.info('SLA rule holds again: %s of "%s": %s', ident[1].split()[0], ident[0], ident[1])
         self.failing = set(breaches)
         if breaches and self.abort and not self.aborted:
             self.aborted = True
@@ -184,8 +221,11 @@ def _numbers(values: list[Any]) -> list[float | None]:
 
 
 def _float(value: Any) -> float | None:
-    return None if value is None or isinstance(value, bool) or (isinstance(value, float) and math.isnan(value)) \
+    return (
+        None
+        if value is None or isinstance(value, bool) or (isinstance(value, float) and math.isnan(value))
         else float(value)
+    )
 
 
 def _llm_state(environment: Any) -> Any:
@@ -203,10 +243,14 @@ def start(environment: Any, options: Any) -> None:
         sys.stderr.write(error.line().replace("check_sla: error:", "loadgate live SLA: error:", 1) + "\n")
         raise SystemExit(2) from None
     except RuleSyntaxError as error:
-        sys.stderr.write(f"loadgate live SLA: error: --sla-interval: {error.what} (got {error.got!r}); {error.fix}\n")
+        sys.stderr.write(
+            f"loadgate live SLA: error: --sla-interval: {error.what} (got {error.got!r}); {error.fix}\n"
+        )
         raise SystemExit(2) from None
     if not config.thresholds:
-        logger.warning("--sla %s has only regression rules: nothing to evaluate live (no baseline)", options.sla)
+        logger.warning(
+            "--sla %s has only regression rules: nothing to evaluate live (no baseline)", options.sla
+        )
     live = LiveSla(environment, config, options.sla_abort, interval_s)
     environment.loadgate_live_sla = live
 

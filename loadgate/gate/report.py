@@ -19,8 +19,15 @@ def summary(evaluation: Evaluation) -> str:
 
 def _cells(verdict: Verdict) -> tuple[str, ...]:
     window = f" for {verdict.window_s:g} s" if verdict.window_s else ""
-    return (verdict.status, verdict.row, verdict.metric, verdict.observed_text, verdict.op,
-            verdict.limit_text + window, verdict.reason)
+    return (
+        verdict.status,
+        verdict.row,
+        verdict.metric,
+        verdict.observed_text,
+        verdict.op,
+        verdict.limit_text + window,
+        verdict.reason,
+    )
 
 
 def table(evaluation: Evaluation, quiet: bool = False) -> str:
@@ -28,7 +35,9 @@ def table(evaluation: Evaluation, quiet: bool = False) -> str:
     verdicts = [v for v in evaluation.verdicts if not quiet or v.status == FAIL]
     rows = [COLUMNS, *(_cells(v) for v in verdicts)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
+    ]
     lines = [line.rstrip() for line in lines]
     if quiet and not verdicts:
         lines = []
@@ -38,12 +47,18 @@ def table(evaluation: Evaluation, quiet: bool = False) -> str:
 
 def junit(evaluation: Evaluation, name: str = "check_sla") -> str:
     verdicts = evaluation.verdicts
-    suite = ET.Element("testsuite", name=name, tests=str(len(verdicts)),
-                       failures=str(len(evaluation.failed)), errors="0",
-                       skipped=str(sum(v.status == SKIP for v in verdicts)))
+    suite = ET.Element(
+        "testsuite",
+        name=name,
+        tests=str(len(verdicts)),
+        failures=str(len(evaluation.failed)),
+        errors="0",
+        skipped=str(sum(v.status == SKIP for v in verdicts)),
+    )
     for verdict in verdicts:
-        case = ET.SubElement(suite, "testcase", classname=f"{name}.{verdict.section}.{verdict.row}",
-                             name=verdict.rule)
+        case = ET.SubElement(
+            suite, "testcase", classname=f"{name}.{verdict.section}.{verdict.row}", name=verdict.rule
+        )
         if verdict.status == FAIL:
             ET.SubElement(case, "failure", message=verdict.line(), type="SLABreach").text = verdict.line()
         elif verdict.status == SKIP:
@@ -70,9 +85,14 @@ def to_json(evaluation: Evaluation, prefix: str, thresholds: str, baseline: str 
 
 def markdown(evaluation: Evaluation, prefix: str) -> str:
     icon = {FAIL: "❌ FAIL", PASS: "✅ PASS", SKIP: "⏭️ SKIP"}
-    lines = [f"### loadgate SLA gate: {summary(evaluation)}", "", f"Run: `{_md(prefix)}`", "",
-             "| Result | Row | Metric | Observed | Op | Limit | Detail |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### loadgate SLA gate: {summary(evaluation)}",
+        "",
+        f"Run: `{_md(prefix)}`",
+        "",
+        "| Result | Row | Metric | Observed | Op | Limit | Detail |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for verdict in evaluation.verdicts:
         cells = list(_cells(verdict))
         cells[0] = icon[verdict.status]

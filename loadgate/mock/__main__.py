@@ -26,7 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="OpenAI-compatible LLM gateway simulator (the loadgate embedded target).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port to bind; 0 picks a free one (default 8000)")
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port to bind; 0 picks a free one (default 8000)"
+    )
     parser.add_argument("--config", help="YAML profile (default: the shipped profiles/default.yaml)")
     parser.add_argument("--truth-log", help="write one JSON line per finished request/job to this file")
     parser.add_argument("--seed", type=int, help="seed for latency/length/fault draws (overrides the config)")
@@ -84,14 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:
-        print(f"loadgate mock: error: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
-              "pick another --port (0 = any free port)", file=sys.stderr)
+        print(
+            f"loadgate mock: error: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+            "pick another --port (0 = any free port)",
+            file=sys.stderr,
+        )
         return EXIT_CANNOT_LISTEN
     try:
         truth_log = TruthLog(args.truth_log) if args.truth_log else None
     except OSError as exc:
-        print(f"loadgate mock: error: --truth-log {args.truth_log}: cannot open ({exc.strerror}); "
-              "pass a writable path", file=sys.stderr)
+        print(
+            f"loadgate mock: error: --truth-log {args.truth_log}: cannot open ({exc.strerror}); "
+            "pass a writable path",
+            file=sys.stderr,
+        )
         return EXIT_BAD_CONFIG
     server = MockServer(config, truth_log, seed=args.seed)
     try:

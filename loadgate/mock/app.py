@@ -30,7 +30,9 @@ SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
 
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=json.dumps(body).encode(), content_type=JSON_TYPE, headers=headers)
+    return web.Response(
+        status=status, body=json.dumps(body).encode(), content_type=JSON_TYPE, headers=headers
+    )
 
 
 class MockServer:
@@ -55,7 +57,10 @@ class MockServer:
             @wraps(handler)
             async def run(request: web.Request) -> web.StreamResponse:
                 exchange = Exchange(
-                    request_id="", method=request.method, path=path, t_received=time.time(),
+                    request_id="",
+                    method=request.method,
+                    path=path,
+                    t_received=time.time(),
                     x_request_id=request.headers.get("X-Request-Id"),
                 )
                 try:
@@ -70,8 +75,12 @@ class MockServer:
                     self.finish(exchange, 499)
                     raise
                 except Exception as exc:  # a mock bug: still answer OpenAI-style and say what broke
-                    print(f"loadgate mock: internal error on {request.method} {request.path}: "
-                          f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                    print(
+                        f"loadgate mock: internal error on {request.method} {request.path}: "
+                        f"{type(exc).__name__}: {exc}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     error = server_error(500, f"loadgate mock internal error: {type(exc).__name__}: {exc}")
                     exchange.error = f"internal_error: {type(exc).__name__}: {exc}"
                     response = error.response()
@@ -96,8 +105,11 @@ class MockServer:
         keys = self.config.auth_keys
         if keys:
             if not key:
-                raise APIError(401, "You didn't provide an API key. You need to provide your API key in an "
-                               "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+                raise APIError(
+                    401,
+                    "You didn't provide an API key. You need to provide your API key in an "
+                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                )
             if key not in keys:
                 raise APIError(401, f"Incorrect API key provided: {_redact(key)}.", code="invalid_api_key")
         return key or "anonymous"
@@ -149,10 +161,14 @@ class MockServer:
     def overloaded(self) -> APIError:
         status = self.config.capacity.overload_status
         slots = self.engine.slots
-        message = (f"The server is overloaded: {slots.active} generations running and {slots.queued} "
-                   "queued (capacity.slots + capacity.queue reached). Please retry later.")
+        message = (
+            f"The server is overloaded: {slots.active} generations running and {slots.queued} "
+            "queued (capacity.slots + capacity.queue reached). Please retry later."
+        )
         if status == 429:
-            return APIError(429, message, type="requests", code="rate_limit_exceeded", headers={"retry-after": "1"})
+            return APIError(
+                429, message, type="requests", code="rate_limit_exceeded", headers={"retry-after": "1"}
+            )
         return APIError(503, message, type="server_error", code="overloaded", headers={"retry-after": "1"})
 
     async def _complete(self, request, exchange, chat, plan, entry, headers, fault) -> web.StreamResponse:
@@ -162,8 +178,9 @@ class MockServer:
             await self.engine.generate(plan)
         if fault == "stall":
             await asyncio.sleep(self.config.faults.stall_seconds)
-        data = protocol.completion_bytes(exchange.request_id, int(time.time()), plan, chat.prompt_tokens,
-                                         self.config.usage)
+        data = protocol.completion_bytes(
+            exchange.request_id, int(time.time()), plan, chat.prompt_tokens, self.config.usage
+        )
         exchange.completion_tokens = plan.tokens
         if fault in ("cut", "malformed_chunk"):
             return await self._broken_body(request, exchange, data, headers, fault)
@@ -178,7 +195,9 @@ class MockServer:
             exchange.error = "client disconnected"
         return response
 
-    async def _broken_body(self, request, exchange, data: bytes, headers: dict, fault: str) -> web.StreamResponse:
+    async def _broken_body(
+        self, request, exchange, data: bytes, headers: dict, fault: str
+    ) -> web.StreamResponse:
         """Non-streaming faults: a truncated body, announced with the full length (cut) or not."""
         half = data[: len(data) // 2]
         if fault == "malformed_chunk":
@@ -241,8 +260,12 @@ class MockServer:
     # ------------------------------------------------------------------ models, health, 404
 
     def _model_object(self, model_id: str) -> dict:
-        return {"id": model_id, "object": "model", "created": self.started,
-                "owned_by": self.config.models[model_id].owned_by}
+        return {
+            "id": model_id,
+            "object": "model",
+            "created": self.started,
+            "owned_by": self.config.models[model_id].owned_by,
+        }
 
     async def list_models(self, request: web.Request, exchange: Exchange) -> web.Response:
         return json_response({"object": "list", "data": [self._model_object(m) for m in self.config.models]})
@@ -251,14 +274,23 @@ class MockServer:
         model_id = request.match_info["model"]
         exchange.model = model_id
         if model_id not in self.config.models:
-            raise not_found(f"The model `{model_id}` does not exist or you do not have access to it.",
-                            param="model", code="model_not_found")
+            raise not_found(
+                f"The model `{model_id}` does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            )
         return json_response(self._model_object(model_id))
 
     async def health(self, request: web.Request, exchange: Exchange) -> web.Response:
         slots = self.engine.slots
-        return json_response({"status": "ok", "active": slots.active, "queued": slots.queued,
-                              "jobs_pending": self.jobs.pending})
+        return json_response(
+            {
+                "status": "ok",
+                "active": slots.active,
+                "queued": slots.queued,
+                "jobs_pending": self.jobs.pending,
+            }
+        )
 
     async def unknown_route(self, request: web.Request, exchange: Exchange) -> web.Response:
         raise not_found(f"Invalid URL ({request.method} {request.path})")
@@ -285,8 +317,11 @@ class MockServer:
 
 def _too_large(length: int | None, limit: int) -> APIError:
     got = f"{length} bytes" if length is not None else "more"
-    return APIError(413, f"Request body too large: {got} exceeds the {limit}-byte limit (max_body_bytes).",
-                    code="request_too_large")
+    return APIError(
+        413,
+        f"Request body too large: {got} exceeds the {limit}-byte limit (max_body_bytes).",
+        code="request_too_large",
+    )
 
 
 def _redact(key: str) -> str:

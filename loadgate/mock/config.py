@@ -246,7 +246,9 @@ def _auth_keys(r: _Reader) -> frozenset[str]:
     env_name = r.get("keys_env")
     if env_name is not None:
         if not isinstance(env_name, str) or not env_name:
-            raise r.fail("keys_env", "must be an environment variable name", env_name, "e.g. LOADGATE_MOCK_KEYS")
+            raise r.fail(
+                "keys_env", "must be an environment variable name", env_name, "e.g. LOADGATE_MOCK_KEYS"
+            )
         keys = keys + [k.strip() for k in os.environ.get(env_name, "").split(",") if k.strip()]
     r.finish()
     return frozenset(keys)
@@ -259,8 +261,12 @@ def parse_config(data: Any, source: str = "<dict>") -> MockConfig:
     if models_raw is None:
         models_raw = load_yaml(DEFAULT_PROFILE)["models"]
     if not isinstance(models_raw, dict) or not models_raw:
-        raise top.fail("models", "must map at least one model id to its settings", models_raw,
-                       "e.g. models: {my-model: {tokens_per_s: 50}}")
+        raise top.fail(
+            "models",
+            "must map at least one model id to its settings",
+            models_raw,
+            "e.g. models: {my-model: {tokens_per_s: 50}}",
+        )
     models = {str(mid): _model(str(mid), raw, source) for mid, raw in models_raw.items()}
 
     cap = top.child("capacity")
@@ -288,18 +294,26 @@ def parse_config(data: Any, source: str = "<dict>") -> MockConfig:
     )
     total = sum(getattr(faults, name) for name in FaultConfig.REQUEST_FAULTS)
     if total > 1.0 + 1e-9:
-        raise f.fail("error_5xx", "request fault rates must sum to at most 1", round(total, 6),
-                     "lower some of error_5xx, stall, cut, malformed_chunk, slow_header")
+        raise f.fail(
+            "error_5xx",
+            "request fault rates must sum to at most 1",
+            round(total, 6),
+            "lower some of error_5xx, stall, cut, malformed_chunk, slow_header",
+        )
     f.finish()
 
     j = top.child("jobs")
-    jobs = JobsConfig(j.integer("workers", 16, low=1), j.integer("queue", 100_000, low=1),
-                      j.integer("max_batch_lines", 50_000, low=1))
+    jobs = JobsConfig(
+        j.integer("workers", 16, low=1),
+        j.integer("queue", 100_000, low=1),
+        j.integer("max_batch_lines", 50_000, low=1),
+    )
     j.finish()
 
     e = top.child("endpoints")
-    endpoints = EndpointsConfig(e.boolean("models", True), e.boolean("chat", True),
-                                e.boolean("async", True), e.boolean("batch", True))
+    endpoints = EndpointsConfig(
+        e.boolean("models", True), e.boolean("chat", True), e.boolean("async", True), e.boolean("batch", True)
+    )
     e.finish()
 
     seed = top.get("seed")
@@ -327,13 +341,17 @@ def load_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise MockConfigError(f"{path}: cannot read config ({exc.strerror}); pass an existing YAML file") from None
+        raise MockConfigError(
+            f"{path}: cannot read config ({exc.strerror}); pass an existing YAML file"
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
-        raise MockConfigError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
+        raise MockConfigError(
+            f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)}); fix the syntax"
+        ) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> MockConfig:

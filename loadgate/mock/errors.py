@@ -52,5 +52,7 @@ def not_found(message: str, *, param: str | None = None, code: str | None = None
     return APIError(404, message, param=param, code=code)
 
 
-def server_error(status: int, message: str = "The server had an error while processing your request.") -> APIError:
+def server_error(
+    status: int, message: str = "The server had an error while processing your request."
+) -> APIError:
     return APIError(status, message, type="server_error", code="server_error")

@@ -50,8 +50,13 @@ class AsyncJob:
     error: dict | None = None
 
     def view(self) -> dict:
-        body: dict[str, Any] = {"request_id": self.id, "object": "chat.completion.async", "status": self.status,
-                                "model": self.model, "created_at": self.created_at}
+        body: dict[str, Any] = {
+            "request_id": self.id,
+            "object": "chat.completion.async",
+            "status": self.status,
+            "model": self.model,
+            "created_at": self.created_at,
+        }
         if self.result is not None:
             body["result"] = self.result
         if self.error is not None:
@@ -68,9 +73,16 @@ class StoredFile:
     created_at: int
 
     def view(self) -> dict:
-        return {"id": self.id, "object": "file", "bytes": len(self.data), "created_at": self.created_at,
-                "filename": self.filename, "purpose": self.purpose, "status": "processed",
-                "status_details": None}
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": len(self.data),
+            "created_at": self.created_at,
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "status": "processed",
+            "status_details": None,
+        }
 
 
 @dataclass
@@ -94,13 +106,30 @@ class Batch:
         self.times[stamp] = int(time.time())
 
     def view(self) -> dict:
-        body = {"id": self.id, "object": "batch", "endpoint": self.endpoint, "errors": self.errors,
-                "input_file_id": self.input_file_id, "completion_window": self.completion_window,
-                "status": self.status, "output_file_id": self.output_file_id, "error_file_id": self.error_file_id,
-                "created_at": self.created_at, "expires_at": self.created_at + BATCH_WINDOW_S,
-                "request_counts": dict(self.counts), "metadata": self.metadata}
-        for stamp in ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at",
-                      "cancelling_at", "cancelled_at"):
+        body = {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": self.endpoint,
+            "errors": self.errors,
+            "input_file_id": self.input_file_id,
+            "completion_window": self.completion_window,
+            "status": self.status,
+            "output_file_id": self.output_file_id,
+            "error_file_id": self.error_file_id,
+            "created_at": self.created_at,
+            "expires_at": self.created_at + BATCH_WINDOW_S,
+            "request_counts": dict(self.counts),
+            "metadata": self.metadata,
+        }
+        for stamp in (
+            "in_progress_at",
+            "finalizing_at",
+            "completed_at",
+            "failed_at",
+            "expired_at",
+            "cancelling_at",
+            "cancelled_at",
+        ):
             body[stamp] = self.times.get(stamp)
         return body
 
@@ -111,9 +140,12 @@ class JobStore:
     def __init__(self, server: MockServer):
         self.server = server
         config = server.config
-        pool = CapacityConfig(slots=config.jobs.workers, queue=10**12,
-                              batching_slowdown=config.capacity.batching_slowdown,
-                              prefill_slowdown=config.capacity.prefill_slowdown)
+        pool = CapacityConfig(
+            slots=config.jobs.workers,
+            queue=10**12,
+            batching_slowdown=config.capacity.batching_slowdown,
+            prefill_slowdown=config.capacity.prefill_slowdown,
+        )
         self.engine = Engine(pool, server.rng, Slots(pool.slots, pool.queue))
         self.async_jobs: dict[str, AsyncJob] = {}
         self.files: dict[str, StoredFile] = {}
@@ -127,7 +159,9 @@ class JobStore:
         if enabled.async_:
             routes += [
                 web.post("/v1/chat/completions/async", ep("/v1/chat/completions/async")(self.submit_async)),
-                web.get("/v1/chat/completions/async/{id}", ep("/v1/chat/completions/async/{id}")(self.get_async)),
+                web.get(
+                    "/v1/chat/completions/async/{id}", ep("/v1/chat/completions/async/{id}")(self.get_async)
+                ),
             ]
         if enabled.batch:
             routes += [
@@ -149,8 +183,12 @@ class JobStore:
 
     # ------------------------------------------------------------------ one generation
 
-    async def run_chat(self, body: Any, on_start: Callable[[], None] | None = None,
-                       planned: tuple[ChatRequest, Plan] | None = None) -> dict:
+    async def run_chat(
+        self,
+        body: Any,
+        on_start: Callable[[], None] | None = None,
+        planned: tuple[ChatRequest, Plan] | None = None,
+    ) -> dict:
         """Run one chat completion on the pool (validating `body` unless already `planned`).
 
         Returns the completion or raises JobFailed.
@@ -175,8 +213,9 @@ class JobStore:
             self.engine.slots.leave(entry)
         if server.config.faults.job_failure and server.rng.random() < server.config.faults.job_failure:
             raise JobFailed(500, _server_error("The job failed (faults.job_failure)."))
-        return protocol.completion(protocol.new_id("chatcmpl-"), int(time.time()), plan, chat.prompt_tokens,
-                                   server.config.usage)
+        return protocol.completion(
+            protocol.new_id("chatcmpl-"), int(time.time()), plan, chat.prompt_tokens, server.config.usage
+        )
 
     def _log(self, exchange: Exchange) -> None:
         exchange.t_done = time.time()
@@ -192,15 +231,33 @@ class JobStore:
         plan = self.engine.plan(server.config.models[chat.model], chat.max_tokens, chat.prompt_tokens)
         headers = server.rate_limit(request, chat, plan)
         if self.pending >= server.config.jobs.queue:
-            raise APIError(429, f"Too many pending jobs ({self.pending}, jobs.queue). Please retry later.",
-                           type="requests", code="queue_full", headers={"retry-after": "1"})
+            raise APIError(
+                429,
+                f"Too many pending jobs ({self.pending}, jobs.queue). Please retry later.",
+                type="requests",
+                code="queue_full",
+                headers={"retry-after": "1"},
+            )
         job = AsyncJob(protocol.new_id("req_"), chat.model, int(time.time()))
         self.async_jobs[job.id] = job
         exchange.request_id = job.id
         self.pending += 1
-        self._spawn(self._run_async(job, (chat, plan), Exchange(job.id, "POST", "job:async", time.time(),
-                                                        exchange.x_request_id, chat.model, False,
-                                                        prompt_tokens=chat.prompt_tokens)))
+        self._spawn(
+            self._run_async(
+                job,
+                (chat, plan),
+                Exchange(
+                    job.id,
+                    "POST",
+                    "job:async",
+                    time.time(),
+                    exchange.x_request_id,
+                    chat.model,
+                    False,
+                    prompt_tokens=chat.prompt_tokens,
+                ),
+            )
+        )
         return web.json_response({"request_id": job.id, "status": job.status}, status=202, headers=headers)
 
     async def _run_async(self, job: AsyncJob, planned: tuple[ChatRequest, Plan], exchange: Exchange) -> None:
@@ -227,7 +284,9 @@ class JobStore:
     async def get_async(self, request: web.Request, exchange: Exchange) -> web.Response:
         job = self.async_jobs.get(request.match_info["id"])
         if job is None:
-            raise not_found(f"No async job with id '{request.match_info['id']}'.", param="id", code="job_not_found")
+            raise not_found(
+                f"No async job with id '{request.match_info['id']}'.", param="id", code="job_not_found"
+            )
         exchange.request_id, exchange.model = job.id, job.model
         return web.json_response(job.view())
 
@@ -286,15 +345,21 @@ class JobStore:
         batch = Batch(protocol.new_id("batch_"), file_id, CHAT_PATH, "24h", metadata, int(time.time()))
         self.batches[batch.id] = batch
         exchange.request_id = batch.id
-        batch.task = self._spawn(self._run_batch(batch, Exchange(batch.id, "POST", "job:batch", time.time(),
-                                                                 exchange.x_request_id)))
+        batch.task = self._spawn(
+            self._run_batch(
+                batch, Exchange(batch.id, "POST", "job:batch", time.time(), exchange.x_request_id)
+            )
+        )
         return web.json_response(batch.view())
 
     def _batch(self, request: web.Request) -> Batch:
         batch = self.batches.get(request.match_info["id"])
         if batch is None:
-            raise not_found(f"No batch found with id '{request.match_info['id']}'.", param="batch_id",
-                            code="batch_not_found")
+            raise not_found(
+                f"No batch found with id '{request.match_info['id']}'.",
+                param="batch_id",
+                code="batch_not_found",
+            )
         return batch
 
     async def get_batch(self, request: web.Request, exchange: Exchange) -> web.Response:
@@ -304,13 +369,22 @@ class JobStore:
 
     async def list_batches(self, request: web.Request, exchange: Exchange) -> web.Response:
         data = [b.view() for b in reversed(self.batches.values())]
-        return web.json_response({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-                                  "last_id": data[-1]["id"] if data else None, "has_more": False})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+                "has_more": False,
+            }
+        )
 
     async def cancel_batch(self, request: web.Request, exchange: Exchange) -> web.Response:
         batch = self._batch(request)
         if batch.status in ("completed", "failed", "expired", "cancelled"):
-            raise APIError(409, f"Cannot cancel a batch with status '{batch.status}'.", code="batch_not_cancellable")
+            raise APIError(
+                409, f"Cannot cancel a batch with status '{batch.status}'.", code="batch_not_cancellable"
+            )
         batch.mark("cancelling", "cancelling_at")
         return web.json_response(batch.view())
 
@@ -321,9 +395,15 @@ class JobStore:
         rows = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         limit = self.server.config.jobs.max_batch_lines
         if not rows or len(rows) > limit:
-            errors.append({"code": "invalid_file", "line": None, "param": None,
-                           "message": f"The input file has {len(rows)} requests; it needs 1..{limit} "
-                                      "(jobs.max_batch_lines)."})
+            errors.append(
+                {
+                    "code": "invalid_file",
+                    "line": None,
+                    "param": None,
+                    "message": f"The input file has {len(rows)} requests; it needs 1..{limit} "
+                    "(jobs.max_batch_lines).",
+                }
+            )
         for number, line in rows:
             problem = _line_problem(line, batch.endpoint, seen)
             if isinstance(problem, str):
@@ -360,8 +440,17 @@ class JobStore:
             exchange.error = "cancelled: server stopping"
             raise
         except Exception as exc:  # a mock bug must still end the batch, never leave it `in_progress`
-            batch.errors = {"object": "list", "data": [{"code": "server_error", "line": None, "param": None,
-                                                        "message": f"internal error: {type(exc).__name__}: {exc}"}]}
+            batch.errors = {
+                "object": "list",
+                "data": [
+                    {
+                        "code": "server_error",
+                        "line": None,
+                        "param": None,
+                        "message": f"internal error: {type(exc).__name__}: {exc}",
+                    }
+                ],
+            }
             batch.mark("failed", "failed_at")
             exchange.error = batch.errors["data"][0]["message"]
         finally:
@@ -370,17 +459,29 @@ class JobStore:
 
     async def _run_line(self, batch: Batch, custom_id: str, body: Any) -> dict:
         line = {"id": protocol.new_id("batch_req_"), "custom_id": custom_id, "error": None}
+
         def skip_if_cancelled() -> None:
             if batch.status == "cancelling":
-                raise JobFailed(499, {"message": "The batch was cancelled before this request ran.",
-                                      "type": "invalid_request_error", "param": None, "code": "batch_cancelled"})
+                raise JobFailed(
+                    499,
+                    {
+                        "message": "The batch was cancelled before this request ran.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "batch_cancelled",
+                    },
+                )
 
         try:
             result = await self.run_chat(body, on_start=skip_if_cancelled)
             line["response"] = {"status_code": 200, "request_id": result["id"], "body": result}
             batch.counts["completed"] += 1
         except JobFailed as exc:
-            line["response"] = {"status_code": exc.status, "request_id": line["id"], "body": {"error": exc.error}}
+            line["response"] = {
+                "status_code": exc.status,
+                "request_id": line["id"],
+                "body": {"error": exc.error},
+            }
             batch.counts["failed"] += 1
         finally:
             self.pending -= 1
@@ -390,14 +491,21 @@ class JobStore:
         done = [r for r in results if r["response"]["status_code"] == 200]
         failed = [r for r in results if r["response"]["status_code"] != 200]
         exchange.completion_tokens = sum(_completion_tokens(r["response"]["body"]) or 0 for r in done)
-        exchange.prompt_tokens = sum(r["response"]["body"].get("usage", {}).get("prompt_tokens", 0) for r in done)
+        exchange.prompt_tokens = sum(
+            r["response"]["body"].get("usage", {}).get("prompt_tokens", 0) for r in done
+        )
         if failed:
             exchange.error = f"{len(failed)} of {len(results)} requests failed"
         for rows, attr, suffix in ((done, "output_file_id", "output"), (failed, "error_file_id", "errors")):
             if rows:
                 data = "".join(json.dumps(r) + "\n" for r in rows).encode()
-                stored = StoredFile(protocol.new_id("file-"), f"{batch.id}_{suffix}.jsonl", "batch_output",
-                                    data, int(time.time()))
+                stored = StoredFile(
+                    protocol.new_id("file-"),
+                    f"{batch.id}_{suffix}.jsonl",
+                    "batch_output",
+                    data,
+                    int(time.time()),
+                )
                 self.files[stored.id] = stored
                 setattr(batch, attr, stored.id)
 
@@ -448,7 +556,8 @@ async def _read_limited(part) -> bytes:
     while chunk := await part.read_chunk(1 << 16):
         size += len(chunk)
         if size > MAX_FILE_BYTES:
-            raise APIError(413, f"File too large: over {MAX_FILE_BYTES} bytes.", param="file",
-                           code="file_too_large")
+            raise APIError(
+                413, f"File too large: over {MAX_FILE_BYTES} bytes.", param="file", code="file_too_large"
+            )
         chunks.append(chunk)
     return b"".join(chunks)

@@ -73,8 +73,9 @@ class MockProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
         self._stdout, self._stderr = tmp / "stdout.txt", tmp / "stderr.txt"
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
-            self.proc = subprocess.Popen(self.command(config_path), stdout=out, stderr=err, env=env,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                self.command(config_path), stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL
+            )
         self._wait_ready()
         return self
 

@@ -10,7 +10,39 @@ from functools import lru_cache
 from .engine import Plan
 
 # The generated text: one vocabulary word per token, JSON-encoded once at import.
-_WORDS = ["The", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "while", "a", "load", "test", "measures", "every", "token", "it", "sends", "so", "that", "the", "gateway", "proves", "its", "latency", "and", "error", "budget", "before", "each", "deploy"]
+_WORDS = [
+    "The",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "the",
+    "lazy",
+    "dog",
+    "while",
+    "a",
+    "load",
+    "test",
+    "measures",
+    "every",
+    "token",
+    "it",
+    "sends",
+    "so",
+    "that",
+    "the",
+    "gateway",
+    "proves",
+    "its",
+    "latency",
+    "and",
+    "error",
+    "budget",
+    "before",
+    "each",
+    "deploy",
+]
 _TOKEN_JSON = tuple(json.dumps(" " + w).encode() for w in _WORDS)
 _FIRST_TOKEN_JSON = json.dumps(_WORDS[0]).encode()
 
@@ -72,12 +104,16 @@ def _json_string(text: str) -> str:
     return json.dumps(text)
 
 
-def completion_bytes(request_id: str, created: int, plan: Plan, prompt_tokens: int, with_usage: bool) -> bytes:
+def completion_bytes(
+    request_id: str, created: int, plan: Plan, prompt_tokens: int, with_usage: bool
+) -> bytes:
     """`completion()` encoded from a template (the non-streaming hot path); same JSON, no dict round-trip."""
     usage_part = ""
     if with_usage:
-        usage_part = (f',"usage":{{"prompt_tokens":{prompt_tokens},"completion_tokens":{plan.tokens},'
-                      f'"total_tokens":{prompt_tokens + plan.tokens}}}')
+        usage_part = (
+            f',"usage":{{"prompt_tokens":{prompt_tokens},"completion_tokens":{plan.tokens},'
+            f'"total_tokens":{prompt_tokens + plan.tokens}}}'
+        )
     return (
         f'{{"id":"{request_id}","object":"chat.completion","created":{created},"model":{_json_string(plan.model.id)},'
         f'"system_fingerprint":"{FINGERPRINT}","choices":[{{"index":0,"message":{{"role":"assistant",'

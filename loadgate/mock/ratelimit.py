@@ -79,16 +79,24 @@ class RateLimiter:
             wait = max(wait_requests, wait_tokens)
             if math.isinf(wait):
                 raise APIError(
-                    429, f"Request too large: {tokens} tokens exceed the limit of "
+                    429,
+                    f"Request too large: {tokens} tokens exceed the limit of "
                     f"{self.config.tokens_per_minute} tokens per minute.",
-                    type="tokens", code="rate_limit_exceeded", headers=headers)
+                    type="tokens",
+                    code="rate_limit_exceeded",
+                    headers=headers,
+                )
             headers["retry-after"] = str(max(1, math.ceil(wait)))
             headers["retry-after-ms"] = str(math.ceil(wait * 1000))
             limit = self.config.requests_per_minute if kind == "requests" else self.config.tokens_per_minute
             raise APIError(
-                429, f"Rate limit reached for {kind} per minute (limit {limit}). "
+                429,
+                f"Rate limit reached for {kind} per minute (limit {limit}). "
                 f"Please try again in {duration(wait)}.",
-                type=kind, code="rate_limit_exceeded", headers=headers)
+                type=kind,
+                code="rate_limit_exceeded",
+                headers=headers,
+            )
         return headers
 
     @staticmethod

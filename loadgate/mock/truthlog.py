@@ -36,9 +36,24 @@ class Exchange:
     completion_tokens: int | None = None
 
 
-FIELDS = ("request_id", "method", "path", "model", "stream", "status", "error", "fault", "t_received",
-          "t_first_token", "t_chunks", "t_last_token", "t_done", "prompt_tokens", "completion_tokens",
-          "x_request_id")
+FIELDS = (
+    "request_id",
+    "method",
+    "path",
+    "model",
+    "stream",
+    "status",
+    "error",
+    "fault",
+    "t_received",
+    "t_first_token",
+    "t_chunks",
+    "t_last_token",
+    "t_done",
+    "prompt_tokens",
+    "completion_tokens",
+    "x_request_id",
+)
 
 
 class TruthLog:

@@ -191,6 +191,9 @@ def validate_chat(body: Any, models: dict) -> ChatRequest:
             raise invalid("stream_options.include_usage", f"expected a boolean, got {include_usage!r}")
     max_tokens = _max_tokens(body)
     if model not in models:
-        raise not_found(f"The model `{model}` does not exist or you do not have access to it.",
-                        param="model", code="model_not_found")
+        raise not_found(
+            f"The model `{model}` does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
     return ChatRequest(model, stream, include_usage, max_tokens, -(-chars // 4))

@@ -21,8 +21,14 @@ def repo_env(**extra: str) -> dict[str, str]:
 
 
 def run_locust(args: list[str], cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "locust", *args], cwd=cwd, env=repo_env(**env),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "locust", *args],
+        cwd=cwd,
+        env=repo_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -31,8 +37,18 @@ def tiny_target() -> Iterator:
     procs: list[subprocess.Popen] = []
 
     def start(max_inflight: int = 1000, delay_ms: float = 20) -> str:
-        proc = subprocess.Popen([sys.executable, str(HERE / "target.py"), "--max-inflight", str(max_inflight),
-                                 "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "target.py"),
+                "--max-inflight",
+                str(max_inflight),
+                "--delay-ms",
+                str(delay_ms),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         procs.append(proc)
         line = proc.stdout.readline()
         assert line.startswith("listening on "), line

@@ -23,8 +23,14 @@ BREACH_RULES = "thresholds:\n  Aggregated:\n    - requests > 1000000000\n"  # no
 
 
 def job(args: list[str], cwd: Path, timeout: float = 90, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "loadgate.job", *args], cwd=cwd, env=repo_env(**env),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "loadgate.job", *args],
+        cwd=cwd,
+        env=repo_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def rules(tmp_path: Path, text: str) -> str:
@@ -42,21 +48,64 @@ SHORT = ["--run-time", "5s", "--warmup", "2s", "--users", "4", "--spawn-rate", "
 
 
 # -- bad input: one line, exit 2, before any load ---------------------------------------------------
-@pytest.mark.parametrize(("args", "env", "message"), [
-    (["--bogus"], {}, "run_load_gate: error: unrecognized arguments: --bogus; see --help"),
-    (["--users", "0"], {}, "run_load_gate: error: --users: must be >= 1 (got 0)"),
-    ([], {"LOADGATE_USERS": "many"}, "run_load_gate: error: --users: not an integer (got 'many'); use a whole number >= 1"),
-    (["--spawn-rate", "-1"], {}, "run_load_gate: error: --spawn-rate: must be > 0 (got -1)"),
-    (["--run-time", "5x"], {}, "run_load_gate: error: --run-time: not a duration (got '5x'); use e.g. 40s, 5m, 1h30m or seconds"),
-    (["--run-time", "1.5s"], {}, "run_load_gate: error: --run-time: whole seconds only (got '1.5s'); use e.g. 40s, 5m, 1h30m or seconds"),
-    (["--run-time", "1m", "--warmup", "60000ms"], {}, "run_load_gate: error: --warmup: must be shorter than --run-time (got 60s >= 60s)"),
-    (["--run-time", "5s", "--warmup", "5s"], {}, "run_load_gate: error: --warmup: must be shorter than --run-time (got 5s >= 5s)"),
-    (["--profile", "ramp"], {}, "run_load_gate: error: --profile: unknown load profile (got 'ramp'); choose one of smoke, load, stress, spike, soak, breakpoint or none"),
-    (["--workers", "2", "--processes", "2"], {}, "run_load_gate: error: --workers, --expect-workers and --processes exclude each other; pick one"),
-    (["--host", "ftp://x"], {}, "run_load_gate: error: --host: not an http(s) URL (got 'ftp://x'); use e.g. https://gateway:8443"),
-    (["--thresholds", "nope.yaml"], {}, "run_load_gate: error: --thresholds: file not found (got 'nope.yaml'); give an existing YAML file"),
-    (["--baseline", "nowhere/run", "--thresholds", str(HERE / "pass_thresholds.yaml")], {}, "run_load_gate: error: --baseline: nowhere/run_stats.csv not found (got 'nowhere/run'); give the CSV prefix of a saved run, e.g. baseline/loadgate"),
-])
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--bogus"], {}, "run_load_gate: error: unrecognized arguments: --bogus; see --help"),
+        (["--users", "0"], {}, "run_load_gate: error: --users: must be >= 1 (got 0)"),
+        (
+            [],
+            {"LOADGATE_USERS": "many"},
+            "run_load_gate: error: --users: not an integer (got 'many'); use a whole number >= 1",
+        ),
+        (["--spawn-rate", "-1"], {}, "run_load_gate: error: --spawn-rate: must be > 0 (got -1)"),
+        (
+            ["--run-time", "5x"],
+            {},
+            "run_load_gate: error: --run-time: not a duration (got '5x'); use e.g. 40s, 5m, 1h30m or seconds",
+        ),
+        (
+            ["--run-time", "1.5s"],
+            {},
+            "run_load_gate: error: --run-time: whole seconds only (got '1.5s'); use e.g. 40s, 5m, 1h30m or seconds",
+        ),
+        (
+            ["--run-time", "1m", "--warmup", "60000ms"],
+            {},
+            "run_load_gate: error: --warmup: must be shorter than --run-time (got 60s >= 60s)",
+        ),
+        (
+            ["--run-time", "5s", "--warmup", "5s"],
+            {},
+            "run_load_gate: error: --warmup: must be shorter than --run-time (got 5s >= 5s)",
+        ),
+        (
+            ["--profile", "ramp"],
+            {},
+            "run_load_gate: error: --profile: unknown load profile (got 'ramp'); choose one of smoke, load, stress, spike, soak, breakpoint or none",
+        ),
+        (
+            ["--workers", "2", "--processes", "2"],
+            {},
+            "run_load_gate: error: --workers, --expect-workers and --processes exclude each other; pick one",
+        ),
+        (
+            ["--host", "ftp://x"],
+            {},
+            "run_load_gate: error: --host: not an http(s) URL (got 'ftp://x'); use e.g. https://gateway:8443",
+        ),
+        (
+            ["--thresholds", "nope.yaml"],
+            {},
+            "run_load_gate: error: --thresholds: file not found (got 'nope.yaml'); give an existing YAML file",
+        ),
+        (
+            ["--baseline", "nowhere/run", "--thresholds", str(HERE / "pass_thresholds.yaml")],
+            {},
+            "run_load_gate: error: --baseline: nowhere/run_stats.csv not found (got 'nowhere/run'); give the CSV prefix of a saved run, e.g. baseline/loadgate",
+        ),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tmp_path, args, env, message):
     done = job(args, tmp_path, timeout=30, **env)
     assert done.returncode == 2
@@ -71,17 +120,36 @@ def test_flags_win_over_env(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_shell_entry_point_checks_its_input(tmp_path):
-    done = subprocess.run(["bash", str(ROOT / "ci" / "run_load_gate.sh"), "--users", "x"], cwd=tmp_path,
-                          env=repo_env(), capture_output=True, text=True, timeout=50)
+    done = subprocess.run(
+        ["bash", str(ROOT / "ci" / "run_load_gate.sh"), "--users", "x"],
+        cwd=tmp_path,
+        env=repo_env(),
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
     assert done.returncode == 2
-    assert done.stderr.splitlines()[-1] == ("run_load_gate: error: --users: not an integer (got 'x'); "
-                                            "use a whole number >= 1")
-    help_text = subprocess.run(["bash", str(ROOT / "ci" / "run_load_gate.sh"), "--help"], cwd=tmp_path,
-                               env=repo_env(), capture_output=True, text=True, timeout=50).stdout
-    for documented in ("[env LOADGATE_HOST; default: none]", "[env LOADGATE_USERS; default: 20]",
-                       "[env LOADGATE_RUN_TIME; default: 40s]", "[env LOADGATE_WARMUP; default: 10s]",
-                       "[env LOADGATE_SPAWN_RATE; default: 10]", "[env LOADGATE_PROFILE; default: load]",
-                       "[env LOADGATE_RESULTS; default: results]", "OPENAI_API_KEY only"):
+    assert done.stderr.splitlines()[-1] == (
+        "run_load_gate: error: --users: not an integer (got 'x'); use a whole number >= 1"
+    )
+    help_text = subprocess.run(
+        ["bash", str(ROOT / "ci" / "run_load_gate.sh"), "--help"],
+        cwd=tmp_path,
+        env=repo_env(),
+        capture_output=True,
+        text=True,
+        timeout=50,
+    ).stdout
+    for documented in (
+        "[env LOADGATE_HOST; default: none]",
+        "[env LOADGATE_USERS; default: 20]",
+        "[env LOADGATE_RUN_TIME; default: 40s]",
+        "[env LOADGATE_WARMUP; default: 10s]",
+        "[env LOADGATE_SPAWN_RATE; default: 10]",
+        "[env LOADGATE_PROFILE; default: load]",
+        "[env LOADGATE_RESULTS; default: results]",
+        "OPENAI_API_KEY only",
+    ):
         assert documented in " ".join(help_text.split()), documented
 
 
@@ -90,18 +158,26 @@ def test_broken_thresholds_exit_2_before_any_load(tmp_path):
     started = time.monotonic()
     done = job(["--thresholds", broken], tmp_path, timeout=30)
     assert done.returncode == 2
-    assert done.stderr == (f'run_load_gate: error: {broken}:3: bad value \'lots\' (got "p(95) < lots"); write '
-                           "milliseconds as a number (3000) or with a unit: 250ms, 3s, 1m\n")
+    assert done.stderr == (
+        f"run_load_gate: error: {broken}:3: bad value 'lots' (got \"p(95) < lots\"); write "
+        "milliseconds as a number (3000) or with a unit: 250ms, 3s, 1m\n"
+    )
     assert time.monotonic() - started < 15
 
 
 @pytest.mark.timeout(30)
 def test_unhealthy_target_exits_2(tmp_path):
     port = free_port()  # nothing listens here
-    done = job(["--host", f"http://user:pw@127.0.0.1:{port}", "--health-timeout", "1",
-                "--thresholds", PASS], tmp_path, timeout=30)
+    done = job(
+        ["--host", f"http://user:pw@127.0.0.1:{port}", "--health-timeout", "1", "--thresholds", PASS],
+        tmp_path,
+        timeout=30,
+    )
     assert done.returncode == 2
-    assert f"run_load_gate: error: target not healthy: http://127.0.0.1:{port}/health did not answer 200" in done.stderr
+    assert (
+        f"run_load_gate: error: target not healthy: http://127.0.0.1:{port}/health did not answer 200"
+        in done.stderr
+    )
     assert "pw" not in done.stderr
 
 
@@ -111,13 +187,24 @@ def test_job_passes_and_leaves_one_results_folder(tmp_path):
     results = tmp_path / "out"
     results.mkdir()
     (results / "loadgate_stale_stats.csv").write_text("left over by an older run\n")
-    done = job([*SHORT, "--results", str(results), "--thresholds", PASS], tmp_path,
-               OPENAI_API_KEY=SECRET)
+    done = job([*SHORT, "--results", str(results), "--thresholds", PASS], tmp_path, OPENAI_API_KEY=SECRET)
     assert done.returncode == 0, done.stderr[-3000:]
     names = {p.name for p in results.iterdir()}
-    assert {"loadgate_stats.csv", "loadgate_stats_history.csv", "loadgate_failures.csv", "loadgate_llm_stats.csv",
-            "loadgate_loadgate.json", "report.html", "junit.xml", "verdict.json", "verdict.md", "verdict.txt",
-            "locust.log", "job.json", "mock_truth.jsonl"} <= names
+    assert {
+        "loadgate_stats.csv",
+        "loadgate_stats_history.csv",
+        "loadgate_failures.csv",
+        "loadgate_llm_stats.csv",
+        "loadgate_loadgate.json",
+        "report.html",
+        "junit.xml",
+        "verdict.json",
+        "verdict.md",
+        "verdict.txt",
+        "locust.log",
+        "job.json",
+        "mock_truth.jsonl",
+    } <= names
     assert "loadgate_stale_stats.csv" not in names
     assert "SLA MET" in done.stdout and "run_load_gate: PASS, exit 0" in done.stderr
     meta = json.loads((results / "loadgate_loadgate.json").read_text())
@@ -132,9 +219,25 @@ def test_job_passes_and_leaves_one_results_folder(tmp_path):
 
 @pytest.mark.timeout(90)
 def test_job_exits_1_when_the_sla_is_breached(tmp_path):
-    done = job(["--run-time", "4s", "--warmup", "1s", "--users", "4", "--spawn-rate", "4", "--mock-config",
-                "zero-latency", "--results", str(tmp_path / "r"), "--thresholds", rules(tmp_path, BREACH_RULES)],
-               tmp_path)
+    done = job(
+        [
+            "--run-time",
+            "4s",
+            "--warmup",
+            "1s",
+            "--users",
+            "4",
+            "--spawn-rate",
+            "4",
+            "--mock-config",
+            "zero-latency",
+            "--results",
+            str(tmp_path / "r"),
+            "--thresholds",
+            rules(tmp_path, BREACH_RULES),
+        ],
+        tmp_path,
+    )
     assert done.returncode == 1, done.stderr[-3000:]
     assert "SLA BREACHED" in done.stdout
     assert "<failure" in (tmp_path / "r" / "junit.xml").read_text()
@@ -151,9 +254,27 @@ def truth_by_worker(truth_log: Path) -> Counter:
 @pytest.mark.parametrize(("mode", "run_mode"), [("--workers", "master"), ("--processes", "processes")])
 def test_master_and_two_workers_merge_every_request(tmp_path, mode, run_mode):
     results = tmp_path / "r"
-    done = job([mode, "2", "--profile", "none", "--run-time", "5s", "--warmup", "0", "--users", "4",
-                "--locustfile", str(HERE / "worker_locustfile.py"), "--results", str(results),
-                "--thresholds", PASS], tmp_path)
+    done = job(
+        [
+            mode,
+            "2",
+            "--profile",
+            "none",
+            "--run-time",
+            "5s",
+            "--warmup",
+            "0",
+            "--users",
+            "4",
+            "--locustfile",
+            str(HERE / "worker_locustfile.py"),
+            "--results",
+            str(results),
+            "--thresholds",
+            PASS,
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     manifest = json.loads((results / "job.json").read_text())
     sent = truth_by_worker(results / "mock_truth.jsonl")
@@ -165,7 +286,10 @@ def test_master_and_two_workers_merge_every_request(tmp_path, mode, run_mode):
     merged = stats_rows(results / "loadgate")
     assert int(merged["GET /v1/models"]["Request Count"]) == sum(sent.values())
     assert int(merged["Aggregated"]["Request Count"]) == sum(sent.values())
-    assert sorted(p.name for p in results.glob("*_stats.csv")) == ["loadgate_llm_stats.csv", "loadgate_stats.csv"]
+    assert sorted(p.name for p in results.glob("*_stats.csv")) == [
+        "loadgate_llm_stats.csv",
+        "loadgate_stats.csv",
+    ]
     meta = json.loads((results / "loadgate_loadgate.json").read_text())
     assert (meta["run_mode"], meta["workers"]) == (run_mode, 2)
 
@@ -173,11 +297,34 @@ def test_master_and_two_workers_merge_every_request(tmp_path, mode, run_mode):
 @pytest.mark.timeout(90)
 def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
     results = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "loadgate.job", "--workers", "2", "--profile", "none",
-                             "--run-time", "8s", "--warmup", "0", "--users", "4",
-                             "--locustfile", str(HERE / "worker_locustfile.py"), "--results", str(results),
-                             "--thresholds", PASS], cwd=tmp_path, env=repo_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadgate.job",
+            "--workers",
+            "2",
+            "--profile",
+            "none",
+            "--run-time",
+            "8s",
+            "--warmup",
+            "0",
+            "--users",
+            "4",
+            "--locustfile",
+            str(HERE / "worker_locustfile.py"),
+            "--results",
+            str(results),
+            "--thresholds",
+            PASS,
+        ],
+        cwd=tmp_path,
+        env=repo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     started = time.monotonic()
     try:
         for _ in range(200):  # the job writes its manifest once every process is started
@@ -205,15 +352,47 @@ def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
 def test_master_waits_for_workers_started_elsewhere(tmp_path):
     """The compose/Kubernetes mode: the job runs only the master; workers come from worker_command."""
     port = free_port()
-    args = ["--expect-workers", "2", "--master-bind-host", "127.0.0.1", "--master-port", str(port),
-            "--profile", "none", "--run-time", "4s", "--warmup", "0", "--users", "2",
-            "--locustfile", str(HERE / "worker_locustfile.py"), "--results", str(tmp_path / "r"), "--thresholds", PASS]
+    args = [
+        "--expect-workers",
+        "2",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-port",
+        str(port),
+        "--profile",
+        "none",
+        "--run-time",
+        "4s",
+        "--warmup",
+        "0",
+        "--users",
+        "2",
+        "--locustfile",
+        str(HERE / "worker_locustfile.py"),
+        "--results",
+        str(tmp_path / "r"),
+        "--thresholds",
+        PASS,
+    ]
     cfg = job_module.parse_config(args, {})
-    master = subprocess.Popen([sys.executable, "-m", "loadgate.job", *args], cwd=tmp_path, env=repo_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    workers = [subprocess.Popen(job_module.worker_command(cfg, "127.0.0.1", port), cwd=tmp_path,
-                                env=repo_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-               for _ in range(2)]
+    master = subprocess.Popen(
+        [sys.executable, "-m", "loadgate.job", *args],
+        cwd=tmp_path,
+        env=repo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    workers = [
+        subprocess.Popen(
+            job_module.worker_command(cfg, "127.0.0.1", port),
+            cwd=tmp_path,
+            env=repo_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
     try:
         stdout, stderr = master.communicate(timeout=60)
         for worker in workers:
@@ -232,9 +411,28 @@ def test_master_waits_for_workers_started_elsewhere(tmp_path):
 @pytest.mark.timeout(60)
 def test_sigterm_stops_everything_the_job_started(tmp_path):
     results = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "loadgate.job", "--run-time", "60s", "--warmup", "0",
-                             "--users", "2", "--results", str(results), "--thresholds", PASS], cwd=tmp_path,
-                            env=repo_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadgate.job",
+            "--run-time",
+            "60s",
+            "--warmup",
+            "0",
+            "--users",
+            "2",
+            "--results",
+            str(results),
+            "--thresholds",
+            PASS,
+        ],
+        cwd=tmp_path,
+        env=repo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(200):
             if (results / "loadgate_stats_history.csv").is_file():
@@ -257,15 +455,35 @@ def test_sigterm_stops_everything_the_job_started(tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize(("locustfile", "applied"), [("profile_locustfile.py", True), ("worker_locustfile.py", False)])
+@pytest.mark.parametrize(
+    ("locustfile", "applied"), [("profile_locustfile.py", True), ("worker_locustfile.py", False)]
+)
 def test_a_profile_the_locustfile_cannot_apply_is_reported(tmp_path, tiny_target, locustfile, applied):
-    done = job(["--host", tiny_target(), "--profile", "smoke", "--run-time", "2s", "--warmup", "0",
-                "--locustfile", str(HERE / locustfile), "--results", str(tmp_path / "r"), "--thresholds", PASS],
-               tmp_path)
+    done = job(
+        [
+            "--host",
+            tiny_target(),
+            "--profile",
+            "smoke",
+            "--run-time",
+            "2s",
+            "--warmup",
+            "0",
+            "--locustfile",
+            str(HERE / locustfile),
+            "--results",
+            str(tmp_path / "r"),
+            "--thresholds",
+            PASS,
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert json.loads((tmp_path / "r" / "job.json").read_text())["profile_applied"] is applied
-    warning = ("run_load_gate: warning: profile smoke was not applied: worker_locustfile.py does not import "
-               "loadgate.profiles.LoadProfileShape")
+    warning = (
+        "run_load_gate: warning: profile smoke was not applied: worker_locustfile.py does not import "
+        "loadgate.profiles.LoadProfileShape"
+    )
     assert (warning in done.stderr) is not applied
 
 
@@ -274,6 +492,8 @@ def test_a_baseline_inside_the_results_folder_is_refused(tmp_path):
     (tmp_path / "results" / "loadgate_stats.csv").write_text("Type,Name\n")
     done = job(["--baseline", "results/loadgate", "--thresholds", PASS], tmp_path, timeout=30)
     assert done.returncode == 2
-    assert done.stderr == ("run_load_gate: error: --baseline: 'results/loadgate' is inside the results folder, "
-                           "which each run empties; copy it elsewhere first, e.g. baseline/loadgate\n")
+    assert done.stderr == (
+        "run_load_gate: error: --baseline: 'results/loadgate' is inside the results folder, "
+        "which each run empties; copy it elsewhere first, e.g. baseline/loadgate\n"
+    )
     assert (tmp_path / "results" / "loadgate_stats.csv").is_file()

@@ -58,7 +58,9 @@ def test_github_workflow():
     assert "LOADGATE_BASELINE=baseline/loadgate" in run["run"]
     assert run["env"] == {"OPENAI_API_KEY": "${{ secrets.OPENAI_API_KEY }}"}
     summary = steps["Verdict in the step summary"]
-    assert summary["if"] == "always()" and 'cat results/verdict.md >> "$GITHUB_STEP_SUMMARY"' in summary["run"]
+    assert (
+        summary["if"] == "always()" and 'cat results/verdict.md >> "$GITHUB_STEP_SUMMARY"' in summary["run"]
+    )
     upload = steps["Upload the results folder"]
     assert upload["uses"].startswith("actions/upload-artifact@") and upload["with"]["path"] == "results/"
     assert upload["if"] == "always()"
@@ -79,7 +81,9 @@ def test_gitlab_job_wires_junit_and_the_baseline_cache():
     assert base["artifacts"]["when"] == "always" and base["artifacts"]["paths"] == ["results/"]
     assert ci["variables"]["LOADGATE_RESULTS"] == "results"
     assert "bash ci/run_load_gate.sh" in base["script"]
-    assert ci["load-gate"]["cache"]["policy"] == "pull" and ci["load-gate-baseline"]["cache"]["policy"] == "push"
+    assert (
+        ci["load-gate"]["cache"]["policy"] == "pull" and ci["load-gate-baseline"]["cache"]["policy"] == "push"
+    )
     assert ci["load-gate"]["cache"]["key"] == ci["load-gate-baseline"]["cache"]["key"]
     assert ci["load-gate-baseline"]["script"][0] == "bash ci/run_load_gate.sh"
 
@@ -102,7 +106,9 @@ def test_compose_master_workers_and_target_are_wired():
 
 
 def k8s() -> dict[tuple[str, str], dict]:
-    docs = [d for p in sorted((CI / "k8s").glob("*.yaml")) if p.name != "kustomization.yaml" for d in load_all(p)]
+    docs = [
+        d for p in sorted((CI / "k8s").glob("*.yaml")) if p.name != "kustomization.yaml" for d in load_all(p)
+    ]
     return {(d["kind"], d["metadata"]["name"]): d for d in docs}
 
 
@@ -120,7 +126,10 @@ def test_kubernetes_master_job_service_and_workers_are_wired():
     container = pod["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     cfg = job_config(container["command"], env)
-    assert cfg.host == "http://loadgate-target:8000" and (cfg.master_bind_host, cfg.master_port) == ("0.0.0.0", 5557)
+    assert cfg.host == "http://loadgate-target:8000" and (cfg.master_bind_host, cfg.master_port) == (
+        "0.0.0.0",
+        5557,
+    )
     assert cfg.expect_workers == workers["spec"]["replicas"] == 4 and cfg.expect_workers_max_wait == 300
     worker = workers["spec"]["template"]["spec"]["containers"][0]
     assert worker["command"] == worker_args(cfg, "loadgate-master", 5557)

@@ -11,7 +11,11 @@ from loadgate.mock.process import MockProcess
 
 FAST_MODELS = {
     "loadgate-small": {"ttft": 0.005, "tokens_per_s": 1000, "output_tokens": 8},
-    "loadgate-large": {"ttft": 0.01, "tokens_per_s": 500, "output_tokens": {"median": 20, "p95": 40, "max": 64}},
+    "loadgate-large": {
+        "ttft": 0.01,
+        "tokens_per_s": 500,
+        "output_tokens": {"median": 20, "p95": 40, "max": 64},
+    },
 }
 
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def sse_events(response: requests.Response) -> list[str]:
-    return [line[len("data: "):] for line in response.iter_lines(decode_unicode=True) if line]
+    return [line[len("data: ") :] for line in response.iter_lines(decode_unicode=True) if line]
 
 
 def test_health_and_models(fast_mock):
@@ -47,18 +47,25 @@ def test_non_streaming_completion_shape(fast_mock):
 
 
 def test_max_tokens_caps_output_with_finish_reason_length(fast_mock):
-    body = requests.post(f"{fast_mock.url}/v1/chat/completions", json=chat_body(max_tokens=3), timeout=5).json()
+    body = requests.post(
+        f"{fast_mock.url}/v1/chat/completions", json=chat_body(max_tokens=3), timeout=5
+    ).json()
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["usage"]["completion_tokens"] == 3
-    body = requests.post(f"{fast_mock.url}/v1/chat/completions", json=chat_body(max_completion_tokens=8),
-                         timeout=5).json()
+    body = requests.post(
+        f"{fast_mock.url}/v1/chat/completions", json=chat_body(max_completion_tokens=8), timeout=5
+    ).json()
     assert body["choices"][0]["finish_reason"] == "stop"
 
 
 def test_streaming_chunks_one_token_each_then_usage_and_done(fast_mock):
-    r = requests.post(f"{fast_mock.url}/v1/chat/completions", timeout=5, stream=True,
-                      json=chat_body(stream=True, stream_options={"include_usage": True}),
-                      headers={"X-Request-Id": "trace-42"})
+    r = requests.post(
+        f"{fast_mock.url}/v1/chat/completions",
+        timeout=5,
+        stream=True,
+        json=chat_body(stream=True, stream_options={"include_usage": True}),
+        headers={"X-Request-Id": "trace-42"},
+    )
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/event-stream")
     assert r.headers.get("Transfer-Encoding") == "chunked"
@@ -78,7 +85,9 @@ def test_streaming_chunks_one_token_each_then_usage_and_done(fast_mock):
 
 
 def test_streaming_without_include_usage_sends_no_usage(fast_mock):
-    r = requests.post(f"{fast_mock.url}/v1/chat/completions", json=chat_body(stream=True), timeout=5, stream=True)
+    r = requests.post(
+        f"{fast_mock.url}/v1/chat/completions", json=chat_body(stream=True), timeout=5, stream=True
+    )
     events = sse_events(r)
     assert events[-1] == "[DONE]"
     assert not any("usage" in json.loads(e) for e in events[:-1])
@@ -88,8 +97,12 @@ def test_usage_false_never_sends_usage(mock_server):
     mock = mock_server(config=fast_config(usage=False))
     plain = requests.post(f"{mock.url}/v1/chat/completions", json=chat_body(), timeout=5).json()
     assert "usage" not in plain
-    r = requests.post(f"{mock.url}/v1/chat/completions", timeout=5, stream=True,
-                      json=chat_body(stream=True, stream_options={"include_usage": True}))
+    r = requests.post(
+        f"{mock.url}/v1/chat/completions",
+        timeout=5,
+        stream=True,
+        json=chat_body(stream=True, stream_options={"include_usage": True}),
+    )
     events = sse_events(r)
     assert events[-1] == "[DONE]" and not any("usage" in json.loads(e) for e in events[:-1])
 
@@ -98,22 +111,47 @@ def test_truth_log_rows(mock_server, tmp_path):
     truth = tmp_path / "truth.jsonl"
     models = {"loadgate-small": {"ttft": 0.005, "tokens_per_s": 200, "output_tokens": 8}}
     mock = mock_server(config=fast_config(models=models), truth_log=truth)
-    streamed = requests.post(f"{mock.url}/v1/chat/completions", json=chat_body(stream=True), timeout=5,
-                             headers={"X-Request-Id": "trace-1"})
+    streamed = requests.post(
+        f"{mock.url}/v1/chat/completions",
+        json=chat_body(stream=True),
+        timeout=5,
+        headers={"X-Request-Id": "trace-1"},
+    )
     assert streamed.text.endswith("data: [DONE]\n\n")
     requests.post(f"{mock.url}/v1/chat/completions", json=chat_body(), timeout=5)
     requests.post(f"{mock.url}/v1/chat/completions", json=chat_body(model="nope"), timeout=5)
     assert mock.stop() == 0  # graceful: SIGTERM flushes the log
     stream, plain, bad = read_truth(truth)
-    assert set(stream) == {"request_id", "method", "path", "model", "stream", "status", "error", "fault",
-                           "t_received", "t_first_token", "t_chunks", "t_last_token", "t_done",
-                           "prompt_tokens", "completion_tokens", "x_request_id"}
+    assert set(stream) == {
+        "request_id",
+        "method",
+        "path",
+        "model",
+        "stream",
+        "status",
+        "error",
+        "fault",
+        "t_received",
+        "t_first_token",
+        "t_chunks",
+        "t_last_token",
+        "t_done",
+        "prompt_tokens",
+        "completion_tokens",
+        "x_request_id",
+    }
     assert stream["request_id"].startswith("chatcmpl-") and stream["x_request_id"] == "trace-1"
     assert (stream["method"], stream["path"], stream["model"], stream["stream"]) == (
-        "POST", "/v1/chat/completions", "loadgate-small", True)
+        "POST",
+        "/v1/chat/completions",
+        "loadgate-small",
+        True,
+    )
     assert stream["status"] == 200 and stream["error"] is None and stream["fault"] is None
     assert len(stream["t_chunks"]) == stream["completion_tokens"] == 8
-    assert stream["t_chunks"][0] == stream["t_first_token"] and stream["t_chunks"][-1] == stream["t_last_token"]
+    assert (
+        stream["t_chunks"][0] == stream["t_first_token"] and stream["t_chunks"][-1] == stream["t_last_token"]
+    )
     assert stream["t_chunks"] == sorted(stream["t_chunks"])
     assert stream["t_received"] < stream["t_first_token"] <= stream["t_last_token"] <= stream["t_done"]
     # 8 tokens at 200 tokens/s alone: 7 intervals of 5 ms after the first token; never a catch-up burst

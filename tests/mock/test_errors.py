@@ -21,7 +21,9 @@ def post_chat(url: str, body, **kwargs) -> requests.Response:
     return requests.post(f"{url}/v1/chat/completions", json=body, timeout=5, **kwargs)
 
 
-def assert_error(response: requests.Response, status: int, param: str | None, code: str | None = None) -> dict:
+def assert_error(
+    response: requests.Response, status: int, param: str | None, code: str | None = None
+) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"].startswith("application/json")
     error = response.json()["error"]
@@ -64,16 +66,32 @@ def test_invalid_fields_answer_400_naming_the_field(fast_mock, body, param):
 
 
 def test_accepts_sampling_options_and_unknown_fields(fast_mock):
-    body = chat_body(temperature=0.7, top_p=0.9, presence_penalty=0.5, frequency_penalty=-1, seed=3, stop="\n",
-                     n=1, user="u1", logprobs=False, ignore_eos=True,
-                     messages=[{"role": "system", "content": "be brief"},
-                               {"role": "user", "content": [{"type": "text", "text": "hello"}]}])
+    body = chat_body(
+        temperature=0.7,
+        top_p=0.9,
+        presence_penalty=0.5,
+        frequency_penalty=-1,
+        seed=3,
+        stop="\n",
+        n=1,
+        user="u1",
+        logprobs=False,
+        ignore_eos=True,
+        messages=[
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "hello"}]},
+        ],
+    )
     assert post_chat(fast_mock.url, body).status_code == 200
 
 
 def test_malformed_json_is_400(fast_mock):
-    r = requests.post(f"{fast_mock.url}/v1/chat/completions", data=b'{"model": ', timeout=5,
-                      headers={"Content-Type": "application/json"})
+    r = requests.post(
+        f"{fast_mock.url}/v1/chat/completions",
+        data=b'{"model": ',
+        timeout=5,
+        headers={"Content-Type": "application/json"},
+    )
     assert_error(r, 400, None, "invalid_json")
 
 
@@ -105,19 +123,29 @@ def test_oversized_body_is_refused_with_413(mock_server):
             yield b"y" * 1000
         yield b'"}]}'
 
-    r = requests.post(f"{mock.url}/v1/chat/completions", data=chunked(), timeout=5,
-                      headers={"Content-Type": "application/json"})
+    r = requests.post(
+        f"{mock.url}/v1/chat/completions",
+        data=chunked(),
+        timeout=5,
+        headers={"Content-Type": "application/json"},
+    )
     assert_error(r, 413, None, "request_too_large")
     assert post_chat(mock.url, chat_body()).status_code == 200
 
 
 def test_auth_keys_from_config_and_env(mock_server):
-    mock = mock_server(config=fast_config(auth={"keys": ["sk-config-key-1"], "keys_env": "MOCK_TEST_KEYS"}),
-                       env={"MOCK_TEST_KEYS": "sk-env-key-2, sk-env-key-3"})
+    mock = mock_server(
+        config=fast_config(auth={"keys": ["sk-config-key-1"], "keys_env": "MOCK_TEST_KEYS"}),
+        env={"MOCK_TEST_KEYS": "sk-env-key-2, sk-env-key-3"},
+    )
     missing = assert_error(post_chat(mock.url, chat_body()), 401, None)
     assert "didn't provide an API key" in missing["message"]
-    wrong = assert_error(post_chat(mock.url, chat_body(), headers={"Authorization": "Bearer sk-wrong-key-0000"}),
-                         401, None, "invalid_api_key")
+    wrong = assert_error(
+        post_chat(mock.url, chat_body(), headers={"Authorization": "Bearer sk-wrong-key-0000"}),
+        401,
+        None,
+        "invalid_api_key",
+    )
     assert "sk-wrong-key-0000" not in wrong["message"]  # never echo a secret in full
     for key in ("sk-config-key-1", "sk-env-key-3"):
         ok = post_chat(mock.url, chat_body(), headers={"Authorization": f"Bearer {key}"})
@@ -127,16 +155,24 @@ def test_auth_keys_from_config_and_env(mock_server):
 
 
 def test_no_keys_configured_accepts_any_request(fast_mock):
-    assert post_chat(fast_mock.url, chat_body(), headers={"Authorization": "Bearer whatever"}).status_code == 200
+    assert (
+        post_chat(fast_mock.url, chat_body(), headers={"Authorization": "Bearer whatever"}).status_code == 200
+    )
     assert post_chat(fast_mock.url, chat_body()).status_code == 200
 
 
 def test_disabled_endpoints_answer_404_as_absent(mock_server):
     mock = mock_server(config=fast_config(endpoints={"models": False, "async": False, "batch": False}))
     assert post_chat(mock.url, chat_body()).status_code == 200
-    for method, path in (("GET", "/v1/models"), ("GET", "/v1/models/loadgate-small"),
-                         ("POST", "/v1/chat/completions/async"), ("GET", "/v1/chat/completions/async/x"),
-                         ("POST", "/v1/files"), ("POST", "/v1/batches"), ("GET", "/v1/batches/x")):
+    for method, path in (
+        ("GET", "/v1/models"),
+        ("GET", "/v1/models/loadgate-small"),
+        ("POST", "/v1/chat/completions/async"),
+        ("GET", "/v1/chat/completions/async/x"),
+        ("POST", "/v1/files"),
+        ("POST", "/v1/batches"),
+        ("GET", "/v1/batches/x"),
+    ):
         r = requests.request(method, f"{mock.url}{path}", json={}, timeout=5)
         assert_error(r, 404, None)
         assert r.json()["error"]["message"] == f"Invalid URL ({method} {path})"
@@ -157,9 +193,18 @@ def test_chat_endpoint_can_be_disabled(mock_server):
         ({"auth": {"keys": "sk-1"}}, "auth.keys: must be a list of non-empty strings"),
         ({"seed": "x"}, "seed: must be an integer or null"),
         ({"capacity": {"slots": 0}}, "capacity.slots: must be an integer (got 0)"),
-        ({"capacity": {"overload_status": 500}}, "capacity.overload_status: must be 429 or 503 (got 500); use 429 or 503"),
-        ({"faults": {"cut": 0.7, "stall": 0.6}}, "faults.error_5xx: request fault rates must sum to at most 1"),
-        ({"models": {"m": {"ttft": {"distribution": "gamma"}}}}, "models.m.ttft.distribution: unknown distribution"),
+        (
+            {"capacity": {"overload_status": 500}},
+            "capacity.overload_status: must be 429 or 503 (got 500); use 429 or 503",
+        ),
+        (
+            {"faults": {"cut": 0.7, "stall": 0.6}},
+            "faults.error_5xx: request fault rates must sum to at most 1",
+        ),
+        (
+            {"models": {"m": {"ttft": {"distribution": "gamma"}}}},
+            "models.m.ttft.distribution: unknown distribution",
+        ),
         ({"models": {"m": {"tokens_per_s": "fast"}}}, "models.m.tokens_per_s: must be a number"),
         ({"usage": "no"}, "usage: must be true or false"),
         ({"endpoints": {"async": 1}}, "endpoints.async: must be true or false"),
@@ -184,16 +229,21 @@ def test_bad_config_exits_2_with_the_message_on_stderr():
 def test_cli_errors_for_missing_config_file_and_busy_port(tmp_path, capsys, fast_mock):
     assert mock_main(["--port", "0", "--config", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err
-    assert err == f"loadgate mock: error: {tmp_path / 'missing.yaml'}: cannot read config (No such file or " \
-                  "directory); pass an existing YAML file\n"
+    assert (
+        err == f"loadgate mock: error: {tmp_path / 'missing.yaml'}: cannot read config (No such file or "
+        "directory); pass an existing YAML file\n"
+    )
     (tmp_path / "bad.yaml").write_text("models: [\n")
     assert mock_main(["--port", "0", "--config", str(tmp_path / "bad.yaml")]) == 2
     assert "bad.yaml:2: invalid YAML" in capsys.readouterr().err
     assert mock_main(["--port", "0", "--truth-log", str(tmp_path / "no" / "dir" / "t.jsonl")]) == 2
     assert "--truth-log" in capsys.readouterr().err
     port = fast_mock.url.rsplit(":", 1)[1]
-    done = subprocess.run([sys.executable, "-m", "loadgate.mock", "--port", port], capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "loadgate.mock", "--port", port], capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 3
-    assert done.stderr == (f"loadgate mock: error: cannot listen on 127.0.0.1:{port} (Address already in use); "
-                           "pick another --port (0 = any free port)\n")
+    assert done.stderr == (
+        f"loadgate mock: error: cannot listen on 127.0.0.1:{port} (Address already in use); "
+        "pick another --port (0 = any free port)\n"
+    )

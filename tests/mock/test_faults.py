@@ -90,8 +90,12 @@ def test_slow_header_delays_the_response_headers(mock_server, tmp_path):
 def test_error_5xx_at_its_rate(mock_server, tmp_path):
     mock, truth = faulty(mock_server, tmp_path, error_5xx=0.3, error_5xx_status=502)
     with requests.Session() as session:
-        answers = [session.post(f"{mock.url}/v1/chat/completions", json=chat_body(max_tokens=1, stream=i % 2 == 0),
-                                timeout=5) for i in range(200)]
+        answers = [
+            session.post(
+                f"{mock.url}/v1/chat/completions", json=chat_body(max_tokens=1, stream=i % 2 == 0), timeout=5
+            )
+            for i in range(200)
+        ]
     failures = [a for a in answers if a.status_code == 502]
     assert len(failures) + sum(a.status_code == 200 for a in answers) == 200
     assert 35 <= len(failures) <= 85  # 60 expected; binomial sd 6.5
@@ -100,4 +104,5 @@ def test_error_5xx_at_its_rate(mock_server, tmp_path):
     mock.stop()
     rows = read_truth(truth)
     assert sorted((row["status"], row["fault"]) for row in rows) == sorted(
-        (502, "error_5xx") if a.status_code == 502 else (200, None) for a in answers)
+        (502, "error_5xx") if a.status_code == 502 else (200, None) for a in answers
+    )

@@ -22,8 +22,22 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_ready_line_port_zero_and_clean_stop(tmp_path, stop_signal):
     truth = tmp_path / "truth.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "loadgate.mock", "--host", "127.0.0.1", "--port", "0",
-                             "--truth-log", str(truth)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadgate.mock",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--truth-log",
+            str(truth),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert re.fullmatch(r"loadgate mock listening on http://127\.0\.0\.1:(\d+)\n", line)
@@ -78,6 +92,9 @@ def test_mock_process_dict_config_context_manager_and_env():
 
 
 def test_mock_process_start_error_carries_stderr(tmp_path):
-    with pytest.raises(MockStartError, match=r"exited with code 2 before it was ready: loadgate mock: error: "
-                                             r".*missing\.yaml: cannot read config"):
+    with pytest.raises(
+        MockStartError,
+        match=r"exited with code 2 before it was ready: loadgate mock: error: "
+        r".*missing\.yaml: cannot read config",
+    ):
         MockProcess(config=tmp_path / "missing.yaml").start()

@@ -34,8 +34,12 @@ def model(ttft: float, tokens_per_s: float, tokens: int) -> dict:
 
 @pytest.mark.parametrize("overload_status", [503, 429])
 def test_requests_beyond_slots_plus_queue_are_rejected(mock_server, overload_status):
-    mock = mock_server(config={"models": model(0.3, 0, 1),
-                               "capacity": {"slots": 2, "queue": 2, "overload_status": overload_status}})
+    mock = mock_server(
+        config={
+            "models": model(0.3, 0, 1),
+            "capacity": {"slots": 2, "queue": 2, "overload_status": overload_status},
+        }
+    )
     results = asyncio.run(fire(mock.url, [chat_body("m")] * 8))
     statuses = sorted(status for status, _, _ in results)
     assert statuses == [200] * 4 + [overload_status] * 4
@@ -49,8 +53,9 @@ def test_requests_beyond_slots_plus_queue_are_rejected(mock_server, overload_sta
 
 def test_queue_wait_counts_in_time_to_first_token(mock_server, tmp_path):
     truth = tmp_path / "truth.jsonl"
-    mock = mock_server(config={"models": model(0.2, 0, 2), "capacity": {"slots": 1, "queue": 10}},
-                       truth_log=truth)
+    mock = mock_server(
+        config={"models": model(0.2, 0, 2), "capacity": {"slots": 1, "queue": 10}}, truth_log=truth
+    )
     asyncio.run(fire(mock.url, [chat_body("m", stream=True)] * 3))
     mock.stop()
     ttfts = sorted(row["t_first_token"] - row["t_received"] for row in read_truth(truth))
@@ -61,10 +66,19 @@ def test_queue_wait_counts_in_time_to_first_token(mock_server, tmp_path):
 
 def test_latency_rises_with_concurrency(mock_server, tmp_path):
     truth = tmp_path / "truth.jsonl"
-    mock = mock_server(config={"models": model(0.01, 100, 20), "seed": 1,
-                               "capacity": {"slots": 64, "queue": 64, "batching_slowdown": 0.05}},
-                       truth_log=truth)
-    low = [seconds for _ in range(3) for _, seconds, _ in asyncio.run(fire(mock.url, [chat_body("m", stream=True)]))]
+    mock = mock_server(
+        config={
+            "models": model(0.01, 100, 20),
+            "seed": 1,
+            "capacity": {"slots": 64, "queue": 64, "batching_slowdown": 0.05},
+        },
+        truth_log=truth,
+    )
+    low = [
+        seconds
+        for _ in range(3)
+        for _, seconds, _ in asyncio.run(fire(mock.url, [chat_body("m", stream=True)]))
+    ]
     high = [seconds for _, seconds, _ in asyncio.run(fire(mock.url, [chat_body("m", stream=True)] * 40))]
     # alone: 0.01 + 19 / 100 = 0.2 s; 40 active: per-token time x (1 + 0.05 x 39) = x2.95 -> ~0.57 s
     assert statistics.mean(low) == pytest.approx(0.2, abs=0.06)
@@ -90,7 +104,9 @@ def test_request_rate_limit_per_key(mock_server):
     assert limited.headers["x-ratelimit-reset-requests"].endswith("s")
     queued = requests.post(f"{url}/async", json=chat_body("m"), headers=alice, timeout=5)
     assert queued.status_code == 429 and "Retry-After" in queued.headers  # async submits share the budget
-    bob = requests.post(f"{url}/async", json=chat_body("m"), headers={"Authorization": "Bearer sk-bob"}, timeout=5)
+    bob = requests.post(
+        f"{url}/async", json=chat_body("m"), headers={"Authorization": "Bearer sk-bob"}, timeout=5
+    )
     assert bob.status_code == 202 and bob.headers["x-ratelimit-remaining-requests"] == "2"  # own budget
 
 

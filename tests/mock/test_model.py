@@ -42,10 +42,14 @@ def test_uniform_fixed_and_clamps():
 def test_plan_caps_length_at_max_tokens():
     config = parse_config({"models": {"m": {"output_tokens": 50}}})
     engine = Engine(config.capacity, random.Random(1))
-    assert (engine.plan(config.models["m"], 10).tokens, engine.plan(config.models["m"], 10).finish_reason) == (
-        10, "length")
-    assert (engine.plan(config.models["m"], 50).tokens, engine.plan(config.models["m"], 50).finish_reason) == (
-        50, "stop")
+    assert (
+        engine.plan(config.models["m"], 10).tokens,
+        engine.plan(config.models["m"], 10).finish_reason,
+    ) == (10, "length")
+    assert (
+        engine.plan(config.models["m"], 50).tokens,
+        engine.plan(config.models["m"], 50).finish_reason,
+    ) == (50, "stop")
     assert engine.plan(config.models["m"], None).tokens == 50
 
 
@@ -95,12 +99,17 @@ def test_seed_makes_draws_reproducible(mock_server):
     def lengths(seed: int) -> list[int]:
         mock = mock_server(config={**config, "seed": seed})
         with requests.Session() as session:
-            return [session.post(f"{mock.url}/v1/chat/completions", json=chat_body("m"), timeout=5)
-                    .json()["usage"]["completion_tokens"] for _ in range(10)]
+            return [
+                session.post(f"{mock.url}/v1/chat/completions", json=chat_body("m"), timeout=5).json()[
+                    "usage"
+                ]["completion_tokens"]
+                for _ in range(10)
+            ]
 
     first = lengths(11)
     assert lengths(11) == first and len(set(first)) > 3
     config = parse_config({**config, "seed": 11})
+
     def replay(seed: int) -> list[int]:
         engine = Engine(config.capacity, random.Random(seed))
         return [engine.plan(config.models["m"], None).tokens for _ in range(10)]
@@ -127,8 +136,12 @@ def test_a_job_that_crashes_still_ends_failed(monkeypatch):
 
     job, pending = asyncio.run(scenario())
     assert job.status == "failed" and pending == 0
-    assert job.error == {"message": "internal error: RuntimeError: boom", "type": "server_error", "param": None,
-                         "code": "server_error"}
+    assert job.error == {
+        "message": "internal error: RuntimeError: boom",
+        "type": "server_error",
+        "param": None,
+        "code": "server_error",
+    }
 
 
 @pytest.mark.parametrize("use_stdlib", [False, True])

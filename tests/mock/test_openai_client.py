@@ -33,8 +33,9 @@ def test_models_and_completion(fast_mock):
 
 def test_streaming_with_usage(fast_mock):
     client = client_for(fast_mock.url)
-    stream = client.chat.completions.create(model="loadgate-small", messages=MESSAGES, stream=True,
-                                            stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model="loadgate-small", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert len(text.split()) == 8
@@ -58,20 +59,32 @@ def test_errors_map_to_openai_exceptions(mock_server):
 
 def test_batch_api_round_trip(fast_mock):
     client = client_for(fast_mock.url)
-    lines = [{"custom_id": f"req-{i}", "method": "POST", "url": "/v1/chat/completions",
-              "body": {"model": "loadgate-small", "messages": MESSAGES, "max_tokens": 4}} for i in range(5)]
+    lines = [
+        {
+            "custom_id": f"req-{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "loadgate-small", "messages": MESSAGES, "max_tokens": 4},
+        }
+        for i in range(5)
+    ]
     data = "".join(json.dumps(line) + "\n" for line in lines).encode()
     uploaded = client.files.create(file=("requests.jsonl", io.BytesIO(data)), purpose="batch")
     assert uploaded.purpose == "batch" and uploaded.bytes == len(data)
-    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
-                                  completion_window="24h")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
     assert batch.status == "validating"
     deadline = time.monotonic() + 10
     while batch.status not in ("completed", "failed") and time.monotonic() < deadline:
         time.sleep(0.05)
         batch = client.batches.retrieve(batch.id)
     assert batch.status == "completed"
-    assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (5, 5, 0)
+    assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (
+        5,
+        5,
+        0,
+    )
     assert batch.error_file_id is None
     output = [json.loads(row) for row in client.files.content(batch.output_file_id).text.splitlines()]
     assert sorted(row["custom_id"] for row in output) == [f"req-{i}" for i in range(5)]

@@ -30,13 +30,35 @@ class LocustRun:
 
 
 def _start_locust(prefix: Path, host: str, users: str, run_time: str, full_history: bool) -> subprocess.Popen:
-    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "5", "-r", "5",
-               "-t", run_time, "--host", host, "--csv", str(prefix), "--only-summary", "--stop-timeout", "2",
-               "--loglevel", "WARNING"]
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "-u",
+        "5",
+        "-r",
+        "5",
+        "-t",
+        run_time,
+        "--host",
+        host,
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--stop-timeout",
+        "2",
+        "--loglevel",
+        "WARNING",
+    ]
     if full_history:
         command.append("--csv-full-history")
     env = {**os.environ, "SLA_TEST_USERS": users, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 @pytest.fixture(scope="session")
@@ -63,10 +85,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LocustRun]:
         for target in targets.values():
             target.stop()
     for name, result in results.items():
-        assert Path(result.prefix + "_stats.csv").is_file(), f"{name} run wrote no CSV: {result.stderr[-2000:]}"
-        if name != "idle":  # a starved machine can leave Locust's 1 s CSV writer behind: fail loudly, not oddly
+        assert Path(result.prefix + "_stats.csv").is_file(), (
+            f"{name} run wrote no CSV: {result.stderr[-2000:]}"
+        )
+        if (
+            name != "idle"
+        ):  # a starved machine can leave Locust's 1 s CSV writer behind: fail loudly, not oddly
             with open(result.prefix + "_stats.csv", encoding="utf-8") as handle:
-                assert len(handle.readlines()) > 2, f"{name} run wrote no request rows: {result.stderr[-2000:]}"
+                assert len(handle.readlines()) > 2, (
+                    f"{name} run wrote no request rows: {result.stderr[-2000:]}"
+                )
     return results
 
 

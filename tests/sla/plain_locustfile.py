@@ -29,8 +29,14 @@ class MixedUser(HttpUser):
     @task(1)
     def custom(self) -> None:
         # A row of a custom request type, as a gRPC or WebSocket user would log it.
-        self.environment.events.request.fire(request_type="CUSTOM", name="queue.publish", response_time=7,
-                                             response_length=0, exception=None, context={})
+        self.environment.events.request.fire(
+            request_type="CUSTOM",
+            name="queue.publish",
+            response_time=7,
+            response_length=0,
+            exception=None,
+            context={},
+        )
 
 
 class FastUser(HttpUser):

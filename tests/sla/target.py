@@ -18,7 +18,9 @@ class Target(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.slow_ms = slow_ms
         self.phase_ms = 0.0
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:

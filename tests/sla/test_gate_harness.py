@@ -37,11 +37,42 @@ def harness_live(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, subproc
     (folder / "live.yaml").write_text(LIVE_SLA, encoding="utf-8")
     with MockProcess(config=str(REPO / "loadgate/mock/profiles/zero-latency.yaml")) as mock:
         done = subprocess.run(
-            [sys.executable, "-m", "locust", "-f", str(HERE / "harness_locustfile.py"), "--headless", "-u", "4",
-             "-r", "4", "-t", "9s", "--host", mock.url, "--csv", prefix, "--csv-full-history", "--warmup",
-             f"{WARMUP_S}s", "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING",
-             "--sla", str(folder / "live.yaml"), "--sla-interval", "1s"],
-            cwd=REPO, env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'locustfiles'}"}, capture_output=True, text=True, timeout=90)
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(HERE / "harness_locustfile.py"),
+                "--headless",
+                "-u",
+                "4",
+                "-r",
+                "4",
+                "-t",
+                "9s",
+                "--host",
+                mock.url,
+                "--csv",
+                prefix,
+                "--csv-full-history",
+                "--warmup",
+                f"{WARMUP_S}s",
+                "--only-summary",
+                "--stop-timeout",
+                "5",
+                "--loglevel",
+                "WARNING",
+                "--sla",
+                str(folder / "live.yaml"),
+                "--sla-interval",
+                "1s",
+            ],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'locustfiles'}"},
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
     assert Path(prefix + "_loadgate.json").is_file(), done.stderr[-3000:]
     return prefix, done
 
@@ -85,5 +116,7 @@ def test_gate_refuses_a_run_warmed_up_less_than_the_thresholds_say(harness_run, 
     thresholds = write_yaml("warmup: 1m\nthresholds:\n  Aggregated: ['fail_ratio < 1%']\n")
     code, _, err = gate(harness_run, "--thresholds", thresholds)
     assert code == 2
-    assert err == (f"check_sla: error: {harness_run}_loadgate.json:warmup_s: the run warmed up less than the "
-                   f"thresholds' warmup (60s) (got {float(WARMUP_S)}); re-run with --warmup 60s or longer\n")
+    assert err == (
+        f"check_sla: error: {harness_run}_loadgate.json:warmup_s: the run warmed up less than the "
+        f"thresholds' warmup (60s) (got {float(WARMUP_S)}); re-run with --warmup 60s or longer\n"
+    )

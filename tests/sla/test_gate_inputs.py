@@ -33,18 +33,33 @@ def history_header() -> list[str]:
         return next(csv.reader(handle))
 
 
-def write_history(prefix: str, samples: list[tuple[int, str, str, float, float, str]], llm: bool = False) -> None:
+def write_history(
+    prefix: str, samples: list[tuple[int, str, str, float, float, str]], llm: bool = False
+) -> None:
     """samples: (timestamp, type, name, rps, p95, total requests); other percentiles follow p95."""
     header = history_header()
-    with open(prefix + ("_llm_stats_history.csv" if llm else "_stats_history.csv"), "w", newline="",
-              encoding="utf-8") as handle:
+    with open(
+        prefix + ("_llm_stats_history.csv" if llm else "_stats_history.csv"),
+        "w",
+        newline="",
+        encoding="utf-8",
+    ) as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for stamp, type_, name, rps, p95, total in samples:
             row = dict.fromkeys(header, "0")
-            row.update({"Timestamp": str(stamp), "User Count": "5", "Type": type_, "Name": name,
-                        "Requests/s": f"{rps:2f}", "Failures/s": "0.000000", "Total Request Count": total,
-                        "Total Failure Count": "0"})
+            row.update(
+                {
+                    "Timestamp": str(stamp),
+                    "User Count": "5",
+                    "Type": type_,
+                    "Name": name,
+                    "Requests/s": f"{rps:2f}",
+                    "Failures/s": "0.000000",
+                    "Total Request Count": total,
+                    "Total Failure Count": "0",
+                }
+            )
             for column in header:
                 if column.endswith("%"):
                     row[column] = str(p95) if p95 == p95 else "N/A"
@@ -52,7 +67,9 @@ def write_history(prefix: str, samples: list[tuple[int, str, str, float, float, 
 
 
 def write_meta(prefix: str, **fields) -> None:
-    Path(prefix + "_loadgate.json").write_text(json.dumps({"final_stats_written": True, **fields}), encoding="utf-8")
+    Path(prefix + "_loadgate.json").write_text(
+        json.dumps({"final_stats_written": True, **fields}), encoding="utf-8"
+    )
 
 
 def edit(path: str, old: str, new: str) -> None:
@@ -69,13 +86,17 @@ def test_missing_stats_csv(gate, write_yaml, tmp_path):
     prefix = tmp_path / "nothing"
     code, out, err = gate(prefix, "--thresholds", thresholds)
     assert (code, out) == (2, "")
-    assert err == (f"check_sla: error: {prefix}_stats.csv: run CSV not found (got \"{prefix}_stats.csv\"); run Locust "
-                   f"headless with --csv {prefix} (and --csv-full-history), or fix the prefix\n")
+    assert err == (
+        f'check_sla: error: {prefix}_stats.csv: run CSV not found (got "{prefix}_stats.csv"); run Locust '
+        f"headless with --csv {prefix} (and --csv-full-history), or fix the prefix\n"
+    )
 
 
 def test_a_file_given_instead_of_the_prefix(gate, write_yaml, tmp_path):
     prefix = copy_run(tmp_path)
-    code, _, err = gate(prefix + "_stats.csv", "--thresholds", write_yaml("thresholds:\n  Aggregated: ['rps > 1']\n"))
+    code, _, err = gate(
+        prefix + "_stats.csv", "--thresholds", write_yaml("thresholds:\n  Aggregated: ['rps > 1']\n")
+    )
     assert code == 2 and err.endswith(f"; pass the prefix, not a file: {prefix}\n")
 
 
@@ -84,8 +105,10 @@ def test_empty_stats_csv(gate, write_yaml, tmp_path):
     Path(f"{prefix}_stats.csv").write_text("", encoding="utf-8")
     code, _, err = gate(prefix, "--thresholds", write_yaml("thresholds:\n  Aggregated: ['rps > 1']\n"))
     assert code == 2
-    assert err == (f"check_sla: error: {prefix}_stats.csv: empty CSV file (no header) (got \"0 bytes\"); re-run Locust; "
-                   "the run was probably killed before writing stats\n")
+    assert err == (
+        f'check_sla: error: {prefix}_stats.csv: empty CSV file (no header) (got "0 bytes"); re-run Locust; '
+        "the run was probably killed before writing stats\n"
+    )
 
 
 def test_header_only_stats_csv_is_no_data(gate, write_yaml, tmp_path):
@@ -101,8 +124,10 @@ def test_non_number_names_file_line_and_column(gate, write_yaml, tmp_path):
     edit(prefix + "_stats.csv", "GET,/fast,162,", "GET,/fast,lots,")
     code, _, err = gate(prefix, "--thresholds", write_yaml("thresholds:\n  Aggregated: ['rps > 1']\n"))
     assert code == 2
-    assert err == (f"check_sla: error: {prefix}_stats.csv:3: column 'Request Count' is not a number (got \"lots\"); "
-                   "re-run Locust to rewrite the file (was it truncated or hand-edited?)\n")
+    assert err == (
+        f"check_sla: error: {prefix}_stats.csv:3: column 'Request Count' is not a number (got \"lots\"); "
+        "re-run Locust to rewrite the file (was it truncated or hand-edited?)\n"
+    )
 
 
 def test_missing_column(gate, write_yaml, tmp_path):
@@ -110,24 +135,32 @@ def test_missing_column(gate, write_yaml, tmp_path):
     edit(prefix + "_stats.csv", "Requests/s,", "Reqs/s,")
     code, _, err = gate(prefix, "--thresholds", write_yaml("thresholds:\n  Aggregated: ['rps > 1']\n"))
     assert code == 2
-    assert err.startswith(f"check_sla: error: {prefix}_stats.csv:1: missing column 'Requests/s' (got \"Type,Name,")
+    assert err.startswith(
+        f"check_sla: error: {prefix}_stats.csv:1: missing column 'Requests/s' (got \"Type,Name,"
+    )
     assert err.endswith("; pass the PREFIX of Locust's --csv output (files PREFIX_stats.csv etc.)\n")
 
 
 def test_malformed_history_is_exit_2_even_without_for_rules(gate, write_yaml, tmp_path):
     prefix = copy_run(tmp_path)
     lines = Path(prefix + "_stats_history.csv").read_text(encoding="utf-8").splitlines()
-    Path(prefix + "_stats_history.csv").write_text("\n".join(lines[:-1] + [lines[-1][:12]]) + "\n", encoding="utf-8")
+    Path(prefix + "_stats_history.csv").write_text(
+        "\n".join(lines[:-1] + [lines[-1][:12]]) + "\n", encoding="utf-8"
+    )
     code, _, err = gate(prefix, "--thresholds", write_yaml("thresholds:\n  Aggregated: ['rps > 1']\n"))
-    assert code == 2 and f"{prefix}_stats_history.csv:{len(lines)}: column" in err and "is not a number" in err
+    assert (
+        code == 2 and f"{prefix}_stats_history.csv:{len(lines)}: column" in err and "is not a number" in err
+    )
 
 
 def test_aggregated_only_file(gate, write_yaml, tmp_path):
     prefix = copy_run(tmp_path, with_history=False)
     lines = Path(prefix + "_stats.csv").read_text(encoding="utf-8").splitlines()
     Path(prefix + "_stats.csv").write_text("\n".join([lines[0], lines[-1]]) + "\n", encoding="utf-8")
-    thresholds = write_yaml("thresholds:\n  Aggregated: ['requests == 256', 'fail_ratio < 12%', 'p(95) == 65']\n"
-                            "  'GET /fast': ['p(95) < 1s']\n")
+    thresholds = write_yaml(
+        "thresholds:\n  Aggregated: ['requests == 256', 'fail_ratio < 12%', 'p(95) == 65']\n"
+        "  'GET /fast': ['p(95) < 1s']\n"
+    )
     code, out, _ = gate(prefix, "--thresholds", thresholds)
     assert code == 1
     assert out.count("PASS") == 3 and 'no data: row absent; rows present: "Aggregated"' in out
@@ -138,8 +171,10 @@ def test_name_alone_that_is_ambiguous_is_exit_2(gate, write_yaml, tmp_path):
     edit(prefix + "_stats.csv", "CUSTOM,queue.publish,", "POST,/fast,")
     code, _, err = gate(prefix, "--thresholds", write_yaml("thresholds:\n  '/fast': ['avg < 1s']\n"))
     assert code == 2
-    assert err.endswith(":2: row name '/fast' is ambiguous (got \"/fast\"); write it as \"Type Name\", one of "
-                        "\"GET /fast\", \"POST /fast\"\n")
+    assert err.endswith(
+        ':2: row name \'/fast\' is ambiguous (got "/fast"); write it as "Type Name", one of '
+        '"GET /fast", "POST /fast"\n'
+    )
 
 
 def test_percentile_the_csv_does_not_have(gate, write_yaml, tmp_path):
@@ -147,9 +182,11 @@ def test_percentile_the_csv_does_not_have(gate, write_yaml, tmp_path):
     thresholds = write_yaml("thresholds:\n  Aggregated:\n    - 'p(97) < 1s'\n")
     code, _, err = gate(prefix, "--thresholds", thresholds)
     assert code == 2
-    assert err == (f"check_sla: error: {thresholds}:3: p(97) is not a percentile {prefix}_stats.csv has (got "
-                   "\"p(97) < 1s\"); use one of p(50) p(66) p(75) p(80) p(90) p(95) p(98) p(99) p(99.9) p(99.99) "
-                   "p(100)\n")
+    assert err == (
+        f"check_sla: error: {thresholds}:3: p(97) is not a percentile {prefix}_stats.csv has (got "
+        '"p(97) < 1s"); use one of p(50) p(66) p(75) p(80) p(90) p(95) p(98) p(99) p(99.9) p(99.99) '
+        "p(100)\n"
+    )
 
 
 # -- exit 2: threshold file and command line ------------------------------------------------------------
@@ -158,44 +195,68 @@ def test_percentile_the_csv_does_not_have(gate, write_yaml, tmp_path):
 @pytest.mark.parametrize(
     ("yaml_text", "expected"),
     [
-        ("thresholds:\n  Aggregated:\n    - 'p95 < 3000'\n",
-         ":3: unknown metric 'p95' (got \"p95 < 3000\"); use one of p(N) (N a percentile Locust writes: 50 66 75 80 "
-         "90 95 98 99 99.9 99.99 100), median, avg, min, max, rps, fail_rps, fail_ratio, requests, failures; on row "
-         "LLM: goodput, tokens_per_s, output_tokens, lost_jobs"),
-        ("thresholds:\n  Aggregated: ['avg < 1']\n  Aggregated: ['avg < 2']\n",
-         ":3: duplicate key 'Aggregated' in thresholds (first on line 2) (got \"Aggregated\"); merge the two entries "
-         "into one"),
-        ("thresholds:\n  Aggregated: ['avg < 1'\n",
-         ":3: YAML syntax error (got \"expected ',' or ']', but got '<stream end>'\"); fix the YAML syntax"),
-        ("treshold:\n  Aggregated: ['avg < 1']\n",
-         ":1: unknown top-level key 'treshold' (got \"treshold\"); use only warmup, min_requests, thresholds, "
-         "regression"),
-        ("warmup: soon\nthresholds:\n  Aggregated: ['avg < 1']\n",
-         ":1: warmup: bad duration (got \"soon\"); write e.g. \"30s\", \"1m30s\", \"500ms\" or a number of seconds"),
-        ("min_requests: -1\nthresholds:\n  Aggregated: ['avg < 1']\n",
-         ":1: min_requests must be a whole number >= 0 (got \"-1\"); write e.g. 'min_requests: 50'"),
-        ("thresholds:\n  Aggregated: {rules: ['avg < 1'], optional: maybe}\n",
-         ":2: Aggregated: optional must be true or false (got \"maybe\"); write 'optional: true'"),
-        ("thresholds:\n  Aggregated: {min_requests: 5}\n",
-         ":2: row 'Aggregated' has no 'rules' list (got \"Aggregated\"); add 'rules: [\"p(95) < 3000\"]'"),
-        ("thresholds:\n  Aggregated: 'avg < 1'\n",
-         ":2: row 'Aggregated' must list its thresholds (got \"avg < 1\"); write a YAML list, e.g. - \"p(95) < 3000\""),
-        ("thresholds:\n  Aggregated: ['avg < baseline']\n",
-         ":2: 'baseline' is only allowed under 'regression:' (got \"avg < baseline\"); move the rule under "
-         "'regression:' (evaluated with --baseline)"),
-        ("regression:\n  Aggregated: ['avg < 5']\n",
-         ":2: a regression rule must compare with 'baseline' (got \"avg < 5\"); write e.g. \"p(95) <= baseline + "
-         "10%\", or move it under thresholds:"),
-        ("thresholds:\n  Aggregated: ['avg < 5 for 10s']\n",
-         ":2: 'for' needs a per-second figure; avg has none in Locust's history (got \"avg < 5 for 10s\"); use 'for' "
-         "with p(N), median, rps, fail_rps or fail_ratio, or drop 'for'"),
-        ("thresholds:\n  Aggregated: ['rps > 5 ms']\n",
-         ":2: unit 'ms' does not apply to rps (got \"rps > 5 ms\"); write requests per second as a plain number, "
-         "e.g. 5 or 0.5"),
-        ("thresholds:\n",
-         ": no thresholds defined (got \"\"); add a 'thresholds:' mapping of row: [rules]"),
-        ("",
-         ": threshold file is empty (got \"\"); add a 'thresholds:' mapping"),
+        (
+            "thresholds:\n  Aggregated:\n    - 'p95 < 3000'\n",
+            ":3: unknown metric 'p95' (got \"p95 < 3000\"); use one of p(N) (N a percentile Locust writes: 50 66 75 80 "
+            "90 95 98 99 99.9 99.99 100), median, avg, min, max, rps, fail_rps, fail_ratio, requests, failures; on row "
+            "LLM: goodput, tokens_per_s, output_tokens, lost_jobs",
+        ),
+        (
+            "thresholds:\n  Aggregated: ['avg < 1']\n  Aggregated: ['avg < 2']\n",
+            ":3: duplicate key 'Aggregated' in thresholds (first on line 2) (got \"Aggregated\"); merge the two entries "
+            "into one",
+        ),
+        (
+            "thresholds:\n  Aggregated: ['avg < 1'\n",
+            ":3: YAML syntax error (got \"expected ',' or ']', but got '<stream end>'\"); fix the YAML syntax",
+        ),
+        (
+            "treshold:\n  Aggregated: ['avg < 1']\n",
+            ":1: unknown top-level key 'treshold' (got \"treshold\"); use only warmup, min_requests, thresholds, "
+            "regression",
+        ),
+        (
+            "warmup: soon\nthresholds:\n  Aggregated: ['avg < 1']\n",
+            ':1: warmup: bad duration (got "soon"); write e.g. "30s", "1m30s", "500ms" or a number of seconds',
+        ),
+        (
+            "min_requests: -1\nthresholds:\n  Aggregated: ['avg < 1']\n",
+            ":1: min_requests must be a whole number >= 0 (got \"-1\"); write e.g. 'min_requests: 50'",
+        ),
+        (
+            "thresholds:\n  Aggregated: {rules: ['avg < 1'], optional: maybe}\n",
+            ":2: Aggregated: optional must be true or false (got \"maybe\"); write 'optional: true'",
+        ),
+        (
+            "thresholds:\n  Aggregated: {min_requests: 5}\n",
+            ":2: row 'Aggregated' has no 'rules' list (got \"Aggregated\"); add 'rules: [\"p(95) < 3000\"]'",
+        ),
+        (
+            "thresholds:\n  Aggregated: 'avg < 1'\n",
+            ':2: row \'Aggregated\' must list its thresholds (got "avg < 1"); write a YAML list, e.g. - "p(95) < 3000"',
+        ),
+        (
+            "thresholds:\n  Aggregated: ['avg < baseline']\n",
+            ":2: 'baseline' is only allowed under 'regression:' (got \"avg < baseline\"); move the rule under "
+            "'regression:' (evaluated with --baseline)",
+        ),
+        (
+            "regression:\n  Aggregated: ['avg < 5']\n",
+            ':2: a regression rule must compare with \'baseline\' (got "avg < 5"); write e.g. "p(95) <= baseline + '
+            '10%", or move it under thresholds:',
+        ),
+        (
+            "thresholds:\n  Aggregated: ['avg < 5 for 10s']\n",
+            ":2: 'for' needs a per-second figure; avg has none in Locust's history (got \"avg < 5 for 10s\"); use 'for' "
+            "with p(N), median, rps, fail_rps or fail_ratio, or drop 'for'",
+        ),
+        (
+            "thresholds:\n  Aggregated: ['rps > 5 ms']\n",
+            ":2: unit 'ms' does not apply to rps (got \"rps > 5 ms\"); write requests per second as a plain number, "
+            "e.g. 5 or 0.5",
+        ),
+        ("thresholds:\n", ": no thresholds defined (got \"\"); add a 'thresholds:' mapping of row: [rules]"),
+        ("", ": threshold file is empty (got \"\"); add a 'thresholds:' mapping"),
     ],
 )
 def test_threshold_file_errors_name_the_line(gate, write_yaml, tmp_path, yaml_text, expected):
@@ -209,8 +270,10 @@ def test_threshold_file_errors_name_the_line(gate, write_yaml, tmp_path, yaml_te
 def test_missing_threshold_file(gate, tmp_path):
     code, _, err = gate(copy_run(tmp_path), "--thresholds", tmp_path / "nope.yaml")
     assert code == 2
-    assert err == (f"check_sla: error: {tmp_path}/nope.yaml: threshold file not found (got \"{tmp_path}/nope.yaml\"); "
-                   "pass --thresholds FILE\n")
+    assert err == (
+        f'check_sla: error: {tmp_path}/nope.yaml: threshold file not found (got "{tmp_path}/nope.yaml"); '
+        "pass --thresholds FILE\n"
+    )
 
 
 def test_command_line_errors_keep_the_one_line_format(gate):
@@ -223,8 +286,13 @@ def test_command_line_errors_keep_the_one_line_format(gate):
 def test_unwritable_report_path(gate, write_yaml, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
-    code, _, err = gate(copy_run(tmp_path), "--thresholds", write_yaml("thresholds:\n  Aggregated: ['rps > 1']\n"),
-                        "--json", blocker / "out.json")
+    code, _, err = gate(
+        copy_run(tmp_path),
+        "--thresholds",
+        write_yaml("thresholds:\n  Aggregated: ['rps > 1']\n"),
+        "--json",
+        blocker / "out.json",
+    )
     assert code == 2 and err.startswith(f"check_sla: error: {blocker}/out.json: cannot write report (got ")
 
 
@@ -238,9 +306,11 @@ def test_warmup_requires_the_harness_record(gate, write_yaml, tmp_path):
     prefix = copy_run(tmp_path)
     code, _, err = gate(prefix, "--thresholds", write_yaml(WARM))
     assert code == 2
-    assert err == (f"check_sla: error: {prefix}_loadgate.json: the thresholds require a 30s warm-up but the run has "
-                   "no warm-up record (got \"no file\"); run the load with loadgate's --warmup (env LOADGATE_WARMUP) "
-                   "and --csv PREFIX, which write this file\n")
+    assert err == (
+        f"check_sla: error: {prefix}_loadgate.json: the thresholds require a 30s warm-up but the run has "
+        'no warm-up record (got "no file"); run the load with loadgate\'s --warmup (env LOADGATE_WARMUP) '
+        "and --csv PREFIX, which write this file\n"
+    )
 
 
 def test_warmup_shorter_than_required(gate, write_yaml, tmp_path):
@@ -248,8 +318,10 @@ def test_warmup_shorter_than_required(gate, write_yaml, tmp_path):
     write_meta(prefix, warmup_s=10, stats_reset_at=T0)
     code, _, err = gate(prefix, "--thresholds", write_yaml(WARM))
     assert code == 2
-    assert err == (f"check_sla: error: {prefix}_loadgate.json:warmup_s: the run warmed up less than the thresholds' "
-                   "warmup (30s) (got 10); re-run with --warmup 30s or longer\n")
+    assert err == (
+        f"check_sla: error: {prefix}_loadgate.json:warmup_s: the run warmed up less than the thresholds' "
+        "warmup (30s) (got 10); re-run with --warmup 30s or longer\n"
+    )
 
 
 def test_warmup_never_reset(gate, write_yaml, tmp_path):
@@ -257,16 +329,20 @@ def test_warmup_never_reset(gate, write_yaml, tmp_path):
     write_meta(prefix, warmup_s=30, stats_reset_at=None)
     code, _, err = gate(prefix, "--thresholds", write_yaml(WARM))
     assert code == 2
-    assert err == (f"check_sla: error: {prefix}_loadgate.json:stats_reset_at: the run's stats were never reset after "
-                   "the warm-up (the run ended before the warm-up did?) (got nothing); re-run with a run time longer "
-                   "than the 30s warm-up\n")
+    assert err == (
+        f"check_sla: error: {prefix}_loadgate.json:stats_reset_at: the run's stats were never reset after "
+        "the warm-up (the run ended before the warm-up did?) (got nothing); re-run with a run time longer "
+        "than the 30s warm-up\n"
+    )
 
 
 def test_warmup_record_unreadable(gate, write_yaml, tmp_path):
     prefix = copy_run(tmp_path)
     Path(prefix + "_loadgate.json").write_text("{not json", encoding="utf-8")
     code, _, err = gate(prefix, "--thresholds", write_yaml(WARM))
-    assert code == 2 and err.startswith(f"check_sla: error: {prefix}_loadgate.json: unreadable run metadata (got ")
+    assert code == 2 and err.startswith(
+        f"check_sla: error: {prefix}_loadgate.json: unreadable run metadata (got "
+    )
 
 
 def test_warmup_baseline_needs_its_own_record(gate, write_yaml, tmp_path):
@@ -280,8 +356,11 @@ def test_history_before_the_reset_is_excluded(gate, write_yaml, tmp_path):
     prefix = copy_run(tmp_path)
     # 20 slow seconds of warm-up, then 40 fast ones; the reset happened at T0 + 19.6. Per-row samples
     # too: Locust's Aggregated history percentiles are windowed only with --csv-full-history.
-    samples = [(T0 + s, type_, name, 10.0, 5000.0 if s < 20 else 100.0, total) for s in range(60)
-               for type_, name, total in (("GET", "/fast", "162"), ("", "Aggregated", "256"))]
+    samples = [
+        (T0 + s, type_, name, 10.0, 5000.0 if s < 20 else 100.0, total)
+        for s in range(60)
+        for type_, name, total in (("GET", "/fast", "162"), ("", "Aggregated", "256"))
+    ]
     write_history(prefix, samples)
     thresholds = write_yaml("warmup: 15s\nthresholds:\n  Aggregated: ['p(95) < 1s for 5s']\n")
     write_meta(prefix, warmup_s=15, stats_reset_at=T0 + 19.6)
@@ -299,10 +378,14 @@ def test_history_before_the_reset_is_excluded(gate, write_yaml, tmp_path):
 def test_for_window_boundary(gate, write_yaml, tmp_path, violating_samples, status):
     """30 s means violating samples spanning 30 s: timestamps t..t+30, i.e. 31 one-second samples."""
     prefix = copy_run(tmp_path)
-    samples = [(T0 + s, "GET", "/fast", 10.0, 900.0 if 10 <= s < 10 + violating_samples else 100.0, "162")
-               for s in range(60)]
+    samples = [
+        (T0 + s, "GET", "/fast", 10.0, 900.0 if 10 <= s < 10 + violating_samples else 100.0, "162")
+        for s in range(60)
+    ]
     write_history(prefix, samples)
-    code, out, _ = gate(prefix, "--thresholds", write_yaml("thresholds:\n  'GET /fast': ['p(95) < 500 for 30s']\n"))
+    code, out, _ = gate(
+        prefix, "--thresholds", write_yaml("thresholds:\n  'GET /fast': ['p(95) < 500 for 30s']\n")
+    )
     assert code == status
     assert f"violated for {violating_samples - 1} s" in out and "worst 900 ms" in out
 
@@ -311,7 +394,9 @@ def test_unknown_samples_do_not_interrupt_a_violation(gate, write_yaml, tmp_path
     prefix = copy_run(tmp_path)
     values = [100.0] * 5 + [900.0] * 5 + [float("nan"), 0.0] + [900.0] * 5 + [100.0] * 5
     write_history(prefix, [(T0 + s, "GET", "/fast", 10.0, v, "162") for s, v in enumerate(values)])
-    code, out, _ = gate(prefix, "--thresholds", write_yaml("thresholds:\n  'GET /fast': ['p(95) < 500 for 11s']\n"))
+    code, out, _ = gate(
+        prefix, "--thresholds", write_yaml("thresholds:\n  'GET /fast': ['p(95) < 500 for 11s']\n")
+    )
     assert code == 1 and "violated for 11 s" in out
 
 
@@ -319,31 +404,43 @@ def test_rate_window_uses_greater_than(gate, write_yaml, tmp_path):
     prefix = copy_run(tmp_path)
     rates = [20.0] * 10 + [2.0] * 12 + [20.0] * 10
     write_history(prefix, [(T0 + s, "", "Aggregated", r, 100.0, "256") for s, r in enumerate(rates)])
-    code, out, _ = gate(prefix, "--thresholds", write_yaml("thresholds:\n  Aggregated: ['rps >= 5 for 10s']\n"))
+    code, out, _ = gate(
+        prefix, "--thresholds", write_yaml("thresholds:\n  Aggregated: ['rps >= 5 for 10s']\n")
+    )
     assert code == 1 and "violated for 11 s" in out and "worst 2 req/s" in out
 
 
 # -- stale final CSV ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seconds", [10, 5000])  # 5000 rows: the last write is found by reading the file's tail
+@pytest.mark.parametrize(
+    "seconds", [10, 5000]
+)  # 5000 rows: the last write is found by reading the file's tail
 def test_final_csv_behind_the_history_uses_the_newer_totals(gate, write_yaml, tmp_path, seconds):
     prefix = copy_run(tmp_path)
-    samples = [(T0 + s - seconds + 10, "", "Aggregated", 10.0, 100.0, str(100 + (s - seconds + 10) * 20))
-               for s in range(seconds)]  # the last total is 280, at T0 + 9
+    samples = [
+        (T0 + s - seconds + 10, "", "Aggregated", 10.0, 100.0, str(100 + (s - seconds + 10) * 20))
+        for s in range(seconds)
+    ]  # the last total is 280, at T0 + 9
     write_history(prefix, samples)
     assert Path(prefix + "_stats_history.csv").stat().st_size > (400_000 if seconds > 10 else 0)
-    code, out, _ = gate(prefix, "--thresholds", write_yaml("thresholds:\n  Aggregated: ['requests == 280']\n"))
+    code, out, _ = gate(
+        prefix, "--thresholds", write_yaml("thresholds:\n  Aggregated: ['requests == 280']\n")
+    )
     assert code == 0
-    assert (f"note: {prefix}_stats.csv: \"Aggregated\" disagrees with {prefix}_stats_history.csv (its last row, "
-            "08:00:09 UTC, has 280 requests, the CSV 256); using the history's newer totals; rps, fail_rps stay from "
-            "the CSV") in out  # Aggregated-only history: its percentiles are cumulative, so newer too
+    assert (
+        f'note: {prefix}_stats.csv: "Aggregated" disagrees with {prefix}_stats_history.csv (its last row, '
+        "08:00:09 UTC, has 280 requests, the CSV 256); using the history's newer totals; rps, fail_rps stay from "
+        "the CSV"
+    ) in out  # Aggregated-only history: its percentiles are cumulative, so newer too
 
 
 def test_final_csv_ahead_of_the_history_is_trusted(gate, write_yaml, tmp_path):
     prefix = copy_run(tmp_path)
     write_history(prefix, [(T0 + s, "", "Aggregated", 10.0, 100.0, str(10 * s)) for s in range(10)])
-    code, out, _ = gate(prefix, "--thresholds", write_yaml("thresholds:\n  Aggregated: ['requests == 256']\n"))
+    code, out, _ = gate(
+        prefix, "--thresholds", write_yaml("thresholds:\n  Aggregated: ['requests == 256']\n")
+    )
     assert code == 0 and "has 90 requests, the CSV 256); using the CSV's newer figures" in out
 
 
@@ -374,27 +471,59 @@ def test_llm_rows_are_gated_by_type_and_name(gate, write_yaml, tmp_path):
     assert code == 1
     assert "FAIL    TTFT /v1/chat/completions [non-stream]" in out and "row has 0 requests" in out
     lines = [line.split() for line in out.splitlines()]
-    assert ["PASS", "TOKENS/S", "/v1/chat/completions", "[stream]", "p(50)", "45", "tok/s", ">=", "30", "tok/s"] in lines
-    assert ["FAIL", "TOKENS/S", "/v1/chat/completions", "[stream]", "min", "20", "tok/s", ">", "25", "tok/s"] in lines
+    assert [
+        "PASS",
+        "TOKENS/S",
+        "/v1/chat/completions",
+        "[stream]",
+        "p(50)",
+        "45",
+        "tok/s",
+        ">=",
+        "30",
+        "tok/s",
+    ] in lines
+    assert [
+        "FAIL",
+        "TOKENS/S",
+        "/v1/chat/completions",
+        "[stream]",
+        "min",
+        "20",
+        "tok/s",
+        ">",
+        "25",
+        "tok/s",
+    ] in lines
     assert out.count("PASS") == 4
 
 
 def test_llm_time_unit_on_tokens_per_second_row_is_exit_2(gate, write_yaml, tmp_path):
     prefix = copy_run(tmp_path)
     write_llm_stats(prefix)
-    thresholds = write_yaml("thresholds:\n  'TOKENS/S /v1/chat/completions [stream]':\n    - 'p(50) > 20ms'\n")
+    thresholds = write_yaml(
+        "thresholds:\n  'TOKENS/S /v1/chat/completions [stream]':\n    - 'p(50) > 20ms'\n"
+    )
     code, _, err = gate(prefix, "--thresholds", thresholds)
     assert code == 2
-    assert err == (f"check_sla: error: {thresholds}:3: a time unit on row \"TOKENS/S /v1/chat/completions [stream]\", "
-                   "whose figures are tok/s (got \"p(50) > 20ms\"); write the limit as a plain number\n")
+    assert err == (
+        f'check_sla: error: {thresholds}:3: a time unit on row "TOKENS/S /v1/chat/completions [stream]", '
+        'whose figures are tok/s (got "p(50) > 20ms"); write the limit as a plain number\n'
+    )
 
 
 def test_llm_name_alone_is_ambiguous(gate, write_yaml, tmp_path):
     prefix = copy_run(tmp_path)
     write_llm_stats(prefix)
-    code, _, err = gate(prefix, "--thresholds", write_yaml("thresholds:\n  '/v1/chat/completions [stream]': ['avg < 1']\n"))
-    assert code == 2 and "write it as \"Type Name\", one of \"TTFT /v1/chat/completions [stream]\", " \
-                         "\"TOKENS/S /v1/chat/completions [stream]\"" in err
+    code, _, err = gate(
+        prefix, "--thresholds", write_yaml("thresholds:\n  '/v1/chat/completions [stream]': ['avg < 1']\n")
+    )
+    assert (
+        code == 2
+        and 'write it as "Type Name", one of "TTFT /v1/chat/completions [stream]", '
+        '"TOKENS/S /v1/chat/completions [stream]"'
+        in err
+    )
 
 
 def test_llm_for_rule_reads_the_llm_history(gate, write_yaml, tmp_path):
@@ -402,9 +531,13 @@ def test_llm_for_rule_reads_the_llm_history(gate, write_yaml, tmp_path):
     write_llm_stats(prefix)
     thresholds = write_yaml("thresholds:\n  'TTFT /v1/chat/completions [stream]': ['p(95) < 800 for 5s']\n")
     code, _, err = gate(prefix, "--thresholds", thresholds)
-    assert code == 2 and err.startswith(f"check_sla: error: {prefix}_llm_stats_history.csv: history file not found")
-    samples = [(T0 + s, "TTFT", "/v1/chat/completions [stream]", 4.0, 950.0 if s > 3 else 300.0, "120")
-               for s in range(12)]
+    assert code == 2 and err.startswith(
+        f"check_sla: error: {prefix}_llm_stats_history.csv: history file not found"
+    )
+    samples = [
+        (T0 + s, "TTFT", "/v1/chat/completions [stream]", 4.0, 950.0 if s > 3 else 300.0, "120")
+        for s in range(12)
+    ]
     write_history(prefix, samples, llm=True)
     code, out, _ = gate(prefix, "--thresholds", thresholds)
     assert code == 1 and "violated for 7 s" in out
@@ -412,27 +545,42 @@ def test_llm_for_rule_reads_the_llm_history(gate, write_yaml, tmp_path):
 
 def test_quoted_name_round_trips_through_the_fixture(gate, write_yaml, tmp_path):
     prefix = copy_run(tmp_path)
-    thresholds = write_yaml(f"thresholds:\n  {json.dumps(QUOTED_NAME, ensure_ascii=False)}: ['p(50) == 64']\n")
+    thresholds = write_yaml(
+        f"thresholds:\n  {json.dumps(QUOTED_NAME, ensure_ascii=False)}: ['p(50) == 64']\n"
+    )
     code, out, _ = gate(prefix, "--thresholds", thresholds)
     assert code == 0 and f"PASS    {QUOTED_NAME}" in out
 
 
 def test_llm_summary_row(gate, write_yaml, tmp_path):
     prefix = copy_run(tmp_path)
-    Path(prefix + "_llm_summary.json").write_text(json.dumps({
-        "completed_requests": 228, "total_output_tokens": 14272, "output_tokens_per_s": 434.1477,
-        "goodput_req_per_s": None, "lost_jobs": 0}), encoding="utf-8")
-    thresholds = write_yaml("thresholds:\n  LLM: ['tokens_per_s > 400', 'lost_jobs == 0', 'output_tokens >= 14272', "
-                            "'goodput >= 1']\n")
+    Path(prefix + "_llm_summary.json").write_text(
+        json.dumps(
+            {
+                "completed_requests": 228,
+                "total_output_tokens": 14272,
+                "output_tokens_per_s": 434.1477,
+                "goodput_req_per_s": None,
+                "lost_jobs": 0,
+            }
+        ),
+        encoding="utf-8",
+    )
+    thresholds = write_yaml(
+        "thresholds:\n  LLM: ['tokens_per_s > 400', 'lost_jobs == 0', 'output_tokens >= 14272', "
+        "'goodput >= 1']\n"
+    )
     code, out, _ = gate(prefix, "--thresholds", thresholds)
     assert code == 1 and out.count("PASS") == 3
     assert "no data: goodput is N/A (no --goodput targets were set)" in out and "434.148 tok/s" not in out
     wrong_row = write_yaml("thresholds:\n  Aggregated:\n    - 'goodput >= 1'\n")
     code, _, err = gate(prefix, "--thresholds", wrong_row)
     assert code == 2
-    assert err == (f"check_sla: error: {wrong_row}:3: goodput does not apply to row \"Aggregated\" (got \"goodput >= 1\"); "
-                   "use one of requests, failures, median, avg, min, max, rps, fail_rps, fail_ratio, or gate it on row "
-                   "LLM\n")
+    assert err == (
+        f'check_sla: error: {wrong_row}:3: goodput does not apply to row "Aggregated" (got "goodput >= 1"); '
+        "use one of requests, failures, median, avg, min, max, rps, fail_rps, fail_ratio, or gate it on row "
+        "LLM\n"
+    )
 
 
 def test_names_pandas_would_read_as_missing_stay_text(gate, write_yaml, tmp_path):

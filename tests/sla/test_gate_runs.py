@@ -16,15 +16,25 @@ from .sla_test_names import QUOTED_NAME
 pytestmark = pytest.mark.timeout(120)
 
 PERCENTILES = ["50", "66", "75", "80", "90", "95", "98", "99", "99.9", "99.99", "100"]
-COLUMN = {"median": "Median Response Time", "avg": "Average Response Time", "min": "Min Response Time",
-          "max": "Max Response Time", "rps": "Requests/s", "fail_rps": "Failures/s",
-          "requests": "Request Count", "failures": "Failure Count", **{f"p({p})": f"{p}%" for p in PERCENTILES}}
+COLUMN = {
+    "median": "Median Response Time",
+    "avg": "Average Response Time",
+    "min": "Min Response Time",
+    "max": "Max Response Time",
+    "rps": "Requests/s",
+    "fail_rps": "Failures/s",
+    "requests": "Request Count",
+    "failures": "Failure Count",
+    **{f"p({p})": f"{p}%" for p in PERCENTILES},
+}
 
 
 def stats_rows(prefix: str) -> dict[str, dict[str, str]]:
     """The CSV read back with the csv module (an independent reader), keyed like the gate's rows."""
     with open(prefix + "_stats.csv", newline="", encoding="utf-8") as handle:
-        return {(r["Name"] if not r["Type"] else f"{r['Type']} {r['Name']}"): r for r in csv.DictReader(handle)}
+        return {
+            (r["Name"] if not r["Type"] else f"{r['Type']} {r['Name']}"): r for r in csv.DictReader(handle)
+        }
 
 
 def quote(text: str) -> str:
@@ -37,7 +47,9 @@ def verdicts(json_path: Path) -> dict[tuple[str, str], dict]:
 
 
 @pytest.mark.parametrize("row_key", ["GET /fast", "Aggregated", "CUSTOM queue.publish"])
-def test_every_metric_and_operator_passes_and_breaches_at_the_observed_value(runs, gate, write_yaml, tmp_path, row_key):
+def test_every_metric_and_operator_passes_and_breaches_at_the_observed_value(
+    runs, gate, write_yaml, tmp_path, row_key
+):
     row = stats_rows(runs["mixed"].prefix)[row_key]
     requests, failures = int(row["Request Count"]), int(row["Failure Count"])
     observed = {metric: float(row[column]) for metric, column in COLUMN.items()}
@@ -49,7 +61,9 @@ def test_every_metric_and_operator_passes_and_breaches_at_the_observed_value(run
             rule = f"{metric} {op} {value!r}"
             rules.append(rule)
             expected[rule] = "PASS" if holds else "FAIL"
-    thresholds = write_yaml("thresholds:\n  " + quote(row_key) + ":\n" + "".join(f"    - {quote(r)}\n" for r in rules))
+    thresholds = write_yaml(
+        "thresholds:\n  " + quote(row_key) + ":\n" + "".join(f"    - {quote(r)}\n" for r in rules)
+    )
     code, out, err = gate(runs["mixed"].prefix, "--thresholds", thresholds, "--json", tmp_path / "v.json")
     assert (code, err) == (1, "")
     got = {rule: v["status"] for (_, rule), v in verdicts(tmp_path / "v.json").items()}
@@ -91,7 +105,9 @@ def test_breach_line_shows_metric_row_observed_operator_and_limit_and_comes_firs
     assert lines[-1] == "SLA BREACHED: 1 failed, 1 passed, 0 skipped"
 
 
-def test_absent_row_is_a_breach_listing_the_rows_that_exist_and_optional_rows_are_skipped(runs, gate, write_yaml):
+def test_absent_row_is_a_breach_listing_the_rows_that_exist_and_optional_rows_are_skipped(
+    runs, gate, write_yaml
+):
     thresholds = write_yaml(
         "thresholds:\n"
         "  'POST /v1/chat/completions': ['p(95) < 3000']\n"
@@ -100,8 +116,8 @@ def test_absent_row_is_a_breach_listing_the_rows_that_exist_and_optional_rows_ar
     code, out, _ = gate(runs["mixed"].prefix, "--thresholds", thresholds)
     assert code == 1
     fail = next(line for line in out.splitlines() if line.startswith("FAIL"))
-    assert "no data: row absent; rows present: \"GET /fail\", \"GET /fast\"" in fail
-    assert f"\"GET {QUOTED_NAME}\"" in fail and "\"Aggregated\"" in fail
+    assert 'no data: row absent; rows present: "GET /fail", "GET /fast"' in fail
+    assert f'"GET {QUOTED_NAME}"' in fail and '"Aggregated"' in fail
     skip = next(line for line in out.splitlines() if line.startswith("SKIP"))
     assert "TTFT /v1/chat/completions [stream]" in skip and "optional row absent" in skip
     assert out.strip().endswith("SLA BREACHED: 1 failed, 0 passed, 1 skipped")
@@ -122,7 +138,9 @@ def test_rows_below_min_requests_are_no_data(runs, gate, write_yaml):
 def test_zero_request_run_fails_closed(runs, gate, write_yaml):
     rows = stats_rows(runs["idle"].prefix)
     assert rows["Aggregated"]["Request Count"] == "0" and rows["Aggregated"]["50%"] == "N/A"
-    thresholds = write_yaml("min_requests: 0\nthresholds:\n  Aggregated: ['fail_ratio < 1%', 'failures == 0']\n")
+    thresholds = write_yaml(
+        "min_requests: 0\nthresholds:\n  Aggregated: ['fail_ratio < 1%', 'failures == 0']\n"
+    )
     code, out, _ = gate(runs["idle"].prefix, "--thresholds", thresholds)
     assert code == 1
     assert out.count("no data: row has 0 requests, min_requests is 1") == 2
@@ -139,20 +157,28 @@ def test_baseline_regression_both_ways(runs, gate, write_yaml, tmp_path):
     )
     code, out, _ = gate(prefix, "--thresholds", thresholds)
     assert code == 0 and out.count("SKIP") == 4 and "no --baseline given" in out
-    code, out, _ = gate(prefix, "--thresholds", thresholds, "--baseline", prefix, "--json", tmp_path / "r.json")
+    code, out, _ = gate(
+        prefix, "--thresholds", thresholds, "--baseline", prefix, "--json", tmp_path / "r.json"
+    )
     assert code == 1
     got = verdicts(tmp_path / "r.json")
     assert got[("GET /fast", "p(95) <= baseline + 10%")]["status"] == "PASS"
     assert got[("GET /fast", "p(95) <= baseline + 10%")]["limit"] == pytest.approx(float(fast["95%"]) * 1.1)
     assert got[("GET /fast", "rps >= baseline - 5%")]["status"] == "PASS"
     avg = got[("GET /fast", "avg <= baseline - 10%")]
-    assert avg["status"] == "FAIL" and avg["limit"] == pytest.approx(float(fast["Average Response Time"]) * 0.9)
+    assert avg["status"] == "FAIL" and avg["limit"] == pytest.approx(
+        float(fast["Average Response Time"]) * 0.9
+    )
     assert f"baseline {fast['95%']} ms" in got[("GET /fast", "p(95) <= baseline + 10%")]["limit_text"]
-    assert got[("GET /fast", "max <= baseline + 1s")]["limit"] == pytest.approx(float(fast["Max Response Time"]) + 1000)
+    assert got[("GET /fast", "max <= baseline + 1s")]["limit"] == pytest.approx(
+        float(fast["Max Response Time"]) + 1000
+    )
 
 
 def test_baseline_row_missing_is_no_data(runs, gate, write_yaml):
-    thresholds = write_yaml("thresholds:\n  Aggregated: ['requests > 0']\nregression:\n  'GET /fast': ['avg <= baseline']\n")
+    thresholds = write_yaml(
+        "thresholds:\n  Aggregated: ['requests > 0']\nregression:\n  'GET /fast': ['avg <= baseline']\n"
+    )
     code, out, _ = gate(runs["mixed"].prefix, "--thresholds", thresholds, "--baseline", runs["idle"].prefix)
     assert code == 1 and "no data: baseline row absent" in out
 
@@ -189,9 +215,11 @@ def test_for_rules_without_the_history_they_need_exit_2(runs, gate, write_yaml, 
     per_row = write_yaml("thresholds:\n  'GET /fast': ['p(95) < 1s for 1s']\n")
     code, _, err = gate(prefix, "--thresholds", per_row)
     assert code == 2
-    assert err == (f"check_sla: error: {prefix}_stats_history.csv: no per-row history for \"GET /fast\" (only "
-                   f"Aggregated was written) (got \"p(95) < 1s for 1s\"); run Locust with --csv {prefix} "
-                   "--csv-full-history\n")
+    assert err == (
+        f'check_sla: error: {prefix}_stats_history.csv: no per-row history for "GET /fast" (only '
+        f'Aggregated was written) (got "p(95) < 1s for 1s"); run Locust with --csv {prefix} '
+        "--csv-full-history\n"
+    )
     cumulative = write_yaml("thresholds:\n  Aggregated: ['p(95) < 1s for 1s']\n")
     code, _, err = gate(prefix, "--thresholds", cumulative)
     assert code == 2 and "history percentiles are cumulative, not windowed, without --csv-full-history" in err
@@ -202,8 +230,10 @@ def test_for_rules_without_the_history_they_need_exit_2(runs, gate, write_yaml, 
         shutil.copy(prefix + suffix, str(copy) + suffix)
     code, _, err = gate(copy, "--thresholds", rate)
     assert code == 2
-    assert err == (f"check_sla: error: {copy}_stats_history.csv: history file not found; 'for' rules need it "
-                   f"(got \"fail_ratio <= 100% for 1s\"); run Locust with --csv {copy} --csv-full-history\n")
+    assert err == (
+        f"check_sla: error: {copy}_stats_history.csv: history file not found; 'for' rules need it "
+        f'(got "fail_ratio <= 100% for 1s"); run Locust with --csv {copy} --csv-full-history\n'
+    )
 
 
 def test_junit_json_and_markdown_reports_parse_back(runs, gate, write_yaml, tmp_path):
@@ -213,23 +243,44 @@ def test_junit_json_and_markdown_reports_parse_back(runs, gate, write_yaml, tmp_
     )
     summary = tmp_path / "step_summary.md"
     summary.write_text("earlier step\n", encoding="utf-8")
-    code, out, _ = gate(runs["mixed"].prefix, "--thresholds", thresholds, "--junit", tmp_path / "out/j.xml",
-                        "--json", tmp_path / "j.json", "--markdown", tmp_path / "m.md",
-                        env={"GITHUB_STEP_SUMMARY": str(summary)})
+    code, out, _ = gate(
+        runs["mixed"].prefix,
+        "--thresholds",
+        thresholds,
+        "--junit",
+        tmp_path / "out/j.xml",
+        "--json",
+        tmp_path / "j.json",
+        "--markdown",
+        tmp_path / "m.md",
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )
     assert code == 1
     suite = ET.parse(tmp_path / "out/j.xml").getroot()
-    assert (suite.tag, suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("testsuite", "3", "1", "1")
+    assert (suite.tag, suite.get("tests"), suite.get("failures"), suite.get("skipped")) == (
+        "testsuite",
+        "3",
+        "1",
+        "1",
+    )
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     failure = cases["fail_ratio < 0.01"].find("failure")
     fail_line = next(line for line in out.splitlines() if line.startswith("FAIL"))
-    assert failure is not None and failure.get("message").startswith('FAIL fail_ratio of "Aggregated": observed ')
+    assert failure is not None and failure.get("message").startswith(
+        'FAIL fail_ratio of "Aggregated": observed '
+    )
     assert "required < 1%" in failure.get("message")
     assert cases["rps >= 1"].find("failure") is None and cases["p(95) < 800"].find("skipped") is not None
     document = json.loads((tmp_path / "j.json").read_text(encoding="utf-8"))
     assert (document["result"], document["exit_code"]) == ("fail", 1)
     assert [v["status"] for v in document["verdicts"]] == ["FAIL", "SKIP", "PASS"]
     first = document["verdicts"][0]
-    assert (first["row"], first["metric"], first["op"], first["limit"]) == ("Aggregated", "fail_ratio", "<", 0.01)
+    assert (first["row"], first["metric"], first["op"], first["limit"]) == (
+        "Aggregated",
+        "fail_ratio",
+        "<",
+        0.01,
+    )
     assert first["line"] == failure.get("message")
     markdown = (tmp_path / "m.md").read_text(encoding="utf-8")
     table = [line for line in markdown.splitlines() if line.startswith("| ")]
@@ -252,8 +303,20 @@ def test_pinned_command_runs_as_a_script(runs, write_yaml):
 
     repo = Path(__file__).resolve().parents[2]
     thresholds = write_yaml("thresholds:\n  Aggregated: ['rps >= 1', 'fail_ratio < 0.01']\n")
-    done = subprocess.run([sys.executable, str(repo / "sla/check_sla.py"), runs["mixed"].prefix, "--thresholds",
-                           str(thresholds), "--quiet"], capture_output=True, text=True, timeout=60, cwd="/")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(repo / "sla/check_sla.py"),
+            runs["mixed"].prefix,
+            "--thresholds",
+            str(thresholds),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     assert done.returncode == 1 and done.stderr == ""
     assert done.stdout.splitlines()[-1] == "SLA BREACHED: 1 failed, 1 passed, 0 skipped"
 
@@ -264,8 +327,15 @@ def test_default_threshold_file_is_found_from_any_directory(runs):
 
     repo = Path(__file__).resolve().parents[2]
     prefix = runs["mixed"].prefix
-    done = subprocess.run([sys.executable, str(repo / "sla/check_sla.py"), prefix], capture_output=True, text=True,
-                          timeout=60, cwd="/")
+    done = subprocess.run(
+        [sys.executable, str(repo / "sla/check_sla.py"), prefix],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     # sla/thresholds.yaml was read (it asks for a 10 s warm-up, which this plain Locust run did not record)
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr.startswith(f"check_sla: error: {prefix}_loadgate.json: the thresholds require a 10s warm-up")
+    assert done.stderr.startswith(
+        f"check_sla: error: {prefix}_loadgate.json: the thresholds require a 10s warm-up"
+    )

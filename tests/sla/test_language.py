@@ -27,7 +27,13 @@ from loadgate.gate.language import RuleSyntaxError, parse_duration, parse_rule
 )
 def test_rules_parse_to_metric_operator_and_limit_in_the_metrics_unit(text, metric, op, limit):
     rule = parse_rule(text)
-    assert (rule.metric.name, rule.op, rule.limit, rule.window_s, rule.baseline) == (metric, op, limit, None, None)
+    assert (rule.metric.name, rule.op, rule.limit, rule.window_s, rule.baseline) == (
+        metric,
+        op,
+        limit,
+        None,
+        None,
+    )
 
 
 def test_for_window_and_baseline_forms():
@@ -73,8 +79,10 @@ def test_bad_rules_say_what_is_wrong_and_keep_the_whole_rule(text, what):
     assert caught.value.got == text
 
 
-@pytest.mark.parametrize(("value", "seconds"), [(30, 30.0), ("30s", 30.0), ("1m30s", 90.0), ("500ms", 0.5),
-                                                 ("2h", 7200.0), ("0", 0.0), ("1.5", 1.5)])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(30, 30.0), ("30s", 30.0), ("1m30s", 90.0), ("500ms", 0.5), ("2h", 7200.0), ("0", 0.0), ("1.5", 1.5)],
+)
 def test_durations(value, seconds):
     assert parse_duration(value) == seconds
 

@@ -22,10 +22,31 @@ def target():
     server.stop()
 
 
-def live_run(target: Target, users: str, run_time: str, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
-    command = [sys.executable, "-m", "locust", "-f", str(HERE / "live_locustfile.py"), "--headless", "-u", "3",
-               "-r", "3", "-t", run_time, "--host", target.url, "--only-summary", "--stop-timeout", "2",
-               "--sla-interval", "1s", *extra]
+def live_run(
+    target: Target, users: str, run_time: str, *extra: str
+) -> tuple[subprocess.CompletedProcess, float]:
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(HERE / "live_locustfile.py"),
+        "--headless",
+        "-u",
+        "3",
+        "-r",
+        "3",
+        "-t",
+        run_time,
+        "--host",
+        target.url,
+        "--only-summary",
+        "--stop-timeout",
+        "2",
+        "--sla-interval",
+        "1s",
+        *extra,
+    ]
     env = {**os.environ, "SLA_TEST_USERS": users, "PYTHONPATH": str(REPO)}
     start = time.monotonic()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=80)
@@ -43,8 +64,10 @@ def test_abort_stops_the_run_at_the_first_breach_with_exit_1(target, write_yaml)
 
 
 def test_thresholds_that_hold_leave_exit_0(target, write_yaml):
-    sla = write_yaml("thresholds:\n  'GET /fast': ['p(95) < 5s', 'fail_ratio == 0', 'rps > 1', 'p(95) < 5s for 1s']\n"
-                     "  'GET /other': {rules: ['avg < 1'], optional: true}\n")
+    sla = write_yaml(
+        "thresholds:\n  'GET /fast': ['p(95) < 5s', 'fail_ratio == 0', 'rps > 1', 'p(95) < 5s for 1s']\n"
+        "  'GET /other': {rules: ['avg < 1'], optional: true}\n"
+    )
     done, _ = live_run(target, "fast", "5s", "--sla", str(sla))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "SLA MET: 0 failed, 4 passed, 1 skipped" in done.stderr
@@ -74,5 +97,7 @@ def test_bad_threshold_file_exits_2_before_the_run(target, tmp_path):
     missing = tmp_path / "nope.yaml"
     done, took = live_run(target, "fast", "30s", "--sla", str(missing))
     assert done.returncode == 2
-    assert (f"loadgate live SLA: error: {missing}: threshold file not found (got \"{missing}\"); pass --sla FILE") in done.stderr
+    assert (
+        f'loadgate live SLA: error: {missing}: threshold file not found (got "{missing}"); pass --sla FILE'
+    ) in done.stderr
     assert took < 20

@@ -35,17 +35,30 @@ def test_commented_examples_in_the_default_file_are_valid():
     config = parse_config(uncommented, "commented block")
     rules = [rs.rule for spec in config.all_rows() for rs in spec.rules]
     assert any(r.window_s for r in rules) and any(r.baseline for r in rules)
-    assert {r.metric.name for r in rules} >= {"p(99.9)", "median", "max", "min", "requests", "failures", "fail_rps",
-                                              "rps", "goodput", "fail_ratio", "p(95)"}
+    assert {r.metric.name for r in rules} >= {
+        "p(99.9)",
+        "median",
+        "max",
+        "min",
+        "requests",
+        "failures",
+        "fail_rps",
+        "rps",
+        "goodput",
+        "fail_ratio",
+        "p(95)",
+    }
 
 
 def test_regression_only_file_without_baseline_is_exit_2(gate, tmp_path):
     thresholds = REPO / "sla/examples/regression-only.yaml"
     code, _, err = gate(tmp_path / "run", "--thresholds", thresholds)
     assert code == 2
-    assert err == (f"check_sla: error: {thresholds}:regression: the file has only regression rules and no --baseline "
-                   "was given, so there is nothing to judge (got \"no --baseline\"); pass --baseline BASE_PREFIX (a "
-                   "previous run's --csv prefix) or add 'thresholds:'\n")
+    assert err == (
+        f"check_sla: error: {thresholds}:regression: the file has only regression rules and no --baseline "
+        'was given, so there is nothing to judge (got "no --baseline"); pass --baseline BASE_PREFIX (a '
+        "previous run's --csv prefix) or add 'thresholds:'\n"
+    )
 
 
 def test_default_thresholds_pass_on_a_real_default_job_run(gate, tmp_path):

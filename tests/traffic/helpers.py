@@ -21,19 +21,54 @@ STEADY_MODEL = {"ttft": 0.25, "tokens_per_s": 40, "output_tokens": 12}
 
 
 def mock_config(**overrides) -> dict:
-    config = {"seed": 1, "models": {"loadgate-small": dict(STEADY_MODEL)},
-              "capacity": {"slots": 1000, "queue": 1000, "batching_slowdown": 0}}
+    config = {
+        "seed": 1,
+        "models": {"loadgate-small": dict(STEADY_MODEL)},
+        "capacity": {"slots": 1000, "queue": 1000, "batching_slowdown": 0},
+    }
     config.update(overrides)
     return config
 
 
-def run_locust(tmp: Path, host: str, *args: str, users: int = 4, run_time: str = "4s",
-               env: dict | None = None, timeout: float = 60, user_classes: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, str]:
+def run_locust(
+    tmp: Path,
+    host: str,
+    *args: str,
+    users: int = 4,
+    run_time: str = "4s",
+    env: dict | None = None,
+    timeout: float = 60,
+    user_classes: tuple[str, ...] = (),
+) -> tuple[subprocess.CompletedProcess, str]:
     """Headless Locust against host; returns (process, csv prefix)."""
     prefix = str(tmp / "run")
-    cmd = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-u", str(users), "-r", str(users),
-           "-t", run_time, "--host", host, "--csv", prefix, "--think-time", "0.05-0.1",
-           "--poll-interval", "0.1s", "--stop-timeout", "10", "--only-summary", *args, *user_classes]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        LOCUSTFILE,
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        run_time,
+        "--host",
+        host,
+        "--csv",
+        prefix,
+        "--think-time",
+        "0.05-0.1",
+        "--poll-interval",
+        "0.1s",
+        "--stop-timeout",
+        "10",
+        "--only-summary",
+        *args,
+        *user_classes,
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=locust_env(env), capture_output=True, text=True, timeout=timeout)
     return proc, prefix
 
@@ -63,24 +98,60 @@ def locust_env(extra: dict | None = None) -> dict:
     return child_env(**(extra or {}))
 
 
-def run_distributed(tmp: Path, host: str, workers: int, *args: str, users: int = 4, run_time: str = "5s",
-                    timeout: float = 90) -> tuple[subprocess.CompletedProcess, list[str], str]:
+def run_distributed(
+    tmp: Path, host: str, workers: int, *args: str, users: int = 4, run_time: str = "5s", timeout: float = 90
+) -> tuple[subprocess.CompletedProcess, list[str], str]:
     """A headless master plus `workers` worker processes on a free loopback port."""
     port = free_port()
     prefix = str(tmp / "run")
     common = [sys.executable, "-m", "locust", "-f", LOCUSTFILE]
     worker_procs = [
-        subprocess.Popen([*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                         cwd=REPO, env=locust_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+            cwd=REPO,
+            env=locust_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(workers)
     ]
     try:
         master = subprocess.run(
-            [*common, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-             "--expect-workers", str(workers), "--headless", "-u", str(users), "-r", str(users), "-t", run_time,
-             "--host", host, "--csv", prefix, "--think-time", "0.05-0.1", "--poll-interval", "0.1s",
-             "--stop-timeout", "3", "--only-summary", *args],
-            cwd=REPO, env=locust_env(), capture_output=True, text=True, timeout=timeout,
+            [
+                *common,
+                "--master",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(port),
+                "--expect-workers",
+                str(workers),
+                "--headless",
+                "-u",
+                str(users),
+                "-r",
+                str(users),
+                "-t",
+                run_time,
+                "--host",
+                host,
+                "--csv",
+                prefix,
+                "--think-time",
+                "0.05-0.1",
+                "--poll-interval",
+                "0.1s",
+                "--stop-timeout",
+                "3",
+                "--only-summary",
+                *args,
+            ],
+            cwd=REPO,
+            env=locust_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         worker_errors = [w.communicate(timeout=30)[1] for w in worker_procs]
     finally:

@@ -26,9 +26,16 @@ from traffic.helpers import (
 
 CHAT = "POST /v1/chat/completions"
 ALL_CLASS_ROWS = {
-    CHAT, "POST /v1/chat/completions/async", "GET /v1/chat/completions/async/{id}", "POST /v1/files",
-    "POST /v1/batches", "GET /v1/batches/{id}", "GET /v1/files/{id}/content", "GET /v1/models",
-    "GET /v1/models/{id}", "GET /health",
+    CHAT,
+    "POST /v1/chat/completions/async",
+    "GET /v1/chat/completions/async/{id}",
+    "POST /v1/files",
+    "POST /v1/batches",
+    "GET /v1/batches/{id}",
+    "GET /v1/files/{id}/content",
+    "GET /v1/models",
+    "GET /v1/models/{id}",
+    "GET /health",
 }
 
 
@@ -51,8 +58,11 @@ def within(measured: float, truth: float) -> bool:
 
 
 def truth_metrics(truth: list[dict]) -> dict[str, list[float]]:
-    streams = [t for t in truth if t["path"] == "/v1/chat/completions" and t["stream"] and t["status"] == 200
-               and not t["error"]]
+    streams = [
+        t
+        for t in truth
+        if t["path"] == "/v1/chat/completions" and t["stream"] and t["status"] == 200 and not t["error"]
+    ]
     out: dict[str, list[float]] = {"TTFT": [], "E2E": [], "TPOT": [], "ITL": []}
     for t in streams:
         chunks = t["t_chunks"]
@@ -68,8 +78,19 @@ def test_all_classes_headless_counts_metrics_and_no_key_leak(tmp_path: Path, moc
     truth_log = tmp_path / "truth.jsonl"
     mock = mock_server(config=mock_config(auth={"keys": [TEST_KEY]}), truth_log=truth_log)
     proc, prefix = run_locust(
-        tmp_path, mock.url, "--chat-weight", "3", "--batch-weight", "3", "--models-weight", "2",
-        "--html", str(tmp_path / "report.html"), "--csv-full-history", users=8, run_time="6s",
+        tmp_path,
+        mock.url,
+        "--chat-weight",
+        "3",
+        "--batch-weight",
+        "3",
+        "--models-weight",
+        "2",
+        "--html",
+        str(tmp_path / "report.html"),
+        "--csv-full-history",
+        users=8,
+        run_time="6s",
         env={"OPENAI_API_KEY": TEST_KEY},
     )
     mock.stop()
@@ -94,7 +115,9 @@ def test_all_classes_headless_counts_metrics_and_no_key_leak(tmp_path: Path, moc
     assert int(llm["ITL /v1/chat/completions [stream]"]["Request Count"]) == len(expected["ITL"])
     with open(f"{prefix}_llm_stats_history.csv", newline="") as f:
         history = list(csv.DictReader(f))
-    assert {r["Type"] for r in history} == set(METRIC_TYPES) and "Aggregated" not in {r["Name"] for r in history}
+    assert {r["Type"] for r in history} == set(METRIC_TYPES) and "Aggregated" not in {
+        r["Name"] for r in history
+    }
     last_ttft = [r for r in history if r["Type"] == "TTFT" and r["Name"].endswith("[stream]")][-1]
     assert last_ttft["Total Request Count"] == llm["TTFT /v1/chat/completions [stream]"]["Request Count"]
 
@@ -130,11 +153,27 @@ def test_stream_metrics_match_the_truth_log_within_1pct_or_2ms(tmp_path: Path, m
     10 ms. It is spread (0.8-1.2 s) so that users' first tokens do not all land at one instant, where a
     single stall of the shared VM (~20 ms, seen once or twice a run) would hit every sample at once."""
     truth_log = tmp_path / "truth.jsonl"
-    model = {"ttft": {"distribution": "uniform", "min": 0.8, "max": 1.2}, "tokens_per_s": 40, "output_tokens": 12}
+    model = {
+        "ttft": {"distribution": "uniform", "min": 0.8, "max": 1.2},
+        "tokens_per_s": 40,
+        "output_tokens": 12,
+    }
     mock = mock_server(config=mock_config(models={"loadgate-small": model}), truth_log=truth_log)
-    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--tags", "stream",
-                              "--goodput", "ttft:5000,tpot:100", "--warmup", "2s", users=8, run_time="7s",
-                              user_classes=("ChatUser",))
+    proc, prefix = run_locust(
+        tmp_path,
+        mock.url,
+        "--models",
+        "loadgate-small",
+        "--tags",
+        "stream",
+        "--goodput",
+        "ttft:5000,tpot:100",
+        "--warmup",
+        "2s",
+        users=8,
+        run_time="7s",
+        user_classes=("ChatUser",),
+    )
     mock.stop()
     assert proc.returncode == 0, proc.stderr[-2000:]
     llm = read_rows(f"{prefix}_llm_stats.csv")
@@ -153,7 +192,9 @@ def test_stream_metrics_match_the_truth_log_within_1pct_or_2ms(tmp_path: Path, m
             assert within(float(row[column]), truth_value), (metric, column, row[column], truth_value)
     summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
     assert summary["good_requests"] == summary["completed_requests"] == len(expected["TTFT"])  # all meet both
-    assert summary["goodput_req_per_s"] == pytest.approx(summary["completed_requests"] / summary["duration_s"], rel=1e-3)
+    assert summary["goodput_req_per_s"] == pytest.approx(
+        summary["completed_requests"] / summary["duration_s"], rel=1e-3
+    )
     assert summary["goodput_targets"] == {"ttft_ms": 5000.0, "tpot_ms": 100.0, "e2e_ms": None}
 
 
@@ -165,12 +206,28 @@ def _p(values: list[float], fraction: float) -> float:
 
 FAULTS = [
     ("error_5xx", {}, {r"HTTP 500 server error"}),
-    ("cut", {}, {r"connection error: HTTPConnectionClosed mid-stream after 6 tokens",
-                 r"connection error: HTTPConnectionClosed reading the body"}),
+    (
+        "cut",
+        {},
+        {
+            r"connection error: HTTPConnectionClosed mid-stream after 6 tokens",
+            r"connection error: HTTPConnectionClosed reading the body",
+        },
+    ),
     ("malformed_chunk", {}, {r"malformed JSON in stream chunk", r"malformed JSON in response body"}),
-    ("stall", {"stall_seconds": 3}, {r"timeout: no data for 1s mid-stream after 6 tokens",
-                                     r"timeout: no data for 1s waiting for the response headers"}),
-    ("slow_header", {"slow_header_seconds": 3}, {r"timeout: no data for 1s waiting for the response headers"}),
+    (
+        "stall",
+        {"stall_seconds": 3},
+        {
+            r"timeout: no data for 1s mid-stream after 6 tokens",
+            r"timeout: no data for 1s waiting for the response headers",
+        },
+    ),
+    (
+        "slow_header",
+        {"slow_header_seconds": 3},
+        {r"timeout: no data for 1s waiting for the response headers"},
+    ),
 ]
 
 
@@ -178,8 +235,17 @@ FAULTS = [
 @pytest.mark.parametrize("fault, extra, reasons", FAULTS, ids=[f[0] for f in FAULTS])
 def test_injected_fault_fails_every_chat_with_its_reason(tmp_path: Path, mock_server, fault, extra, reasons):
     mock = mock_server(config=mock_config(faults={fault: 1.0, **extra}))
-    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--request-timeout", "1s",
-                              users=2, run_time="3s", user_classes=("ChatUser",))
+    proc, prefix = run_locust(
+        tmp_path,
+        mock.url,
+        "--models",
+        "loadgate-small",
+        "--request-timeout",
+        "1s",
+        users=2,
+        run_time="3s",
+        user_classes=("ChatUser",),
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]  # Locust's exit code when requests failed
     rows = read_rows(f"{prefix}_stats.csv")
     assert int(rows[CHAT]["Request Count"]) > 0
@@ -195,8 +261,9 @@ def test_injected_fault_fails_every_chat_with_its_reason(tmp_path: Path, mock_se
 @pytest.mark.timeout(60)
 def test_rate_limited_requests_fail_as_429(tmp_path: Path, mock_server):
     mock = mock_server(config=mock_config(rate_limits={"requests_per_minute": 2}))
-    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", users=2, run_time="3s",
-                              user_classes=("ChatUser",))
+    proc, prefix = run_locust(
+        tmp_path, mock.url, "--models", "loadgate-small", users=2, run_time="3s", user_classes=("ChatUser",)
+    )
     failures = read_failures(prefix)
     assert set(failures) == {("/v1/chat/completions", "CatchResponseError('HTTP 429 rate limited')")}
     rows = read_rows(f"{prefix}_stats.csv")
@@ -208,14 +275,28 @@ def test_rate_limited_requests_fail_as_429(tmp_path: Path, mock_server):
 def test_server_without_models_and_jobs_endpoints_is_reported_not_crashed(tmp_path: Path, mock_server):
     mock = mock_server(config=mock_config(endpoints={"models": False, "batch": False, "async": False}))
     proc, prefix = run_locust(
-        tmp_path, mock.url, "--models", "loadgate-small", "--chat-weight", "1", "--batch-weight", "1",
-        "--models-weight", "1", users=6, run_time="4s",
+        tmp_path,
+        mock.url,
+        "--models",
+        "loadgate-small",
+        "--chat-weight",
+        "1",
+        "--batch-weight",
+        "1",
+        "--models-weight",
+        "1",
+        users=6,
+        run_time="4s",
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     failures = read_failures(prefix)
     absent = "CatchResponseError('endpoint not available (404)')"
-    assert {name for name, error in failures if error == absent} >= {"/v1/models", "/v1/files", "/v1/chat/completions/async"}
+    assert {name for name, error in failures if error == absent} >= {
+        "/v1/models",
+        "/v1/files",
+        "/v1/chat/completions/async",
+    }
     rows = read_rows(f"{prefix}_stats.csv")
     assert rows[CHAT]["Failure Count"] == "0" and int(rows[CHAT]["Request Count"]) > 0
     assert rows["GET /health"]["Failure Count"] == "0"
@@ -226,10 +307,13 @@ def test_server_without_models_and_jobs_endpoints_is_reported_not_crashed(tmp_pa
 @pytest.mark.timeout(60)
 def test_unknown_model_is_a_404_with_its_code_not_a_missing_endpoint(tmp_path: Path, mock_server):
     mock = mock_server(config=mock_config())
-    proc, prefix = run_locust(tmp_path, mock.url, "--models", "no-such-model", users=1, run_time="2s",
-                              user_classes=("ChatUser",))
+    proc, prefix = run_locust(
+        tmp_path, mock.url, "--models", "no-such-model", users=1, run_time="2s", user_classes=("ChatUser",)
+    )
     assert proc.returncode == 1
-    assert set(read_failures(prefix)) == {("/v1/chat/completions", "CatchResponseError('HTTP 404 model_not_found')")}
+    assert set(read_failures(prefix)) == {
+        ("/v1/chat/completions", "CatchResponseError('HTTP 404 model_not_found')")
+    }
     assert "answered 404" not in proc.stderr
 
 
@@ -237,8 +321,17 @@ def test_unknown_model_is_a_404_with_its_code_not_a_missing_endpoint(tmp_path: P
 def test_no_usage_from_server_counts_content_events_and_says_so(tmp_path: Path, mock_server):
     truth_log = tmp_path / "truth.jsonl"
     mock = mock_server(config=mock_config(usage=False), truth_log=truth_log)
-    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--stream-ratio", "0.5",
-                              users=3, run_time="3s", user_classes=("ChatUser",))
+    proc, prefix = run_locust(
+        tmp_path,
+        mock.url,
+        "--models",
+        "loadgate-small",
+        "--stream-ratio",
+        "0.5",
+        users=3,
+        run_time="3s",
+        user_classes=("ChatUser",),
+    )
     mock.stop()
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
@@ -254,8 +347,17 @@ def test_no_usage_from_server_counts_content_events_and_says_so(tmp_path: Path, 
 def test_warmup_resets_stats_and_records_when(tmp_path: Path, mock_server):
     truth_log = tmp_path / "truth.jsonl"
     mock = mock_server(config=mock_config(), truth_log=truth_log)
-    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--warmup", "2s",
-                              users=2, run_time="5s", user_classes=("ChatUser",))
+    proc, prefix = run_locust(
+        tmp_path,
+        mock.url,
+        "--models",
+        "loadgate-small",
+        "--warmup",
+        "2s",
+        users=2,
+        run_time="5s",
+        user_classes=("ChatUser",),
+    )
     mock.stop()
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads(Path(f"{prefix}_loadgate.json").read_text())
@@ -265,7 +367,9 @@ def test_warmup_resets_stats_and_records_when(tmp_path: Path, mock_server):
     truth = [t for t in read_truth(truth_log) if t["path"] == "/v1/chat/completions"]
     after_reset = [t for t in truth if t["t_done"] >= meta["stats_reset_at"]]
     assert 0 < counted < len(truth)
-    assert abs(counted - len(after_reset)) <= 2  # a request finishing at the reset instant may fall either way
+    assert (
+        abs(counted - len(after_reset)) <= 2
+    )  # a request finishing at the reset instant may fall either way
 
 
 def test_bad_setting_exits_2_with_one_line(tmp_path: Path):
@@ -280,7 +384,9 @@ def test_bad_prompt_file_exits_2_naming_file_and_line(tmp_path: Path):
     prompts.write_text('{"prompt": "ok"}\n{"messages": "nope"}\n')
     proc, _ = run_locust(tmp_path, "http://127.0.0.1:9", "--prompt-file", str(prompts), run_time="1s")
     assert proc.returncode == 2
-    assert f"loadgate: error: {prompts}:2: 'messages' must be a non-empty list (or give 'prompt')" in proc.stderr
+    assert (
+        f"loadgate: error: {prompts}:2: 'messages' must be a non-empty list (or give 'prompt')" in proc.stderr
+    )
 
 
 @pytest.mark.timeout(120)
@@ -288,8 +394,19 @@ def test_master_and_two_workers_merge_http_and_llm_stats(tmp_path: Path, mock_se
     truth_log = tmp_path / "truth.jsonl"
     mock = mock_server(config=mock_config(), truth_log=truth_log)
     master, worker_errors, prefix = run_distributed(
-        tmp_path, mock.url, 2, "--models", "loadgate-small", "--chat-weight", "3", "--batch-weight", "1",
-        "--models-weight", "1", users=6, run_time="5s",
+        tmp_path,
+        mock.url,
+        2,
+        "--models",
+        "loadgate-small",
+        "--chat-weight",
+        "3",
+        "--batch-weight",
+        "1",
+        "--models-weight",
+        "1",
+        users=6,
+        run_time="5s",
     )
     mock.stop()
     assert master.returncode == 0, master.stderr[-3000:]
@@ -314,8 +431,22 @@ def test_processes_mode_counts_every_request(tmp_path: Path, mock_server):
     mock = mock_server(config=mock_config(), truth_log=truth_log)
     port = str(free_port())
     proc, prefix = run_locust(
-        tmp_path, mock.url, "--processes", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-        "--master-port", port, "--models", "loadgate-small", "--stop-timeout", "3", users=4, run_time="4s",
+        tmp_path,
+        mock.url,
+        "--processes",
+        "2",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        port,
+        "--master-port",
+        port,
+        "--models",
+        "loadgate-small",
+        "--stop-timeout",
+        "3",
+        users=4,
+        run_time="4s",
         user_classes=("ChatUser",),
     )
     mock.stop()
@@ -329,13 +460,25 @@ def test_processes_mode_counts_every_request(tmp_path: Path, mock_server):
 @pytest.mark.timeout(60)
 def test_failed_jobs_fail_the_poll_that_sees_them(tmp_path: Path, mock_server):
     mock = mock_server(config=mock_config(faults={"job_failure": 1.0}))
-    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--batch-size", "2",
-                              users=3, run_time="3s", user_classes=("BatchUser",))
+    proc, prefix = run_locust(
+        tmp_path,
+        mock.url,
+        "--models",
+        "loadgate-small",
+        "--batch-size",
+        "2",
+        users=3,
+        run_time="3s",
+        user_classes=("BatchUser",),
+    )
     assert proc.returncode == 1
     failures = read_failures(prefix)
     assert set(failures) == {
         ("/v1/chat/completions/async/{id}", "CatchResponseError('async job failed: server_error')"),
-        ("/v1/batches/{id}", "CatchResponseError('batch completed without output_file_id (2 of 2 lines failed)')"),
+        (
+            "/v1/batches/{id}",
+            "CatchResponseError('batch completed without output_file_id (2 of 2 lines failed)')",
+        ),
     }
     summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
     assert summary["jobs_failed"] == sum(failures.values()) and summary["jobs_completed"] == 0
@@ -343,16 +486,31 @@ def test_failed_jobs_fail_the_poll_that_sees_them(tmp_path: Path, mock_server):
 
 @pytest.mark.timeout(60)
 def test_job_not_terminal_within_the_timeout_is_reported_lost(tmp_path: Path, mock_server):
-    mock = mock_server(config=mock_config(models={"loadgate-small": {"ttft": 5, "tokens_per_s": 40,
-                                                                      "output_tokens": 4}}))
-    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--batch-mode", "async",
-                              "--job-timeout", "0.5s", users=2, run_time="3s", user_classes=("BatchUser",))
+    mock = mock_server(
+        config=mock_config(models={"loadgate-small": {"ttft": 5, "tokens_per_s": 40, "output_tokens": 4}})
+    )
+    proc, prefix = run_locust(
+        tmp_path,
+        mock.url,
+        "--models",
+        "loadgate-small",
+        "--batch-mode",
+        "async",
+        "--job-timeout",
+        "0.5s",
+        users=2,
+        run_time="3s",
+        user_classes=("BatchUser",),
+    )
     assert proc.returncode == 1
     failures = read_failures(prefix)
     assert {name for name, _ in failures} == {"/v1/chat/completions/async/{id}"}
     for _, error in failures:
-        assert re.fullmatch(r"CatchResponseError\(\"async job lost: still '(queued|processing)' after "
-                            r"--job-timeout 0.5s\"\)", error), error
+        assert re.fullmatch(
+            r"CatchResponseError\(\"async job lost: still '(queued|processing)' after "
+            r"--job-timeout 0.5s\"\)",
+            error,
+        ), error
     summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
     assert summary["lost_jobs"] == sum(failures.values()) > 0
 
@@ -360,10 +518,22 @@ def test_job_not_terminal_within_the_timeout_is_reported_lost(tmp_path: Path, mo
 @pytest.mark.timeout(60)
 def test_job_still_polled_when_the_run_stops_is_reported_lost(tmp_path: Path, mock_server):
     """--stop-timeout 0 kills users mid-poll: each submitted job is still counted, as lost at the stop."""
-    mock = mock_server(config=mock_config(models={"loadgate-small": {"ttft": 30, "tokens_per_s": 40,
-                                                                      "output_tokens": 4}}))
-    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--batch-mode", "async",
-                              "--stop-timeout", "0", users=2, run_time="2s", user_classes=("BatchUser",))
+    mock = mock_server(
+        config=mock_config(models={"loadgate-small": {"ttft": 30, "tokens_per_s": 40, "output_tokens": 4}})
+    )
+    proc, prefix = run_locust(
+        tmp_path,
+        mock.url,
+        "--models",
+        "loadgate-small",
+        "--batch-mode",
+        "async",
+        "--stop-timeout",
+        "0",
+        users=2,
+        run_time="2s",
+        user_classes=("BatchUser",),
+    )
     rows = read_rows(f"{prefix}_stats.csv")
     submitted = int(rows["POST /v1/chat/completions/async"]["Request Count"])
     assert submitted == 2 and rows["POST /v1/chat/completions/async"]["Failure Count"] == "0"
@@ -379,9 +549,21 @@ def test_multi_turn_conversation_appends_each_reply_and_next_turn(tmp_path: Path
     prompts.write_text('{"prompt": "Q", "followups": ["second turn", "third turn"], "max_tokens": 5}\n')
     model = {"ttft": 0.01, "tokens_per_s": 0, "output_tokens": 5}
     mock = mock_server(config=mock_config(models={"loadgate-small": model}), truth_log=truth_log)
-    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--tags", "multi-turn",
-                              "--turns", "3", "--prompt-file", str(prompts), users=1, run_time="2s",
-                              user_classes=("ChatUser",))
+    proc, prefix = run_locust(
+        tmp_path,
+        mock.url,
+        "--models",
+        "loadgate-small",
+        "--tags",
+        "multi-turn",
+        "--turns",
+        "3",
+        "--prompt-file",
+        str(prompts),
+        users=1,
+        run_time="2s",
+        user_classes=("ChatUser",),
+    )
     mock.stop()
     assert proc.returncode == 0, proc.stderr[-2000:]
     sizes = [t["prompt_tokens"] for t in read_truth(truth_log) if t["path"] == "/v1/chat/completions"]
@@ -389,19 +571,29 @@ def test_multi_turn_conversation_appends_each_reply_and_next_turn(tmp_path: Path
     # under way at the stop sends no further turn, so the last may be cut short
     assert len(sizes) >= 6
     first, second, third = sizes[:3]
-    assert first < second < third and (sizes[:3] * len(sizes))[:len(sizes)] == sizes
+    assert first < second < third and (sizes[:3] * len(sizes))[: len(sizes)] == sizes
 
 
 @pytest.mark.timeout(60)
 def test_unreachable_target_fails_with_connection_errors(tmp_path: Path):
     port = free_port()  # nothing listens there
-    proc, prefix = run_locust(tmp_path, f"http://127.0.0.1:{port}", "--models", "loadgate-small",
-                              "--embedded-target", "off",  # else loadgate would start its mock there
-                              users=2, run_time="2s", user_classes=("ChatUser", "ModelsUser"))
+    proc, prefix = run_locust(
+        tmp_path,
+        f"http://127.0.0.1:{port}",
+        "--models",
+        "loadgate-small",
+        "--embedded-target",
+        "off",  # else loadgate would start its mock there
+        users=2,
+        run_time="2s",
+        user_classes=("ChatUser", "ModelsUser"),
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     errors = {error for _, error in read_failures(prefix)}
-    assert errors == {"CatchResponseError('connection error: ConnectionRefusedError waiting for the response headers')"}
+    assert errors == {
+        "CatchResponseError('connection error: ConnectionRefusedError waiting for the response headers')"
+    }
     rows = read_rows(f"{prefix}_stats.csv")
     assert rows["Aggregated"]["Failure Count"] == rows["Aggregated"]["Request Count"] != "0"
 
@@ -413,9 +605,21 @@ def test_conversation_sends_no_further_turn_after_the_stop(tmp_path: Path, mock_
     truth_log = tmp_path / "truth.jsonl"
     slow = {"ttft": 1.0, "tokens_per_s": 40, "output_tokens": 12}
     mock = mock_server(config=mock_config(models={"loadgate-small": slow}), truth_log=truth_log)
-    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--tags", "multi-turn",
-                              "--turns", "5", "--stop-timeout", "3", users=2, run_time="2s",
-                              user_classes=("ChatUser",))
+    proc, prefix = run_locust(
+        tmp_path,
+        mock.url,
+        "--models",
+        "loadgate-small",
+        "--tags",
+        "multi-turn",
+        "--turns",
+        "5",
+        "--stop-timeout",
+        "3",
+        users=2,
+        run_time="2s",
+        user_classes=("ChatUser",),
+    )
     mock.stop()
     rows = read_rows(f"{prefix}_stats.csv")
     assert_counts_match_truth(rows, read_truth(truth_log))
@@ -433,13 +637,29 @@ def test_requests_cut_off_by_the_stop_are_counted_as_cancelled(tmp_path: Path, m
     truth_log = tmp_path / "truth.jsonl"
     slow = {"ttft": 1.5, "tokens_per_s": 40, "output_tokens": 12}
     mock = mock_server(config=mock_config(models={"loadgate-small": slow}), truth_log=truth_log)
-    proc, prefix = run_locust(tmp_path, mock.url, "--models", "loadgate-small", "--stop-timeout", "0",
-                              "--tags", tag, users=3, run_time="2s", user_classes=("ChatUser",))
+    proc, prefix = run_locust(
+        tmp_path,
+        mock.url,
+        "--models",
+        "loadgate-small",
+        "--stop-timeout",
+        "0",
+        "--tags",
+        tag,
+        users=3,
+        run_time="2s",
+        user_classes=("ChatUser",),
+    )
     mock.stop()
     rows = read_rows(f"{prefix}_stats.csv")
     assert_counts_match_truth(rows, read_truth(truth_log))
     cancelled = read_failures(prefix).get(
-        ("/v1/chat/completions", "CatchResponseError('cancelled: the run stopped before the response completed')"), 0)
+        (
+            "/v1/chat/completions",
+            "CatchResponseError('cancelled: the run stopped before the response completed')",
+        ),
+        0,
+    )
     assert cancelled >= 3, read_failures(prefix)  # every user was mid-request at the stop
     assert int(rows[CHAT]["Failure Count"]) == cancelled
     assert "Traceback" not in proc.stderr

@@ -32,7 +32,9 @@ def test_sse_event_split_across_reads_is_emitted_once_complete():
 
 def test_sse_crlf_cr_comments_and_multiline_data():
     p = SSEParser()
-    out = feed_all(p, b": keep-alive\r\n\r\ndata: one\r\ndata: two\r\n\r", b"\ndata: three\r\rdata:[DONE]\n\n")
+    out = feed_all(
+        p, b": keep-alive\r\n\r\ndata: one\r\ndata: two\r\n\r", b"\ndata: three\r\rdata:[DONE]\n\n"
+    )
     assert out == ["one\ntwo", "three", "[DONE]"]
 
 
@@ -99,9 +101,15 @@ def test_goodput_counts_requests_meeting_every_target():
     assert summary["total_output_tokens"] == 8 and summary["usage_source"] == "counted"
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("ttft", "is not NAME:MS"), ("latency:5", "is not NAME:MS"), ("ttft:abc", "not a number"), ("tpot:0", "> 0"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("ttft", "is not NAME:MS"),
+        ("latency:5", "is not NAME:MS"),
+        ("ttft:abc", "not a number"),
+        ("tpot:0", "> 0"),
+    ],
+)
 def test_goodput_bad_spec_names_the_part(spec, message):
     with pytest.raises(ValueError, match=message):
         parse_goodput(spec)
@@ -139,19 +147,28 @@ def options(**values) -> SimpleNamespace:
 
 def test_settings_defaults_and_parsing():
     s = load(options(stream_ratio="0.5", turns="3", max_tokens="8-16", warmup="1.5m", models="a, b"))
-    assert (s.stream_ratio, s.turns, s.max_tokens, s.warmup_s, s.models) == (0.5, (3, 3), (8, 16), 90.0, ("a", "b"))
+    assert (s.stream_ratio, s.turns, s.max_tokens, s.warmup_s, s.models) == (
+        0.5,
+        (3, 3),
+        (8, 16),
+        90.0,
+        ("a", "b"),
+    )
     assert s.batch_mode == "both" and s.chat_weight == 85 and s.job_timeout_s == 120.0
     assert parse_duration("250ms") == 0.25
     assert load(options(warmup="1m30s")).warmup_s == 90.0  # the same syntax as the job and the gate YAML
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("stream_ratio", "1.5", "--stream-ratio '1.5': must be a number from 0 to 1"),
-    ("batch_mode", "sync", "--batch-mode 'sync': use async, batch or both"),
-    ("turns", "4-2", "--turns '4-2': '4-2' needs 1 <= MIN <= MAX"),
-    ("job_timeout", "soon", "--job-timeout 'soon': 'soon' is not a duration; use e.g. 30s, 500ms, 2m"),
-    ("goodput", "ttft=5", "--goodput 'ttft=5': goodput target 'ttft=5' is not NAME:MS"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("stream_ratio", "1.5", "--stream-ratio '1.5': must be a number from 0 to 1"),
+        ("batch_mode", "sync", "--batch-mode 'sync': use async, batch or both"),
+        ("turns", "4-2", "--turns '4-2': '4-2' needs 1 <= MIN <= MAX"),
+        ("job_timeout", "soon", "--job-timeout 'soon': 'soon' is not a duration; use e.g. 30s, 500ms, 2m"),
+        ("goodput", "ttft=5", "--goodput 'ttft=5': goodput target 'ttft=5' is not NAME:MS"),
+    ],
+)
 def test_bad_setting_message_names_flag_value_and_fix(field, value, message):
     with pytest.raises(SettingError) as info:
         load(options(**{field: value}))
@@ -168,13 +185,18 @@ def test_shipped_prompt_set_loads_with_varied_lengths():
     assert any(p.followups for p in prompts.prompts)
 
 
-@pytest.mark.parametrize("line, message", [
-    ("{not json", ":1: invalid JSON"),
-    ('{"messages": []}', ":1: 'messages' must be a non-empty list"),
-    ('{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}',
-     ":1: the last message must have role 'user'"),
-    ('{"prompt": "x", "max_tokens": 0}', ":1: 'max_tokens' must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", ":1: invalid JSON"),
+        ('{"messages": []}', ":1: 'messages' must be a non-empty list"),
+        (
+            '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}',
+            ":1: the last message must have role 'user'",
+        ),
+        ('{"prompt": "x", "max_tokens": 0}', ":1: 'max_tokens' must be a positive integer"),
+    ],
+)
 def test_bad_prompt_file_names_file_line_and_fix(tmp_path, line, message):
     path = tmp_path / "p.jsonl"
     path.write_text(line + "\n")
@@ -195,11 +217,14 @@ def test_completion_without_choices_is_invalid():
 def test_content_of_counts_reasoning_and_tool_calls_but_not_role_only():
     assert content_of({"role": "assistant", "content": ""}) == ""
     assert content_of({"reasoning_content": "hmm"}) == "hmm"
-    assert content_of({"tool_calls": [{"function": {"arguments": "{\"a\""}}]}) == "{\"a\""
+    assert content_of({"tool_calls": [{"function": {"arguments": '{"a"'}}]}) == '{"a"'
 
 
 def test_batch_output_missing_lines_is_a_failure():
-    ok = {"status_code": 200, "body": {"choices": [{"message": {"content": "x"}}], "usage": {"completion_tokens": 3}}}
+    ok = {
+        "status_code": 200,
+        "body": {"choices": [{"message": {"content": "x"}}], "usage": {"completion_tokens": 3}},
+    }
     body = (json.dumps({"custom_id": "a", "response": ok}) + "\n").encode()
     assert check_batch_output(body, ["a"]) == [3]
     with pytest.raises(ResponseInvalid, match="^batch output missing 1 of 2 lines$"):

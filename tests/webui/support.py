@@ -31,7 +31,9 @@ def wait_for_log(log: Path, pattern: str, process: subprocess.Popen, timeout_s: 
         if process.poll() is not None:
             pytest.fail(f"locust exited with {process.returncode} before {pattern!r}:\n{text[-3000:]}")
         time.sleep(0.1)
-    pytest.fail(f"no {pattern!r} in locust's log within {timeout_s}s:\n{log.read_text(errors='replace')[-3000:]}")
+    pytest.fail(
+        f"no {pattern!r} in locust's log within {timeout_s}s:\n{log.read_text(errors='replace')[-3000:]}"
+    )
 
 
 def stop(process: subprocess.Popen) -> int:

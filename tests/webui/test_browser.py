@@ -23,8 +23,14 @@ from .support import REPO, clean_env, free_port, stop, wait_for_log
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SCREENSHOTS = Path("/tmp")
 STARTUP_TIMEOUT_S = 30
@@ -98,8 +104,10 @@ def test_web_ui_runs_from_the_form_and_fills_request_rows_and_llm_tabs(locust_no
 
             page.get_by_role("tab", name="LLM metrics").click()
             expect(page).to_have_url(re.compile(r"[?&]tab=llm_metrics"))
-            ttft_stream = page.get_by_role("row").filter(has_text="TTFT").filter(
-                has_text="/v1/chat/completions [stream]"
+            ttft_stream = (
+                page.get_by_role("row")
+                .filter(has_text="TTFT")
+                .filter(has_text="/v1/chat/completions [stream]")
             )
             expect(ttft_stream).to_have_count(1, timeout=UI_TIMEOUT_MS)
             cells = ttft_stream.get_by_role("cell").all_inner_texts()
@@ -108,7 +116,19 @@ def test_web_ui_runs_from_the_form_and_fills_request_rows_and_llm_tabs(locust_no
             p50, p99, low, high = float(cells[4]), float(cells[7]), float(cells[9]), float(cells[10])
             assert 0 < low <= p50 <= p99 <= high
             header = page.get_by_role("columnheader").all_inner_texts()
-            assert header == ["Type", "Name", "Unit", "# Samples", "p50", "p90", "p95", "p99", "Average", "Min", "Max"]
+            assert header == [
+                "Type",
+                "Name",
+                "Unit",
+                "# Samples",
+                "p50",
+                "p90",
+                "p95",
+                "p99",
+                "Average",
+                "Min",
+                "Max",
+            ]
             page.wait_for_timeout(500)  # let the tab indicator finish its animation for the screenshot
             page.screenshot(path=str(SCREENSHOTS / "loadgate-webui-llm-metrics.png"))
 
@@ -148,5 +168,7 @@ def test_missing_browser_skips_unless_required(monkeypatch):
     with pytest.raises(pytest.skip.Exception, match="/nonexistent/chromium is missing"):
         test_browser._require_browser()
     monkeypatch.setenv("LOADGATE_REQUIRE_BROWSER", "1")
-    with pytest.raises(pytest.fail.Exception, match="LOADGATE_REQUIRE_BROWSER=1 but /nonexistent/chromium is missing"):
+    with pytest.raises(
+        pytest.fail.Exception, match="LOADGATE_REQUIRE_BROWSER=1 but /nonexistent/chromium is missing"
+    ):
         test_browser._require_browser()

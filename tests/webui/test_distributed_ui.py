@@ -23,12 +23,17 @@ def test_processes_web_ui_shows_llm_rows_merged_from_the_workers(tmp_path):
     web_port, target_port = free_port(), free_port()
     log = tmp_path / "locust.log"
     env = clean_env(
-        LOCUST_WEB_PORT=str(web_port), LOCUST_WEB_HOST="127.0.0.1", LOCUST_HOST=f"http://127.0.0.1:{target_port}"
+        LOCUST_WEB_PORT=str(web_port),
+        LOCUST_WEB_HOST="127.0.0.1",
+        LOCUST_HOST=f"http://127.0.0.1:{target_port}",
     )
     with log.open("w") as out:  # locust.conf from the repo root, plus fork mode and a run started at once
         process = subprocess.Popen(
             [sys.executable, "-m", "locust", *processes_args(2), "--autostart", "-u", "6", "-r", "6"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for_log(log, r"Sending spawn jobs", process, 30)
@@ -37,7 +42,11 @@ def test_processes_web_ui_shows_llm_rows_merged_from_the_workers(tmp_path):
         while time.monotonic() < deadline and not ttft:
             stats = get_json(f"http://127.0.0.1:{web_port}/stats/requests")
             (metrics,) = [tab["data"] for tab in stats["extended_stats"] if tab["key"] == "llm_metrics"]
-            ttft = [row for row in metrics if (row["type"], row["name"]) == ("TTFT", "/v1/chat/completions [stream]")]
+            ttft = [
+                row
+                for row in metrics
+                if (row["type"], row["name"]) == ("TTFT", "/v1/chat/completions [stream]")
+            ]
             time.sleep(0.5)
         assert ttft and ttft[0]["count"] > 0, log.read_text()[-3000:]
         assert stats["worker_count"] == 2

@@ -36,7 +36,11 @@ def run_locust(tmp_path: Path, *args: str, env: dict[str, str] | None = None, ti
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--json", *args]
     with out.open("w") as stdout, err.open("w") as stderr:
         process = subprocess.Popen(
-            command, cwd=tmp_path, env=clean_env(PYTHONPATH=str(REPO), **(env or {})), stdout=stdout, stderr=stderr
+            command,
+            cwd=tmp_path,
+            env=clean_env(PYTHONPATH=str(REPO), **(env or {})),
+            stdout=stdout,
+            stderr=stderr,
         )
     try:
         process.wait(timeout=timeout)
@@ -118,7 +122,9 @@ def test_headless_run_starts_the_target_loads_it_and_stops_it(tmp_path):
 
 @pytest.mark.timeout(30)
 def test_on_with_a_remote_host_exits_3_with_one_clear_line(tmp_path):
-    result = run_locust(tmp_path, "--host", "http://10.1.2.3:8000", "-t", "1s", env={"LOADGATE_EMBEDDED_TARGET": "on"})
+    result = run_locust(
+        tmp_path, "--host", "http://10.1.2.3:8000", "-t", "1s", env={"LOADGATE_EMBEDDED_TARGET": "on"}
+    )
     assert result.returncode == EXIT_EMBEDDED_TARGET == 3
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1
@@ -133,7 +139,9 @@ def test_on_with_a_remote_host_exits_3_with_one_clear_line(tmp_path):
 def test_exit_3_with_processes_leaves_no_worker_behind(tmp_path):
     args = processes_args(2)
     marker = args[-2:]  # "--master-port N": unique to this run's master and its forked workers
-    result = run_locust(tmp_path, "--host", "http://10.1.2.3:8000", *args, "-t", "1s", env={"LOADGATE_EMBEDDED_TARGET": "on"})
+    result = run_locust(
+        tmp_path, "--host", "http://10.1.2.3:8000", *args, "-t", "1s", env={"LOADGATE_EMBEDDED_TARGET": "on"}
+    )
     assert result.returncode == 3
     deadline = time.monotonic() + 10
     while (left := pids_with_args(*marker)) and time.monotonic() < deadline:
@@ -149,7 +157,9 @@ def test_auto_leaves_a_busy_port_to_the_server_already_there(tmp_path, mock_serv
     result = run_locust(tmp_path, "--host", existing.url, "-u", "2", "-r", "2", "-t", "2s")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "embedded target started" not in result.stderr
-    assert f"loadgate: {existing.url} is already in use; loading the server that listens there" in result.stderr
+    assert (
+        f"loadgate: {existing.url} is already in use; loading the server that listens there" in result.stderr
+    )
     requests, failures = totals(result)
     assert requests > 0
     assert failures == 0
@@ -161,7 +171,15 @@ def test_auto_leaves_a_busy_port_to_the_server_already_there(tmp_path, mock_serv
 def test_off_starts_nothing_so_requests_fail(tmp_path):
     port = free_port()
     result = run_locust(
-        tmp_path, "--host", f"http://127.0.0.1:{port}", "-u", "1", "-r", "1", "-t", "1s",
+        tmp_path,
+        "--host",
+        f"http://127.0.0.1:{port}",
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-t",
+        "1s",
         env={"LOADGATE_EMBEDDED_TARGET": "off"},
     )
     assert result.returncode == 1  # Locust's exit code on request failures

@@ -31,5 +31,8 @@ def test_flags_and_environment_override_the_file(at_repo_root, monkeypatch):
     monkeypatch.setenv("LOCUST_WEB_PORT", "18089")
     options = parse_options(args=["--headless", "-u", "3"])
     assert (options.host, options.web_port, options.headless, options.num_users) == (
-        "http://127.0.0.1:9999", 18089, True, 3
+        "http://127.0.0.1:9999",
+        18089,
+        True,
+        3,
     )

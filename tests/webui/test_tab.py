@@ -57,7 +57,9 @@ def test_index_declares_the_tabs_tables_and_csv_link(ui_env):
         {"key": "llm_metrics", "title": "LLM metrics"},
         {"key": "llm_summary", "title": "LLM summary"},
     ]
-    tables = {table["key"]: [column["key"] for column in table["structure"]] for table in args["extended_tables"]}
+    tables = {
+        table["key"]: [column["key"] for column in table["structure"]] for table in args["extended_tables"]
+    }
     assert tables == {
         "llm_metrics": ["type", "name", "unit", "count", "p50", "p90", "p95", "p99", "avg", "min", "max"],
         "llm_summary": ["figure", "value"],
@@ -86,8 +88,17 @@ def test_stats_poll_carries_llm_rows_with_exact_figures_in_metric_order(ui_env):
     ]
     ttft = rows[2]
     assert ttft == {
-        "type": "TTFT", "name": STREAM, "unit": "ms", "count": 3,
-        "p50": 200, "p90": 300, "p95": 300, "p99": 300, "avg": 200.0, "min": 100, "max": 300,
+        "type": "TTFT",
+        "name": STREAM,
+        "unit": "ms",
+        "count": 3,
+        "p50": 200,
+        "p90": 300,
+        "p95": 300,
+        "p99": 300,
+        "avg": 200.0,
+        "min": 100,
+        "max": 300,
     }
     assert rows[3]["unit"] == "tok/s"
     assert "Aggregated" not in [row["name"] for row in rows]
