@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
-# The pinned CI job and the README's first command: load test a target (default: the embedded mock),
-# gate the results against sla/thresholds.yaml, leave everything in results/, exit with the gate's code
-# (0 pass, 1 SLA breached, 2 bad input or no valid run). `bash ci/run_load_gate.sh --help` lists every
-# input; each also reads an env var (LOADGATE_*), flags win. The logic lives in loadgate/job.py.
+# The pinned CI job and the README's first command: a thin wrapper of `loadgate run` that first makes
+# sure .venv holds loadgate (pip install -e .). `bash ci/run_load_gate.sh --help` lists every input.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$root/ci/lib/venv.sh"
-ensure_venv requirements.txt || exit 2
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-exec "$LOADGATE_PY" -m loadgate.job "$@"
+ensure_venv "" || exit 2
+exec "$LOADGATE_PY" -m loadgate run "$@"
