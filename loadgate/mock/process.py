@@ -17,12 +17,42 @@ from typing import Any
 
 import yaml
 
+from loadgate.mock.config import PROFILES_DIR
+
 READY = re.compile(r"^loadgate mock listening on (http://\S+)$", re.M)
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the loadgate package
 
 
 class MockStartError(RuntimeError):
     """The mock did not come up: the message carries its stderr."""
+
+
+def resolve_profile(value: str | None) -> str | None:
+    """A config for the mock: None (default profile), an existing YAML file, or a shipped profile name
+    (loadgate/mock/profiles/NAME.yaml). MockStartError names the shipped ones when it is neither."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if path.is_file():
+        return str(path.resolve())
+    profile = PROFILES_DIR / f"{value}.yaml"
+    if "/" not in value and profile.is_file():
+        return str(profile)
+    shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))) or "none found"
+    raise MockStartError(f"no such file or shipped profile (got {value!r}); give a YAML path or one of: {shipped}")
+
+
+def start_mock(
+    config: str | None = None, host: str = "127.0.0.1", port: int = 0, truth_log: str | os.PathLike[str] | None = None
+) -> MockProcess:
+    """Start the mock (config: a YAML path or a shipped profile name) and wait until it serves;
+    MockStartError with one line (the mock's last stderr line) when it does not come up."""
+    mock = MockProcess(config=resolve_profile(config), truth_log=truth_log, host=host, port=port)
+    try:
+        return mock.start()
+    except MockStartError as e:
+        mock.stop()
+        lines = str(e).strip().splitlines()
+        raise MockStartError(f"{lines[0]}{(' ... ' + lines[-1]) if len(lines) > 1 else ''}") from None
 
 
 class MockProcess:
@@ -70,7 +100,6 @@ class MockProcess:
         elif self.config is not None:
             config_path = str(self.config)
         env = {**os.environ, **(self.env or {})}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
         self._stdout, self._stderr = tmp / "stdout.txt", tmp / "stderr.txt"
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
             self.proc = subprocess.Popen(

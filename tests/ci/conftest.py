@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 
 def repo_env(**extra: str) -> dict[str, str]:
     """The environment for child processes: the repo importable, no stray loadgate/locust settings."""
-    return child_env(**{"PYTHONPATH": str(ROOT), **extra})
+    return child_env(**extra)
 
 
 def run_locust(args: list[str], cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:

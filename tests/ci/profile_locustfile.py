@@ -2,7 +2,7 @@
 
 from locust import FastHttpUser, constant, task
 
-from loadgate.profiles import LoadProfileShape  # noqa: F401  (Locust picks it; inert without --profile)
+from loadgate.harness.profiles import LoadProfileShape  # noqa: F401  (Locust picks it; inert without --profile)
 
 
 class PingUser(FastHttpUser):

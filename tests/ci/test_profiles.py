@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from loadgate.job import free_port
-from loadgate.profiles import Stage, plan, stage_at
+from loadgate.harness.profiles import Stage, plan, stage_at
 
 from .conftest import HERE, repo_env, run_locust
 

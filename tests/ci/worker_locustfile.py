@@ -6,7 +6,7 @@ import os
 
 from locust import FastHttpUser, constant, task
 
-import loadgate.plugin  # noqa: F401  (final CSVs hold every request, as in locustfiles/)
+import loadgate.harness  # noqa: F401  (settings, LLM metrics, precision, final CSVs)
 
 _sequence = itertools.count()
 

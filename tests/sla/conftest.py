@@ -55,7 +55,7 @@ def _start_locust(prefix: Path, host: str, users: str, run_time: str, full_histo
     ]
     if full_history:
         command.append("--csv-full-history")
-    env = {**os.environ, "SLA_TEST_USERS": users, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "SLA_TEST_USERS": users}
     return subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )

@@ -2,4 +2,4 @@
 
 from plain_locustfile import FastUser, IdleUser, MixedUser, PhaseUser  # noqa: F401
 
-import loadgate.live_sla  # noqa: F401
+import loadgate.harness  # noqa: F401  (the live SLA check with --sla)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgate.llm_stats import METRIC_TYPES
+from loadgate.contract import METRIC_TYPES
 from traffic.helpers import (
     TEST_KEY,
     free_port,

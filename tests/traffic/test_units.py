@@ -8,13 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from loadgate import precision
-from loadgate.client import ResponseInvalid, check_batch_output, completion_text, content_of
-from loadgate.llm_stats import LlmStats
-from loadgate.metrics import GoodputTargets, RequestTiming, parse_goodput
+from loadgate.harness import precision
+from loadgate.client.protocol import ResponseInvalid, check_batch_output, completion_text, content_of
+from loadgate.harness.llm_stats import LlmStats
+from loadgate.client.timing import GoodputTargets, RequestTiming, parse_goodput
 from loadgate.prompts import PromptFileError, PromptSet
-from loadgate.settings import SettingError, load, parse_duration
-from loadgate.sse import SSEParser
+from loadgate.durations import parse_duration
+from loadgate.options import SettingError, load
+from loadgate.client.sse import SSEParser
 
 
 def feed_all(parser: SSEParser, *chunks: bytes) -> list[str]:
@@ -106,7 +107,8 @@ def test_goodput_counts_requests_meeting_every_target():
     [
         ("ttft", "is not NAME:MS"),
         ("latency:5", "is not NAME:MS"),
-        ("ttft:abc", "not a number"),
+        ("ttft:abc", "needs a finite number of ms > 0"),
+        ("ttft:nan", "needs a finite number of ms > 0"),
         ("tpot:0", "> 0"),
     ],
 )
@@ -162,17 +164,19 @@ def test_settings_defaults_and_parsing():
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("stream_ratio", "1.5", "--stream-ratio '1.5': must be a number from 0 to 1"),
-        ("batch_mode", "sync", "--batch-mode 'sync': use async, batch or both"),
-        ("turns", "4-2", "--turns '4-2': '4-2' needs 1 <= MIN <= MAX"),
-        ("job_timeout", "soon", "--job-timeout 'soon': 'soon' is not a duration; use e.g. 30s, 500ms, 2m"),
-        ("goodput", "ttft=5", "--goodput 'ttft=5': goodput target 'ttft=5' is not NAME:MS"),
+        ("stream_ratio", "1.5", "--stream-ratio: must be from 0 to 1 (got 1.5)"),
+        ("batch_mode", "sync", "--batch-mode: unknown value (got 'sync'); choose one of async, batch, both"),
+        ("turns", "4-2", "--turns: needs 1 <= MIN <= MAX (got '4-2'); use e.g. 64 or 32-128"),
+        ("think_time", "nan", "--think-time: not a finite number of seconds (got 'nan'); use seconds S or MIN-MAX"),
+        ("job_timeout", "soon", "--job-timeout: not a duration (got 'soon'); use e.g. 40s, 5m, 1h30m or seconds"),
+        ("goodput", "ttft=5", "--goodput: target 'ttft=5' is not NAME:MS (got 'ttft=5'); use e.g. ttft:500"),
     ],
 )
 def test_bad_setting_message_names_flag_value_and_fix(field, value, message):
     with pytest.raises(SettingError) as info:
         load(options(**{field: value}))
     assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
 
 
 # -- prompts ------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from locust import FastHttpUser, constant, task
 
-import loadgate.embedded  # noqa: F401  (registers --embedded-target and its listeners)
+import loadgate.harness  # noqa: F401  (the embedded target)
 
 
 class HealthUser(FastHttpUser):

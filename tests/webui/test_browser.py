@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgate.embedded import LoopbackEndpoint, port_is_free
+from loadgate.harness.embedded import LoopbackEndpoint, port_is_free
 
 from .support import REPO, clean_env, free_port, stop, wait_for_log
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgate.embedded import EXIT_EMBEDDED_TARGET, EmbeddedTargets, LoopbackEndpoint, port_is_free
+from loadgate.harness.embedded import EXIT_EMBEDDED_TARGET, EmbeddedTargets, LoopbackEndpoint, port_is_free
 
 from .support import REPO, clean_env, free_port, pids_with_args, processes_args, stop
 
@@ -38,7 +38,7 @@ def run_locust(tmp_path: Path, *args: str, env: dict[str, str] | None = None, ti
         process = subprocess.Popen(
             command,
             cwd=tmp_path,
-            env=clean_env(PYTHONPATH=str(REPO), **(env or {})),
+            env=clean_env(**(env or {})),
             stdout=stdout,
             stderr=stderr,
         )
@@ -67,7 +67,7 @@ def totals(result: subprocess.CompletedProcess) -> tuple[int, int]:
 def test_ensure_starts_the_real_mock_once_and_stop_all_frees_the_port(caplog):
     port = free_port()
     targets = EmbeddedTargets()
-    caplog.set_level(logging.INFO, logger="loadgate.embedded")
+    caplog.set_level(logging.INFO, logger="loadgate.harness.embedded")
     try:
         url = targets.ensure(f"http://localhost:{port}", "auto", "zero-latency")
         assert url == f"http://127.0.0.1:{port}"
@@ -86,7 +86,7 @@ def test_ensure_starts_the_real_mock_once_and_stop_all_frees_the_port(caplog):
 def test_a_target_that_dies_is_reported_at_once_and_started_again_at_the_next_test_start(caplog):
     port = free_port()
     targets = EmbeddedTargets()
-    caplog.set_level(logging.INFO, logger="loadgate.embedded")
+    caplog.set_level(logging.INFO, logger="loadgate.harness.embedded")
     try:
         url = targets.ensure(f"http://127.0.0.1:{port}", "on", None)
         (mock,) = targets._started.values()

@@ -6,8 +6,9 @@ import socket
 
 import pytest
 
-from loadgate import embedded
-from loadgate.embedded import EmbeddedTargetError, EmbeddedTargets, LoopbackEndpoint
+from loadgate.harness import embedded
+from loadgate.mock.config import PROFILES_DIR
+from loadgate.harness.embedded import EmbeddedTargetError, EmbeddedTargets, LoopbackEndpoint
 
 
 @pytest.mark.parametrize(
@@ -62,14 +63,14 @@ def test_config_resolution(tmp_path):
     assert embedded.resolve_config(None) is None
     assert embedded.resolve_config("") is None
     assert embedded.resolve_config(str(config)) == str(config.resolve())
-    assert embedded.resolve_config("zero-latency") == str(embedded.PROFILES_DIR / "zero-latency.yaml")
+    assert embedded.resolve_config("zero-latency") == str(PROFILES_DIR / "zero-latency.yaml")
 
 
 def test_unknown_config_names_the_value_and_the_shipped_profiles():
     with pytest.raises(EmbeddedTargetError) as error:
         embedded.resolve_config("no-such-profile")
     message = str(error.value)
-    assert message.startswith("--embedded-config 'no-such-profile': no such file or shipped profile")
+    assert message.startswith("--embedded-config: no such file or shipped profile (got 'no-such-profile')")
     assert "default" in message and "zero-latency" in message
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from locust.argument_parser import parse_options
 
-import loadgate.plugin  # noqa: F401  (registers every loadgate argument, as the locustfile does)
+import loadgate.harness  # noqa: F401  (settings, LLM metrics, precision, final CSVs)
 
 from .support import REPO
 

@@ -10,7 +10,8 @@ import pytest
 from locust import HttpUser, task
 from locust.env import Environment
 
-from loadgate import llm_stats, webui
+from loadgate.harness import webui
+from loadgate.harness.state import state
 
 STREAM = "/v1/chat/completions [stream]"
 NON_STREAM = "/v1/chat/completions [non-stream]"
@@ -32,7 +33,7 @@ def ui_env(monkeypatch, tmp_path):
     environment = Environment(user_classes=[IdleUser])
     environment.create_local_runner()
     web_ui = environment.create_web_ui("127.0.0.1", 0, delayed_start=True)  # never listens
-    llm = llm_stats.attach(environment, llm_stats.LlmStats())
+    llm = state(environment).llm
     webui.install(environment)
     yield environment, llm, web_ui.app.test_client()
     environment.runner.quit()
@@ -118,7 +119,7 @@ def test_empty_stats_give_empty_tables_not_errors(ui_env):
     payload = stats_payload(client)
     assert tab_rows(payload, "llm_metrics") == []
     assert payload["stats"][-1]["name"] == "Aggregated"  # Locust's own payload is left intact
-    setattr(environment, "loadgate_llm", None)  # noqa: B010 - no LLM stats attached at all
+    delattr(environment, "loadgate")  # no loadgate run state at all
     assert tab_rows(stats_payload(client), "llm_summary") == []
 
 
@@ -189,7 +190,7 @@ def test_routes_follow_web_base_path(monkeypatch, tmp_path):
     environment = Environment(user_classes=[IdleUser], parsed_options=options)
     environment.create_local_runner()
     web_ui = environment.create_web_ui("127.0.0.1", 0, web_base_path="/lg", delayed_start=True)
-    llm_stats.attach(environment, llm_stats.LlmStats()).log("TTFT", STREAM, 100)
+    state(environment).llm.log("TTFT", STREAM, 100)
     webui.install(environment)
     client = web_ui.app.test_client()
     try:

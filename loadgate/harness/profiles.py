@@ -25,17 +25,19 @@ from locust import events
 from locust.shape import LoadTestShape
 from locust.stats import calculate_response_time_percentile
 
+from loadgate.options import BY_FLAG, PROFILES, parse_value
+
 logger = logging.getLogger(__name__)
 
 PROFILE_ENV = "LOADGATE_PROFILE"
 # Used when a profile runs without --run-time (e.g. started from the web UI with the field blank).
 DEFAULT_RUN_TIME_S = {"smoke": 60, "load": 600, "stress": 600, "spike": 300, "soak": 3600, "breakpoint": 600}
-PROFILES = tuple(DEFAULT_RUN_TIME_S)
+assert tuple(DEFAULT_RUN_TIME_S) == PROFILES
 BREAKPOINT_STEPS = 10
 # A breakpoint check needs this many requests in the current step, so one slow request cannot end a run.
 BREAKPOINT_MIN_SAMPLES = 20
-DEFAULT_FAIL_RATIO = 0.05
-DEFAULT_P95_MS = 10000.0
+DEFAULT_FAIL_RATIO = BY_FLAG["--breakpoint-fail-ratio"].default
+DEFAULT_P95_MS = BY_FLAG["--breakpoint-p95-ms"].default
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,10 @@ class LoadProfileShape(LoadTestShape):
         options = self.runner.environment.parsed_options
         ratio = getattr(options, "breakpoint_fail_ratio", None)
         p95 = getattr(options, "breakpoint_p95_ms", None)
-        return (DEFAULT_FAIL_RATIO if ratio is None else ratio, DEFAULT_P95_MS if p95 is None else p95)
+        return (
+            parse_value("--breakpoint-fail-ratio", DEFAULT_FAIL_RATIO if ratio is None else ratio),
+            parse_value("--breakpoint-p95-ms", DEFAULT_P95_MS if p95 is None else p95),
+        )
 
     def _breakpoint_reached(self, stage: Stage | None) -> bool:
         """Measure the current step; True (and the knee recorded) once a limit is exceeded or it ended."""
@@ -218,25 +223,6 @@ class LoadProfileShape(LoadTestShape):
         if prefix:
             with open(f"{prefix}_breakpoint.json", "w") as f:
                 json.dump(self.breakpoint, f, indent=2)
-
-
-@events.init_command_line_parser.add_listener
-def _add_arguments(parser, **_kwargs) -> None:
-    group = parser.add_argument_group("loadgate load profiles (--profile NAME: " + ", ".join(PROFILES) + ")")
-    group.add_argument(
-        "--breakpoint-fail-ratio",
-        type=float,
-        default=DEFAULT_FAIL_RATIO,
-        env_var="LOADGATE_BREAKPOINT_FAIL_RATIO",
-        help="breakpoint profile: stop when a step's failure ratio exceeds this (0..1)",
-    )
-    group.add_argument(
-        "--breakpoint-p95-ms",
-        type=float,
-        default=DEFAULT_P95_MS,
-        env_var="LOADGATE_BREAKPOINT_P95_MS",
-        help="breakpoint profile: stop when a step's aggregated p95 exceeds this (ms)",
-    )
 
 
 @events.test_stop.add_listener

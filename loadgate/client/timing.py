@@ -14,6 +14,8 @@ tokens/s. Definitions (vLLM ``benchmarks/backend_request_func.py`` / ``benchmark
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 
@@ -110,18 +112,18 @@ class GoodputTargets:
 
 
 def parse_goodput(spec: str) -> GoodputTargets:
-    """Parse "ttft:500,tpot:50,e2e:10000" (ms; also vLLM's "e2el"); raise ValueError with the fix."""
+    """Parse "ttft:500,tpot:50,e2e:10000" (ms; also vLLM's "e2el"); ValueError naming the bad target."""
     values: dict[str, float] = {}
     aliases = {"ttft": "ttft_ms", "tpot": "tpot_ms", "e2e": "e2e_ms", "e2el": "e2e_ms"}
     for part in filter(None, (p.strip() for p in spec.replace(" ", ",").split(","))):
         key, sep, raw = part.partition(":")
         if not sep or key.lower() not in aliases:
-            raise ValueError(f"goodput target {part!r} is not NAME:MS; use e.g. ttft:500,tpot:50,e2e:10000")
+            raise ValueError(f"target {part!r} is not NAME:MS")
         try:
             ms = float(raw)
         except ValueError:
-            raise ValueError(f"goodput target {part!r}: {raw!r} is not a number of milliseconds") from None
-        if ms <= 0:
-            raise ValueError(f"goodput target {part!r} must be > 0 ms")
+            raise ValueError(f"target {part!r} needs a finite number of ms > 0") from None
+        if not math.isfinite(ms) or ms <= 0:
+            raise ValueError(f"target {part!r} needs a finite number of ms > 0")
         values[aliases[key.lower()]] = ms
     return GoodputTargets(**values)

@@ -21,7 +21,8 @@ from locust import events
 from locust.env import Environment
 from locust.stats import RequestStats, StatsEntry
 
-from loadgate import llm_stats
+from loadgate.harness import llm_stats
+from loadgate.harness.state import has_state, state
 
 METRICS_TAB = "llm_metrics"
 SUMMARY_TAB = "llm_summary"
@@ -220,29 +221,29 @@ def install(environment: Environment) -> None:
         return response
 
 
-# --- loadgate.llm_stats is used only through these functions ---
+# --- the run's LLM stats (none when loadgate's harness does not run this environment) ---
 
 
 def llm_request_stats(environment: Environment) -> RequestStats | None:
     """The LLM RequestStats holding this runner's totals (merged from workers on a master)."""
-    return llm_stats.get_llm_stats(environment)
+    return state(environment).llm.stats if has_state(environment) else None
 
 
 def llm_summary(environment: Environment) -> Mapping[str, Any]:
     """The scalar LLM figures, as written to PREFIX_llm_summary.json."""
-    return llm_stats.llm_summary(environment)
+    return state(environment).llm.summary() if has_state(environment) else {}
 
 
 def reset_llm(environment: Environment) -> None:
     """Restart the LLM figures (rows, counters and the measurement window) from now."""
-    llm = llm_stats.get(environment)
-    if llm is not None:
-        llm.reset()
+    if has_state(environment):
+        state(environment).llm.reset()
 
 
 def write_llm_csv(environment: Environment, writer: Any) -> None:
     """The LLM rows in PREFIX_llm_stats.csv's layout (Locust's _stats.csv columns, no Aggregated row)."""
-    llm_stats.write_llm_stats_csv(environment, writer)
+    if has_state(environment):
+        llm_stats.write_llm_stats_csv(environment, state(environment).llm, writer)
 
 
 @events.init.add_listener

@@ -1,7 +1,17 @@
-"""The gate evaluated on a running Locust's live stats (the machinery of ``loadgate.live_sla``).
+"""Live SLA: the gate's threshold file evaluated during a Locust run, on the live stats.
 
-Imported only when a run is given ``--sla``: it brings pandas and the whole gate, which every other
-Locust process (workers included) need not load.
+    locust -f locustfile.py --sla sla/thresholds.yaml [--sla-abort] [--sla-interval 5s]
+
+Every second it samples the sliding-window figures of every row (the same ~10 s window Locust's
+``--csv-full-history`` writes); every ``--sla-interval`` it evaluates the file with the gate's own
+evaluator, logging each rule that starts or stops failing. ``--sla-abort`` stops the run on the first
+breach that has data (like k6's abortOnFail). When Locust quits, a final fail-closed evaluation (plus any
+"for" breach seen during the run) sets the exit code to 1 on breach; a bad threshold file exits 2 at
+start-up. Runs only on the master or a local runner. The gate on the run's CSVs stays the authority: it
+also checks the warm-up record and compares with a baseline.
+
+Imported only when a run is given ``--sla`` (by :mod:`loadgate.harness.lifecycle`): it brings pandas and
+the whole gate, which every other Locust process (workers included) need not load.
 """
 
 from __future__ import annotations
@@ -18,13 +28,14 @@ import gevent
 import pandas as pd
 from locust.stats import PERCENTILES_TO_REPORT, RequestStats, StatsEntry, get_readable_percentiles
 
-from loadgate import precision
 from loadgate.gate.config import SlaConfig, load_config
 from loadgate.gate.data import LLM_ROW, SUMMARY_FIELDS, History, Row, RunData, derive_figures, row_key
 from loadgate.gate.errors import GateInputError
 from loadgate.gate.evaluate import FAIL, Evaluation, Verdict, evaluate
 from loadgate.gate.language import RuleSyntaxError, parse_duration
 from loadgate.gate.report import table
+from loadgate.harness import precision
+from loadgate.harness.state import has_state, state
 
 logger = logging.getLogger("loadgate.live_sla")
 
@@ -229,9 +240,8 @@ def _float(value: Any) -> float | None:
 
 
 def _llm_state(environment: Any) -> Any:
-    """loadgate's LLM stats when loadgate.plugin is loaded in this run, else None."""
-    state = getattr(environment, "loadgate_state", None)
-    return getattr(state, "llm", None)
+    """loadgate's LLM stats when loadgate's harness runs this environment, else None."""
+    return state(environment).llm if has_state(environment) else None
 
 
 def start(environment: Any, options: Any) -> None:
@@ -252,7 +262,7 @@ def start(environment: Any, options: Any) -> None:
             "--sla %s has only regression rules: nothing to evaluate live (no baseline)", options.sla
         )
     live = LiveSla(environment, config, options.sla_abort, interval_s)
-    environment.loadgate_live_sla = live
+    state(environment).live_sla = live
 
     @environment.events.test_start.add_listener
     def _start(**_kw: Any) -> None:

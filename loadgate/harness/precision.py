@@ -2,7 +2,7 @@
 
 Locust stores each response time rounded to about 2 significant digits (147 -> 150, 3432 -> 3400),
 so its percentiles can be off by up to ~5%. ``locust.stats.bucket_response_time`` is a module-level
-function documented as replaceable; :func:`install` swaps in :func:`bucket_3_sig_digits`, which keeps
+function documented as replaceable (swapped through locust_compat); :func:`install` swaps in :func:`bucket_3_sig_digits`, which keeps
 3 significant digits at every scale (sub-millisecond keys below 100 ms), so a stored value is never
 more than 0.5% away from the measured one. Keys are ints from 100 ms up (as Locust's are), floats
 below. The histogram stays small: at most 900 keys per decade of latency.
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 
-import locust.stats
 from locust.stats import StatsEntry
+
+from loadgate.harness import locust_compat
 
 SIGNIFICANT_DIGITS = 3
 #: Worst-case relative storage error of a bucketed value: half a unit in the last kept digit
@@ -34,9 +35,6 @@ def bucket_3_sig_digits(response_time: int | float) -> int | float:
     return rounded
 
 
-_locust_bucketing = locust.stats.bucket_response_time
-
-
 def percentile_fields(entry: StatsEntry, percentiles: list[float], use_current: bool = False) -> list:
     """Locust's CSV percentile columns without its int() cast, which would throw away the finer
     buckets below 100 ms (11.3 ms written as 11)."""
@@ -49,9 +47,9 @@ def percentile_fields(entry: StatsEntry, percentiles: list[float], use_current: 
 
 def install() -> None:
     """Make every StatsEntry (Locust's and loadgate's) use 3-significant-digit buckets."""
-    locust.stats.bucket_response_time = bucket_3_sig_digits
+    locust_compat.set_bucketing(bucket_3_sig_digits)
 
 
 def uninstall() -> None:
     """Restore Locust's own bucketing (benchmarks compare both)."""
-    locust.stats.bucket_response_time = _locust_bucketing
+    locust_compat.set_bucketing(None)

@@ -16,11 +16,8 @@ import os
 import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,17 +26,19 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from loadgate.harness.state import state
+from loadgate.mock.process import MockStartError, resolve_profile, start_mock
+from loadgate.options import EMBEDDED_MODES, SettingError, parse_value
+from loadgate.urls import public_url
+
 logger = logging.getLogger(__name__)
 
-MODES = ("auto", "on", "off")
+MODES = EMBEDDED_MODES
 EXIT_EMBEDDED_TARGET = 3
 """Process exit code when `--embedded-target`/`--embedded-config` cannot be honoured (bad input)."""
 
-PROFILES_DIR = Path(__file__).parent / "mock" / "profiles"
-HEALTH_TIMEOUT_S = 10.0
 WATCHDOG_INTERVAL_S = 0.5
 WORKER_GRACE_S = 5.0
-_STATE_ATTR = "_loadgate_embedded_targets"
 _LIVE: weakref.WeakSet[EmbeddedTargets] = weakref.WeakSet()
 
 
@@ -58,29 +57,6 @@ class LoopbackEndpoint:
     def url(self) -> str:
         host = f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
         return f"http://{host}:{self.port}"
-
-
-@events.init_command_line_parser.add_listener
-def add_arguments(parser: Any, **_kwargs: Any) -> None:
-    # On the parser itself: Locust's argument groups do not accept include_in_web_ui.
-    parser.add_argument(
-        "--embedded-target",
-        choices=MODES,
-        default="auto",
-        env_var="LOADGATE_EMBEDDED_TARGET",
-        include_in_web_ui=False,
-        help="Start loadgate's mock LLM target on --host: auto = when --host is a loopback URL whose port is "
-        "free; on = always (fails if the host is not loopback or the port is taken); off = never. "
-        "Default: auto.",
-    )
-    parser.add_argument(
-        "--embedded-config",
-        default=None,
-        env_var="LOADGATE_EMBEDDED_CONFIG",
-        include_in_web_ui=False,
-        help="Mock config for the embedded target: a YAML file, or the name of a shipped profile "
-        "(loadgate/mock/profiles/NAME.yaml). Default: the mock's default profile.",
-    )
 
 
 def loopback_endpoint(host_url: str | None) -> LoopbackEndpoint | None:
@@ -125,28 +101,10 @@ def port_is_free(endpoint: LoopbackEndpoint) -> bool:
 
 def resolve_config(value: str | None) -> str | None:
     """A config file path for the mock: None (default profile), an existing file, or a shipped profile name."""
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    if path.is_file():
-        return str(path.resolve())
-    profile = PROFILES_DIR / f"{value}.yaml"
-    if "/" not in value and profile.is_file():
-        return str(profile)
-    shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))) or "none found"
-    raise EmbeddedTargetError(
-        f"--embedded-config {value!r}: no such file or shipped profile; give a YAML path or one of: {shipped}"
-    )
-
-
-def wait_for_health(url: str, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout_s) as response:
-            status = response.status
-    except (urllib.error.URLError, OSError) as error:
-        raise EmbeddedTargetError(f"embedded target at {url}: /health unreachable ({error})") from error
-    if status != 200:
-        raise EmbeddedTargetError(f"embedded target at {url}: /health answered {status}, expected 200")
+        return resolve_profile(value)
+    except MockStartError as error:
+        raise EmbeddedTargetError(f"--embedded-config: {error}") from None
 
 
 class EmbeddedTargets:
@@ -166,7 +124,7 @@ class EmbeddedTargets:
         if endpoint is None:
             if mode == "on":
                 raise EmbeddedTargetError(
-                    f"--embedded-target on: host {_display(host_url)!r} is not a plain-HTTP loopback URL; "
+                    f"--embedded-target on: host {public_url(host_url) or ''!r} is not a plain-HTTP loopback URL; "
                     "use e.g. --host http://127.0.0.1:8000, or --embedded-target auto/off"
                 )
             return None
@@ -187,21 +145,10 @@ class EmbeddedTargets:
         return self._start(endpoint, resolve_config(config))
 
     def _start(self, endpoint: LoopbackEndpoint, config: str | None) -> str:
-        try:  # imported late: the mock is only needed when used
-            from loadgate.mock.process import MockProcess
-        except ImportError as error:
-            raise EmbeddedTargetError(
-                f"cannot start the embedded target: {error}; use --embedded-target off"
-            ) from error
-        mock = MockProcess(config=config, host=endpoint.bind_host, port=endpoint.port)
         try:
-            mock.start()
-            wait_for_health(endpoint.url)
-        except Exception as error:
-            mock.stop()
-            raise EmbeddedTargetError(
-                f"embedded target on {endpoint.url} failed to start: {error}"
-            ) from error
+            mock = start_mock(config, endpoint.bind_host, endpoint.port)
+        except MockStartError as error:
+            raise EmbeddedTargetError(f"embedded target on {endpoint.url} failed to start: {error}") from None
         self._started[endpoint] = mock
         self._watchdogs[endpoint] = gevent.spawn(_watch, endpoint, mock)
         logger.info(
@@ -238,26 +185,11 @@ def _watch(endpoint: LoopbackEndpoint, mock: Any) -> None:
     )
 
 
-def _display(host_url: str | None) -> str:
-    """The host URL without credentials, for messages."""
-    if not host_url:
-        return ""
-    try:
-        parts = urlsplit(host_url)
-        netloc = parts.hostname or ""
-        if parts.port is not None:
-            netloc = f"{netloc}:{parts.port}"
-        return f"{parts.scheme}://{netloc}" if parts.scheme else netloc
-    except ValueError:
-        return "<unparseable host>"
-
-
 def _targets(environment: Environment) -> EmbeddedTargets:
-    targets = getattr(environment, _STATE_ATTR, None)
-    if targets is None:
-        targets = EmbeddedTargets()
-        setattr(environment, _STATE_ATTR, targets)
-    return targets
+    st = state(environment)
+    if st.embedded is None:
+        st.embedded = EmbeddedTargets()
+    return st.embedded
 
 
 def _ensure_for_current_host(environment: Environment) -> None:
@@ -265,8 +197,11 @@ def _ensure_for_current_host(environment: Environment) -> None:
     options = environment.parsed_options
     if options is None or isinstance(environment.runner, WorkerRunner):
         return
-    mode = getattr(options, "embedded_target", "off")
-    _targets(environment).ensure(environment.host, mode, getattr(options, "embedded_config", None))
+    try:
+        mode = parse_value("--embedded-target", getattr(options, "embedded_target", None) or "off")
+    except SettingError as error:
+        raise EmbeddedTargetError(str(error)) from None
+    _targets(environment).ensure(environment.host, mode, getattr(options, "embedded_config", None) or None)
 
 
 @events.init.add_listener

@@ -18,22 +18,18 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import locust.stats
-from locust.stats import RequestStats, StatsCSV, StatsCSVFileWriter, StatsEntry, sort_stats
+from locust.stats import RequestStats, StatsCSV, StatsEntry, sort_stats
 
-from loadgate import precision
-from loadgate.metrics import GoodputTargets, RequestTiming
+from loadgate import contract
+from loadgate.client.timing import GoodputTargets, RequestTiming
+from loadgate.contract import E2E, ITL, TOKENS_PER_S, TPOT, TTFB, TTFT
+from loadgate.harness import locust_compat, precision
 
 if TYPE_CHECKING:
     from locust.env import Environment
     from locust.stats import CSVWriter
 
-TTFT, TTFB, ITL, TPOT, E2E, TOKENS_PER_S = "TTFT", "TTFB", "ITL", "TPOT", "E2E", "TOKENS/S"
-METRIC_TYPES = (TTFT, TTFB, ITL, TPOT, E2E, TOKENS_PER_S)
-
-NAME_STREAM = "/v1/chat/completions [stream]"
-NAME_NON_STREAM = "/v1/chat/completions [non-stream]"
-NAME_ASYNC = "/v1/chat/completions/async"
-NAME_BATCH = "/v1/batches"
+    from loadgate.harness.api import JobResult
 
 REPORT_KEY = "loadgate_llm"  # key of our payload in the worker -> master report
 
@@ -103,6 +99,23 @@ class LlmStats:
             c.usage_from_server += 1
         if self.goodput.enabled and self.goodput.met_by(timing):
             c.good += 1
+
+    def record_job(self, job: JobResult) -> None:
+        """Record the end of one async or batch job (a rejected submit counts nowhere: its HTTP row failed)."""
+        c = self.counters
+        if job.outcome == "completed":
+            c.jobs_completed += 1
+            c.output_tokens += job.tokens
+            self.log(E2E, job.name, job.e2e_ms)
+        elif job.outcome == "failed":
+            c.jobs_failed += 1
+        elif job.outcome == "lost":
+            c.jobs_lost += 1
+
+    def record_lost_at_stop(self, name: str) -> None:
+        """A job still being polled when the run stopped its user."""
+        self.counters.jobs_lost += 1
+        self.counters.jobs_lost_at_stop += 1
 
     def reset(self) -> None:
         self.stats.reset_all()
@@ -212,8 +225,8 @@ class LlmStatsCSV(StatsCSV):
     def __init__(self, environment: Environment, llm: LlmStats, prefix: str, full_history: bool) -> None:
         shim = SimpleNamespace(stats=llm.stats, runner=environment.runner)
         super().__init__(shim, locust.stats.PERCENTILES_TO_REPORT)  # type: ignore[arg-type]
-        self.path = f"{prefix}_llm_stats.csv"
-        self.history_path = f"{prefix}_llm_stats_history.csv" if full_history else None
+        self.path = contract.path(prefix, contract.LLM_STATS_CSV)
+        self.history_path = contract.path(prefix, contract.LLM_STATS_HISTORY_CSV) if full_history else None
         self.full_history = True  # read by Locust's history row code: one row per entry
         self._history_header_written = False
         # the history columns are Locust's; borrow them without opening Locust's files
@@ -237,9 +250,7 @@ class LlmStatsCSV(StatsCSV):
             if not self._history_header_written:
                 writer.writerow(self.stats_history_csv_columns)
                 self._history_header_written = True
-            StatsCSVFileWriter._stats_history_data_rows(
-                self, _WithoutAggregated(writer, 2), now or time.time()
-            )  # type: ignore[arg-type]
+            locust_compat.write_history_rows(self, _WithoutAggregated(writer, 2), now or time.time())
 
     def start_history(self) -> None:
         """Truncate the history file from an earlier run with the same prefix."""
@@ -266,35 +277,6 @@ def _history_columns(percentiles: list[float]) -> list[str]:
     )
 
 
-# -- per-environment access (the web UI tab and the plugin read these) ------------------------------
-
-_ATTR = "loadgate_llm"
-
-
-def attach(environment: Environment, llm: LlmStats) -> LlmStats:
-    setattr(environment, _ATTR, llm)
-    return llm
-
-
-def get(environment: Environment) -> LlmStats | None:
-    return getattr(environment, _ATTR, None)
-
-
-def get_llm_stats(environment: Environment) -> RequestStats | None:
-    """The LLM RequestStats of this runner (merged from the workers on a master)."""
-    llm = get(environment)
-    return llm.stats if llm else None
-
-
-def llm_summary(environment: Environment) -> dict[str, Any]:
-    """The scalar figures written to ``PREFIX_llm_summary.json``."""
-    llm = get(environment)
-    return llm.summary() if llm else {}
-
-
-def write_llm_stats_csv(environment: Environment, writer: CSVWriter) -> None:
+def write_llm_stats_csv(environment: Environment, llm: LlmStats, writer: CSVWriter) -> None:
     """The ``_llm_stats.csv`` content (header + rows, no Aggregated) to any csv writer."""
-    llm = get(environment)
-    if llm is None:
-        return
     LlmStatsCSV(environment, llm, prefix="", full_history=False).requests_csv(_WithoutAggregated(writer))

@@ -1,0 +1,14 @@
+"""The Locust side of loadgate: everything that imports locust or gevent lives in this package.
+
+``import loadgate.harness`` (any user class import does it) wires loadgate into Locust through its
+events: settings on Locust's parser (:mod:`.options`), run state (:mod:`.state`), lifecycle
+(:mod:`.lifecycle`), master/worker reports (:mod:`.distributed`), output files (:mod:`.outputs`), the web
+UI tabs (:mod:`.webui`), the embedded target (:mod:`.embedded`), load profiles (:mod:`.profiles`); the
+live SLA check (:mod:`.live_sla`) loads only with --sla. Locust/geventhttpclient privates are touched only
+in :mod:`.locust_compat`.
+"""
+
+from loadgate.harness import embedded, lifecycle, options, outputs, precision, profiles, webui  # noqa: F401
+
+precision.install()
+outputs.install()

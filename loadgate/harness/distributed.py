@@ -1,0 +1,81 @@
+"""Master/worker: LLM figures travel with Locust's own reports, and the final counts are exact.
+
+Each worker ships its LLM rows and counters in Locust's ``report_to_master`` payload (key
+:data:`REPORT_KEY`); the master merges them on ``worker_report``, as Locust does its own stats.
+
+A headless master quits by sending "quit" and waiting a fixed 0.5 s for the workers' last reports; a
+worker whose users take longer to stop (--stop-timeout) reports too late and its last requests are lost.
+So before the master quits, it asks every running worker to stop its users and report (custom message
+``loadgate_flush``), and waits for each ``loadgate_flushed`` answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import gevent
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
+
+from loadgate.harness import locust_compat
+from loadgate.harness.state import state
+
+logger = logging.getLogger("loadgate")
+
+REPORT_KEY = "loadgate_llm"  # key of our payload in the worker -> master report
+FLUSH, FLUSHED = "loadgate_flush", "loadgate_flushed"
+
+
+def install(environment: Any) -> None:
+    """At init: the report listeners (bound to this environment: the events carry none) and the flush
+    messages."""
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+
+        def on_report_to_master(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+            data[REPORT_KEY] = state(environment).llm.report()
+
+        def on_flush(environment: Any, msg: Any, **_kw: Any) -> None:
+            runner.stop()  # fires test_stop, which sends the final report (see final_report)
+            runner.send_message(FLUSHED)
+
+        environment.events.report_to_master.add_listener(on_report_to_master)
+        runner.register_message(FLUSH, on_flush)
+    elif isinstance(runner, MasterRunner):
+
+        def on_worker_report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+            if REPORT_KEY in data:
+                state(environment).llm.merge(data[REPORT_KEY])
+
+        def on_flushed(environment: Any, msg: Any, **_kw: Any) -> None:
+            state(environment).flushed.add(msg.node_id)
+
+        environment.events.worker_report.add_listener(on_worker_report)
+        runner.register_message(FLUSHED, on_flushed)
+
+
+def final_report(runner: WorkerRunner) -> None:
+    """Worker at test_stop: the final report goes out before "client_stopped" (Locust sends it after)."""
+    locust_compat.send_worker_report(runner)
+
+
+def flush_workers(environment: Any) -> None:
+    """Master at test_stop: every running worker stops its users and reports, within the stop timeout."""
+    runner = environment.runner
+    running = [c.id for c in runner.clients.all if c.state in (STATE_RUNNING, STATE_SPAWNING)]
+    if not running:
+        return  # a web UI stop already waited for the workers
+    st = state(environment)
+    st.flushed = set()
+    for client_id in running:
+        runner.send_message(FLUSH, client_id=client_id)
+    deadline = time.monotonic() + (environment.stop_timeout or 0) + 10
+    while not st.flushed.issuperset(running) and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    if not st.flushed.issuperset(running):
+        logger.warning(
+            "loadgate: %d worker(s) did not send their final report in time; their last requests "
+            "may be missing",
+            len(set(running) - st.flushed),
+        )

@@ -1,0 +1,136 @@
+"""The files a run leaves under its CSV prefix (see :mod:`loadgate.contract`).
+
+``PREFIX_llm_stats.csv`` (+ history) and ``PREFIX_llm_summary.json`` are rewritten every
+``CSV_STATS_INTERVAL_SEC`` and once more from the final totals; ``PREFIX_loadgate.json`` (run metadata)
+at start, at the warm-up reset and at the end. Locust's own ``_stats.csv`` / ``_failures.csv`` are rewritten
+from the final totals when its CSV writer closes (:class:`FinalTotalsCSVFileWriter`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import gevent
+import locust
+import locust.stats
+from locust.runners import MasterRunner, WorkerRunner
+
+import loadgate
+from loadgate import contract
+from loadgate.harness import locust_compat, precision
+from loadgate.harness.llm_stats import LlmStatsCSV
+from loadgate.harness.state import RunState, state
+from loadgate.urls import public_url
+
+
+def start_writing(environment: Any, st: RunState) -> None:
+    """On the process that writes files (local or master, with --csv): truncate and start the LLM files."""
+    options = environment.parsed_options
+    prefix = getattr(options, "csv_prefix", None) if options else None
+    if not prefix or isinstance(environment.runner, WorkerRunner):
+        return
+    st.csv_prefix = prefix
+    st.llm_csv = LlmStatsCSV(environment, st.llm, prefix, bool(getattr(options, "stats_history_enabled", False)))
+    st.llm_csv.start_history()
+    st.writer_greenlet = gevent.spawn(_write_periodically, environment)
+
+
+def metadata(environment: Any, st: RunState) -> dict[str, Any]:
+    options = environment.parsed_options
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        mode = "processes" if getattr(options, "processes", None) else "master"
+        workers = runner.worker_count
+    else:
+        mode, workers = "local", 0
+    return {
+        "loadgate_version": loadgate.__version__,
+        "locust_version": locust.__version__,
+        "host": public_url(environment.host),
+        "warmup_s": st.settings.warmup_s,
+        "stats_reset_at": None,
+        "started_at": time.time(),
+        "stopped_at": None,
+        "run_mode": mode,
+        "workers": workers,
+        "user_classes": sorted(c.__name__ for c in environment.user_classes),
+        "profile": getattr(options, "profile", None) if options else None,
+        "usage_source": None,
+        "final_stats_written": False,
+    }
+
+
+def write_json(path: str, data: dict[str, Any]) -> None:
+    """Atomically: readers (the gate, the live SLA) never see half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def write_metadata(st: RunState) -> None:
+    if st.csv_prefix:
+        write_json(contract.path(st.csv_prefix, contract.LOADGATE_JSON), st.meta)
+
+
+def _write_llm_files(st: RunState) -> None:
+    if st.llm_csv is None or st.csv_prefix is None:
+        return
+    st.llm_csv.write_totals()
+    write_json(contract.path(st.csv_prefix, contract.LLM_SUMMARY_JSON), st.llm.summary())
+
+
+def _write_periodically(environment: Any) -> None:
+    st = state(environment)
+    while True:
+        gevent.sleep(locust.stats.CSV_STATS_INTERVAL_SEC)
+        _write_llm_files(st)
+        if st.llm_csv is not None and environment.runner is not None and environment.runner.state not in (
+            "ready",
+            "stopped",
+        ):
+            st.llm_csv.append_history()
+
+
+def write_final(environment: Any) -> None:
+    """After the run: the LLM CSV/summary and the metadata, from the final totals."""
+    st = state(environment)
+    if st.writer_greenlet is not None:
+        st.writer_greenlet.kill(block=False)
+    if st.llm_csv is None:
+        return
+    st.llm_csv.append_history()
+    _write_llm_files(st)
+    st.meta.setdefault("started_at", None)
+    st.meta["stopped_at"] = st.meta.get("stopped_at") or time.time()
+    st.meta["usage_source"] = st.llm.summary()["usage_source"]
+    st.meta["final_stats_written"] = True
+    write_metadata(st)
+
+
+class FinalTotalsCSVFileWriter(locust.stats.StatsCSVFileWriter):
+    """Locust's CSV writer, plus one last rewrite from the final totals when it closes its files.
+
+    Locust rewrites _stats.csv once a second and flushes it every few seconds, so the file a local
+    headless run leaves behind can miss the last requests. close_files() runs after the runner has
+    quit (and, on a master, after the workers' last reports), so the rows written here are final.
+    """
+
+    def _percentile_fields(self, stats_entry: Any, use_current: bool = False) -> list:
+        return precision.percentile_fields(stats_entry, self.percentiles_to_report, use_current)
+
+    def close_files(self) -> None:
+        try:
+            locust_compat.rewrite_csv_files(self)
+            self._stats_history_data_rows(self.stats_history_csv_writer, time.time())
+            write_final(self.environment)
+        finally:
+            super().close_files()
+
+
+def install() -> None:
+    locust_compat.set_csv_writer_class(FinalTotalsCSVFileWriter)

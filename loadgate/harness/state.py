@@ -1,0 +1,57 @@
+"""The run state: the only thing loadgate stores on Locust's ``Environment``.
+
+One typed :class:`RunState` per Environment (``environment.loadgate``), created at ``init`` or on first
+use (an Environment built by hand in tests or library use). Every other harness module reads and writes
+its state through :func:`state`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gevent.lock import Semaphore
+
+from loadgate import options as opts
+from loadgate.harness.llm_stats import LlmStats
+from loadgate.prompts import PromptSet
+
+if TYPE_CHECKING:
+    from loadgate.harness.embedded import EmbeddedTargets
+    from loadgate.harness.llm_stats import LlmStatsCSV
+
+_ATTR = "loadgate"
+
+
+@dataclass
+class RunState:
+    settings: opts.Settings
+    llm: LlmStats
+    prompts: PromptSet
+    csv_prefix: str | None = None  # set on the process that writes files (local or master)
+    llm_csv: LlmStatsCSV | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # PREFIX_loadgate.json
+    models: list[str] | None = None  # discovered from GET /v1/models, once per process
+    models_lock: Semaphore = field(default_factory=Semaphore)
+    warmup_greenlet: Any = None
+    writer_greenlet: Any = None
+    flushed: set[str] = field(default_factory=set)  # workers that answered the final flush
+    embedded: EmbeddedTargets | None = None  # mock processes this process started
+    live_sla: Any = None  # loadgate.harness.live_sla.LiveSla with --sla
+
+
+def new_state(environment: Any) -> RunState:
+    """Validate the options (SettingError / PromptFileError when bad) and attach a fresh state."""
+    settings = opts.load(environment.parsed_options)
+    st = RunState(settings, LlmStats(settings.goodput), PromptSet.load(settings.prompt_file or None))
+    setattr(environment, _ATTR, st)
+    return st
+
+
+def state(environment: Any) -> RunState:
+    st = getattr(environment, _ATTR, None)
+    return st if isinstance(st, RunState) else new_state(environment)
+
+
+def has_state(environment: Any) -> bool:
+    return isinstance(getattr(environment, _ATTR, None), RunState)

@@ -1,0 +1,234 @@
+"""The user base classes the locustfiles subclass: ChatUserBase, BatchUserBase, ModelsUserBase.
+
+Each user owns an :class:`~loadgate.harness.api.ApiClient` (its requests) and records what it returns in
+the run's LLM stats. Tasks are picked by weights read from the live settings, and no task starts once the
+run is stopping.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from locust import TaskSet, tag, task
+from locust.contrib.fasthttp import FastHttpUser
+from locust.exception import StopUser
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
+
+from loadgate.harness.api import ApiClient, ChatResult
+from loadgate.harness.state import RunState, state
+from loadgate.prompts import DEFAULT_FOLLOWUPS
+
+logger = logging.getLogger("loadgate")
+
+
+class LoadgateUser(FastHttpUser):
+    """FastHttpUser with loadgate's timeouts, think time and state. Subclass, don't run directly."""
+
+    abstract = True
+    loadgate_role = ""
+
+    def __init__(self, environment: Any) -> None:
+        st = state(environment)
+        self.network_timeout = self.connection_timeout = st.settings.request_timeout_s
+        super().__init__(environment)
+        self.rng = random.Random()
+        self.api = ApiClient(self.client, lambda: self.lg.settings, lambda name: self.lg.llm.record_lost_at_stop(name))
+
+    @property
+    def lg(self) -> RunState:
+        return state(self.environment)
+
+    def wait_time(self) -> float:
+        low, high = self.lg.settings.think_time_s
+        return self.rng.uniform(low, high)
+
+    def model(self) -> str:
+        """A model from --models, else one discovered from GET /v1/models (once per process)."""
+        st = self.lg
+        if st.settings.models:
+            return self.rng.choice(st.settings.models)
+        with st.models_lock:
+            if st.models is None:
+                found = self.api.list_models()
+                if not found:
+                    logger.error(
+                        "loadgate: no model to use: GET /v1/models gave none; set --models "
+                        "(LOADGATE_MODELS). %s stops.",
+                        type(self).__name__,
+                    )
+                    raise StopUser()
+                st.models = found
+        return self.rng.choice(st.models)
+
+    def chat_body(
+        self, messages: list[dict[str, str]], stream: bool, max_tokens: int | None = None
+    ) -> dict[str, Any]:
+        low, high = self.lg.settings.max_tokens
+        return {
+            "model": self.model(),
+            "messages": messages,
+            "max_tokens": max_tokens or self.rng.randint(low, high),
+            "stream": stream,
+        }
+
+
+def _weighted(taskset: TaskSet, weights: dict[str, float]) -> Any:
+    """Pick among the tasks left after tag filtering, by weights read from the live settings."""
+    tasks = taskset.tasks
+    w = [max(0.0, weights.get(t.__name__, 0.0)) for t in tasks]
+    if sum(w) <= 0:
+        w = [1.0] * len(tasks)  # the tags left only tasks the settings weight 0: run them anyway
+    return taskset.user.rng.choices(tasks, w)[0]
+
+
+class LoadgateTasks(TaskSet):
+    """Starts no new task once the run is stopping. Locust's graceful stop kills a user that is waiting,
+    but one whose wait ends at that moment wakes before the kill lands and starts its next task, which
+    is then cut off mid-request: a spurious "cancelled" failure. A conversation sends no further turn
+    either; a submitted job is still polled to its end (until --stop-timeout)."""
+
+    def wait(self) -> None:
+        super().wait()
+        if run_is_stopping(self.user.environment):
+            raise StopUser()
+
+
+def run_is_stopping(environment: Any) -> bool:
+    runner = environment.runner
+    return runner is not None and runner.state in (STATE_STOPPING, STATE_CLEANUP, STATE_STOPPED)
+
+
+class ChatTasks(LoadgateTasks):
+    """Single-turn streamed / non-streamed chats and multi-turn conversations."""
+
+    def get_next_task(self) -> Any:
+        s = self.user.lg.settings
+        single = 1.0 - s.multi_turn_ratio
+        return _weighted(
+            self,
+            {
+                "stream_chat": single * s.stream_ratio,
+                "non_stream_chat": single * (1.0 - s.stream_ratio),
+                "multi_turn_chat": s.multi_turn_ratio,
+            },
+        )
+
+    @tag("stream", "chat")
+    @task
+    def stream_chat(self) -> None:
+        self.user.converse(turns=1, stream=True)
+
+    @tag("non-stream", "chat")
+    @task
+    def non_stream_chat(self) -> None:
+        self.user.converse(turns=1, stream=False)
+
+    @tag("multi-turn", "chat")
+    @task
+    def multi_turn_chat(self) -> None:
+        low, high = self.user.lg.settings.turns
+        self.user.converse(turns=self.user.rng.randint(low, high), stream=None)
+
+
+class ChatUserBase(LoadgateUser):
+    """POST /v1/chat/completions: the bulk of an LLM gateway's traffic."""
+
+    abstract = True
+    loadgate_role = "chat"
+    tasks = [ChatTasks]
+
+    def chat(self, body: dict[str, Any]) -> ChatResult:
+        """One chat request; a successful answer's LLM figures go to the run's LLM stats."""
+        result = self.api.chat(body)
+        if result.ok and result.timing is not None:
+            self.lg.llm.record(result.name, result.timing)
+        return result
+
+    def converse(self, turns: int, stream: bool | None) -> None:
+        """Send a prompt, then (multi-turn) append each reply and send the next user turn.
+        stream=None picks streaming per turn by --stream-ratio."""
+        st = self.lg
+        prompt = st.prompts.sample(self.rng)
+        messages = [dict(m) for m in prompt.messages]
+        followups = list(prompt.followups or DEFAULT_FOLLOWUPS)
+        for turn in range(turns):
+            streamed = stream if stream is not None else self.rng.random() < st.settings.stream_ratio
+            body = self.chat_body(messages, streamed, prompt.max_tokens)
+            result = self.chat(body)
+            if not result.ok or turn == turns - 1 or run_is_stopping(self.environment):
+                return  # after the stop, no next turn: --stop-timeout need only cover one request
+            messages.append({"role": "assistant", "content": result.text})
+            messages.append({"role": "user", "content": followups[turn % len(followups)]})
+
+
+class BatchTasks(LoadgateTasks):
+    """The proxy's async endpoint and/or the OpenAI Batch API, as --batch-mode says."""
+
+    def get_next_task(self) -> Any:
+        mode = self.user.lg.settings.batch_mode
+        return _weighted(
+            self,
+            {
+                "async_job": 1.0 if mode in ("async", "both") else 0.0,
+                "batch_job": 1.0 if mode in ("batch", "both") else 0.0,
+            },
+        )
+
+    @tag("async")
+    @task
+    def async_job(self) -> None:
+        self.user.lg.llm.record_job(self.user.api.async_chat(self.user.prompt_body()))
+
+    @tag("batch")
+    @task
+    def batch_job(self) -> None:
+        bodies = [self.user.prompt_body() for _ in range(self.user.lg.settings.batch_size)]
+        self.user.lg.llm.record_job(self.user.api.batch_job(bodies))
+
+
+class BatchUserBase(LoadgateUser):
+    """Async jobs (submit + poll) and Batch API jobs (upload, create, poll, download, check)."""
+
+    abstract = True
+    loadgate_role = "batch"
+    tasks = [BatchTasks]
+
+    def prompt_body(self) -> dict[str, Any]:
+        prompt = self.lg.prompts.sample(self.rng)
+        return self.chat_body([dict(m) for m in prompt.messages], False, prompt.max_tokens)
+
+
+class ModelsTasks(LoadgateTasks):
+    """GET /v1/models (3), GET /v1/models/{id} (2), GET /health (1)."""
+
+    @tag("models")
+    @task(3)
+    def list_models(self) -> None:
+        st = self.user.lg
+        found = self.user.api.list_models()
+        if found and st.models is None and not st.settings.models:
+            st.models = found
+
+    @tag("models")
+    @task(2)
+    def get_model(self) -> None:
+        st = self.user.lg
+        known = st.settings.models or st.models
+        if not known:
+            return self.list_models()
+        self.user.api.get_model(self.user.rng.choice(known))
+
+    @tag("models", "health")
+    @task(1)
+    def health(self) -> None:
+        self.user.api.health()
+
+
+class ModelsUserBase(LoadgateUser):
+    """Rare metadata traffic: GET /v1/models, GET /v1/models/{id}, GET /health."""
+
+    abstract = True
+    loadgate_role = "models"
+    tasks = [ModelsTasks]

@@ -1,0 +1,362 @@
+"""Every loadgate setting, once: flag, env var, default, parser and check, scope and help.
+
+One table serves three readers: the job's parser (``loadgate run``: options of scope ``job`` and
+``locust``), Locust's parser (``loadgate.harness.options``: scope ``locust``, passed down by the job as
+flags) and the docs' option tables (:func:`markdown_table`, checked by ``tests/test_docs.py``). Each env
+var (``LOADGATE_*``) has one meaning and one default wherever it is read. A bad value is one line:
+``--flag: what is wrong (got VALUE); the fix``. Imports neither Locust nor gevent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from loadgate.client.timing import GoodputTargets, parse_goodput
+from loadgate.durations import parse_duration
+
+BATCH_MODES = ("async", "batch", "both")
+PROFILES = ("smoke", "load", "stress", "spike", "soak", "breakpoint")
+EMBEDDED_MODES = ("auto", "on", "off")
+
+
+class SettingError(ValueError):
+    """A setting with a bad value; str() is the one-line message for the user."""
+
+
+class BadValue(ValueError):
+    """Raised by a parser: what is wrong and the fix; ``shown`` replaces the raw value in the message."""
+
+    def __init__(self, problem: str, fix: str = "", shown: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem, self.fix, self.shown = problem, fix, shown
+
+
+# -- parsers: str -> value, BadValue when wrong -------------------------------------------------------
+
+
+def _finite(text: str, what: str, fix: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise BadValue(f"not {what}", fix) from None
+    if not math.isfinite(number):
+        raise BadValue(f"not a finite number ({what})", fix)
+    return number
+
+
+def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    fix = f"use a whole number >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+
+    def parse(text: str) -> int:
+        try:
+            number = int(str(text).strip())
+        except ValueError:
+            raise BadValue("not an integer", fix) from None
+        if number < minimum:
+            raise BadValue(f"must be >= {minimum}", shown=str(number))
+        if maximum is not None and number > maximum:
+            raise BadValue(f"must be <= {maximum}", shown=str(number))
+        return number
+
+    return parse
+
+
+def number(low: float | None = None, high: float | None = None, *, above: float | None = None) -> Callable[[str], float]:
+    """A finite float; ``above`` is an exclusive lower bound, low/high inclusive."""
+    if above is not None:
+        rule = f"> {above:g}"
+    elif high is not None:
+        rule = f"from {low:g} to {high:g}"
+    else:
+        rule = f">= {low:g}"
+
+    def parse(text: str) -> float:
+        value = _finite(str(text).strip(), "a number", f"use a number {rule}")
+        if (above is not None and not value > above) or (low is not None and value < low) or (
+            high is not None and value > high
+        ):
+            raise BadValue(f"must be {rule}", shown=str(text).strip())
+        return value
+
+    return parse
+
+
+def duration(*, positive: bool = False, whole: bool = False) -> Callable[[str], float]:
+    """A duration (40s, 500ms, 1h30m, or seconds): finite, >= 0 (> 0 when positive)."""
+    fix = "use e.g. 40s, 5m, 1h30m or seconds"
+
+    def parse(text: str) -> float:
+        try:
+            seconds = parse_duration(text)
+        except ValueError:
+            raise BadValue("not a duration", fix) from None
+        if not math.isfinite(seconds) or seconds < 0:
+            raise BadValue("not a duration", fix)
+        if positive and seconds <= 0:
+            raise BadValue("must be > 0", fix)
+        if whole and not float(seconds).is_integer():
+            raise BadValue("whole seconds only", fix)
+        return seconds
+
+    return parse
+
+
+def int_range(text: str) -> tuple[int, int]:
+    """"64" -> (64, 64); "32-128" -> (32, 128)."""
+    low, sep, high = str(text).strip().partition("-")
+    try:
+        bounds = (int(low), int(high) if sep else int(low))
+    except ValueError:
+        raise BadValue("not N or MIN-MAX (integers)", "use e.g. 64 or 32-128") from None
+    if bounds[0] < 1 or bounds[1] < bounds[0]:
+        raise BadValue("needs 1 <= MIN <= MAX", "use e.g. 64 or 32-128")
+    return bounds
+
+
+def seconds_range(text: str) -> tuple[float, float]:
+    """"1.5" -> (1.5, 1.5); "0.5-2" -> (0.5, 2.0); a trailing "s" is allowed."""
+    low, sep, high = str(text).strip().removesuffix("s").partition("-")
+    fix = "use seconds S or MIN-MAX, e.g. 0.5-2"
+    try:
+        bounds = (float(low), float(high.removesuffix("s")) if sep else float(low))
+    except ValueError:
+        raise BadValue("not S or MIN-MAX (seconds)", fix) from None
+    if not all(math.isfinite(b) for b in bounds):
+        raise BadValue("not a finite number of seconds", fix)
+    if bounds[0] < 0 or bounds[1] < bounds[0]:
+        raise BadValue("needs 0 <= MIN <= MAX", fix)
+    return bounds
+
+
+def choice(*allowed: str, lower: bool = True) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = str(text).strip().lower() if lower else str(text).strip()
+        if value not in allowed:
+            raise BadValue("unknown value", f"choose one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def model_list(text: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in str(text).split(",") if m.strip())
+
+
+def text(value: str) -> str:
+    return str(value).strip()
+
+
+def goodput(text: str) -> GoodputTargets:
+    try:
+        targets = parse_goodput(text)
+    except ValueError as e:
+        raise BadValue(str(e), "use e.g. ttft:500,tpot:50,e2e:10000 (milliseconds)") from None
+    return targets
+
+
+def flag_switch(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise BadValue("not a switch", "use true or false")
+
+
+# -- the table ----------------------------------------------------------------------------------------
+
+JOB, LOCUST = "job", "locust"  # scopes: the job only; a Locust custom argument (the job passes it down)
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    default: str
+    help: str
+    parse: Callable[[str], Any]
+    scope: str = LOCUST
+    web_ui: bool = True  # shown in Locust's start form (scope locust only)
+    switch: bool = False  # a flag without a value (store_true)
+    in_job: bool = True  # accepted by `loadgate run` (the job manages the embedded target itself)
+
+    @property
+    def dest(self) -> str:
+        return self.flag[2:].replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return "LOADGATE_" + self.dest.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    # -- the job: target, load, results ---------------------------------------------------------------
+    Option("--host", "", "target base URL, e.g. https://gateway:8443 (a trailing / or /v1 is dropped); "
+           "empty: start the embedded mock on a free loopback port. API key: env OPENAI_API_KEY only", text, JOB),
+    Option("--profile", "load", f"load profile: {', '.join(PROFILES)}, or none for a constant run "
+           "(--users/--spawn-rate/--run-time)", choice(*PROFILES, "none"), JOB),
+    Option("--run-time", "40s", "test duration, warm-up included, e.g. 40s, 5m, 1h30m",
+           duration(positive=True, whole=True), JOB),
+    Option("--users", "20", "peak concurrent users (the profile scales from it)", integer(1), JOB),
+    Option("--spawn-rate", "10", "users started per second", number(above=0), JOB),
+    Option("--thresholds", "", "SLA thresholds file for the gate; empty: the shipped default "
+           "(loadgate/data/thresholds.yaml, the same as the repository's sla/thresholds.yaml)", text, JOB),
+    Option("--baseline", "", "CSV prefix of a baseline run to gate regressions against, e.g. baseline/loadgate",
+           text, JOB),
+    Option("--results", "results", "results folder (CSVs, HTML reports, verdict, logs), emptied at each run",
+           text, JOB),
+    Option("--workers", "0", "run a master and N local worker processes on loopback", integer(0), JOB),
+    Option("--expect-workers", "0", "run only the master and wait for N workers started elsewhere "
+           "(docker compose, Kubernetes)", integer(0), JOB),
+    Option("--processes", "0", "Locust's fork mode: N worker processes (-1: one per core); Linux/macOS only",
+           integer(-1), JOB),
+    Option("--mock-config", "", "embedded mock config: a YAML file or a shipped profile name "
+           "(loadgate/mock/profiles/NAME.yaml); empty: the mock's default", text, JOB),
+    Option("--locustfile", "", "Locust file with the user classes; empty: the shipped one "
+           "(loadgate/harness/locustfile.py: ChatUser, BatchUser, ModelsUser)", text, JOB),
+    Option("--master-bind-host", "", "master's bind address; empty: 127.0.0.1 with --workers, 0.0.0.0 with "
+           "--expect-workers", text, JOB),
+    Option("--master-port", "0", "master's port; 0: a free port with --workers, 5557 with --expect-workers",
+           integer(0, 65535), JOB),
+    Option("--expect-workers-max-wait", "60", "seconds the master waits for its workers before giving up (exit 2)",
+           integer(1), JOB),
+    Option("--stop-timeout", "10", "seconds in-flight requests may finish after the run time, so none is lost",
+           integer(0), JOB),
+    Option("--health-path", "/health", "path polled until 200 before the test; none skips the check", text, JOB),
+    Option("--health-timeout", "30", "seconds to wait for the target's health", integer(1), JOB),
+    # -- traffic: Locust custom arguments (also in the web UI's start form) ---------------------------
+    Option("--chat-weight", "85", "ChatUser class weight", integer(0)),
+    Option("--batch-weight", "5", "BatchUser class weight", integer(0)),
+    Option("--models-weight", "10", "ModelsUser class weight", integer(0)),
+    Option("--think-time", "0.5-2", "seconds a user waits between tasks: S or MIN-MAX", seconds_range),
+    Option("--stream-ratio", "0.8", "share of chat requests sent with stream=true (0..1)", number(0, 1)),
+    Option("--multi-turn-ratio", "0.2", "share of chat tasks that are multi-turn conversations (0..1)",
+           number(0, 1)),
+    Option("--turns", "2-4", "turns per multi-turn conversation: N or MIN-MAX", int_range),
+    Option("--models", "", "comma-separated model ids; empty: discover them from GET /v1/models", model_list),
+    Option("--prompt-file", "", "JSONL prompt set; empty: the shipped loadgate/data/prompts.jsonl", text),
+    Option("--max-tokens", "32-128", "max_tokens per request: N or MIN-MAX (uniform)", int_range),
+    Option("--batch-mode", "both", "BatchUser flow: async, batch or both", choice(*BATCH_MODES)),
+    Option("--batch-size", "4", "requests per Batch API input file", integer(1, 50000)),
+    Option("--poll-interval", "0.5s", "first wait between job status polls", duration(positive=True)),
+    Option("--poll-backoff", "1.5", "poll wait multiplier after each non-terminal poll (1 = fixed interval)",
+           number(1)),
+    Option("--poll-max-interval", "5s", "longest wait between polls", duration(positive=True)),
+    Option("--job-timeout", "120s", "a job not terminal after this long is reported lost", duration(positive=True)),
+    Option("--request-timeout", "60s", "per-request network timeout (connect and each read)",
+           duration(positive=True)),
+    Option("--goodput", "", "goodput targets in ms, e.g. ttft:500,tpot:50,e2e:10000", goodput),
+    Option("--warmup", "10s", "warm-up: all statistics reset this long after the test starts (0s: none)",
+           duration()),
+    Option("--breakpoint-fail-ratio", "0.05", "breakpoint profile: stop when a step's failure ratio exceeds "
+           "this (0..1)", number(0, 1), web_ui=False),
+    Option("--breakpoint-p95-ms", "10000", "breakpoint profile: stop when a step's aggregated p95 exceeds "
+           "this (ms)", number(above=0), web_ui=False),
+    # -- the live SLA check and the embedded target (read once, at start: not in the web UI) ----------
+    Option("--sla", "", "evaluate this thresholds file during the run; exit code 1 on breach", text, web_ui=False),
+    Option("--sla-abort", "false", "stop the run at the first SLA breach that has data", flag_switch,
+           web_ui=False, switch=True),
+    Option("--sla-interval", "5s", "how often to evaluate the thresholds during the run", duration(positive=True),
+           web_ui=False),
+    Option("--embedded-target", "auto", "start loadgate's mock on --host: auto = when --host is a loopback URL "
+           "whose port is free; on = always; off = never", choice(*EMBEDDED_MODES), web_ui=False, in_job=False),
+    Option("--embedded-config", "", "mock config for the embedded target: a YAML file or a shipped profile name "
+           "(loadgate/mock/profiles/NAME.yaml); empty: the mock's default", text, web_ui=False, in_job=False),
+)
+BY_FLAG = {o.flag: o for o in OPTIONS}
+
+
+def option_error(option: Option, raw: object, error: BadValue) -> SettingError:
+    shown = error.shown if error.shown is not None else repr(raw)
+    return SettingError(f"{option.flag}: {error.problem} (got {shown})" + (f"; {error.fix}" if error.fix else ""))
+
+
+def parse_value(flag: str, raw: object) -> Any:
+    """The option's value from its raw text; SettingError (one line) when bad."""
+    option = BY_FLAG[flag]
+    try:
+        return option.parse(raw if isinstance(raw, str) else str(raw))
+    except BadValue as e:
+        raise option_error(option, raw, e) from None
+
+
+def raw_value(option: Option, parsed: Any, environ: dict[str, str] | None = None) -> str:
+    """Flag value if given (``parsed`` is an argparse namespace or a dict), else env var, else default."""
+    get = parsed.get if isinstance(parsed, dict) else (lambda k, d=None: getattr(parsed, k, d))
+    value = get(option.dest, None)
+    if value is None or (option.switch and value is False):
+        env = os.environ if environ is None else environ
+        value = env.get(option.env) or None
+    if value is None:
+        return option.default
+    return str(value)
+
+
+# -- the settings the Locust side runs with -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    chat_weight: int
+    batch_weight: int
+    models_weight: int
+    think_time_s: tuple[float, float]
+    stream_ratio: float
+    multi_turn_ratio: float
+    turns: tuple[int, int]
+    models: tuple[str, ...]
+    prompt_file: str
+    max_tokens: tuple[int, int]
+    batch_mode: str
+    batch_size: int
+    poll_interval_s: float
+    poll_backoff: float
+    poll_max_interval_s: float
+    job_timeout_s: float
+    request_timeout_s: float
+    goodput: GoodputTargets
+    warmup_s: float
+
+
+# Settings field -> flag; every other field name is the flag's dest
+_SETTINGS_FLAGS = {
+    "think_time_s": "--think-time",
+    "poll_interval_s": "--poll-interval",
+    "poll_max_interval_s": "--poll-max-interval",
+    "job_timeout_s": "--job-timeout",
+    "request_timeout_s": "--request-timeout",
+    "warmup_s": "--warmup",
+}
+
+
+def load(options: Any) -> Settings:
+    """Validate Locust's parsed options (or any object with the options' dest names); SettingError naming
+    the first bad setting. A missing attribute takes the option's default (not the env var: Locust has
+    already read it into the options)."""
+    values: dict[str, Any] = {}
+    for name in Settings.__dataclass_fields__:
+        option = BY_FLAG[_SETTINGS_FLAGS.get(name, "--" + name.replace("_", "-"))]
+        raw = getattr(options, option.dest, None) if options is not None else None
+        values[name] = parse_value(option.flag, option.default if raw is None else raw)
+    return Settings(**values)
+
+
+def api_key() -> str | None:
+    """The API key, from ``OPENAI_API_KEY`` only (the OpenAI SDK's convention); None when unset."""
+    return os.environ.get("OPENAI_API_KEY") or None
+
+
+# -- docs ---------------------------------------------------------------------------------------------
+
+
+def markdown_table(scope: str) -> str:
+    """The options of a scope as a Markdown table (the docs embed it between GENERATED markers)."""
+    lines = ["| flag | env var | default | what it sets |", "|---|---|---|---|"]
+    for o in OPTIONS:
+        if o.scope == scope:
+            default = f"`{o.default}`" if o.default else "empty"
+            lines.append(f"| `{o.flag}` | `{o.env}` | {default} | {o.help.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
