@@ -8,6 +8,11 @@ writes with the harness and reads with the gate. Imports neither Locust nor geve
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
 # -- exit codes (the job, the gate, the Locust plugin's setting errors) -------------------------------
 EXIT_PASS = 0  # every threshold holds
 EXIT_BREACH = 1  # a threshold is breached, or has no data, or the run lost capacity
@@ -45,3 +50,299 @@ LLM_ROW = "LLM"  # threshold rows named "LLM" read the scalars of PREFIX_llm_sum
 def path(prefix: str, suffix: str) -> str:
     """The file of a run: path("results/loadgate", STATS_CSV) -> "results/loadgate_stats.csv"."""
     return f"{prefix}{suffix}"
+
+
+# -- reading limits: an input larger than this is not a run's output (exit 2 before reading it) -------
+MAX_CSV_BYTES = 512 * 1024 * 1024  # a two-hour --csv-full-history of hundreds of rows stays far below
+MAX_JSON_BYTES = 1024 * 1024  # _loadgate.json and _llm_summary.json are a few hundred bytes
+
+# -- how output tokens were counted (PREFIX_llm_summary.json "token_source") --------------------------
+TOKEN_SERVER, TOKEN_TOKENIZER, TOKEN_ESTIMATE, TOKEN_MIXED = "server", "tokenizer", "estimate", "mixed"
+TOKEN_SOURCES = (TOKEN_SERVER, TOKEN_TOKENIZER, TOKEN_ESTIMATE, TOKEN_MIXED)
+# "mixed" may be written with its shares: "mixed (server 60%, estimate 40%)"; token_source_shares holds
+# them as fractions of 1: {"server": 0.6, "estimate": 0.4}. The older key usage_source ("server",
+# "counted", "mixed") is read when token_source is absent.
+
+# -- LLM pseudo-row metrics: threshold metric name -> key in PREFIX_llm_summary.json ------------------
+LLM_SUMMARY_METRICS: dict[str, str] = {
+    "requests": "completed_requests",
+    "goodput": "goodput_req_per_s",  # req/s
+    "tokens_per_s": "output_tokens_per_s",  # tokens/s
+    "output_tokens": "total_output_tokens",
+    "lost_jobs": "lost_jobs",
+    "cancelled": "cancelled",  # requests cut by the run stopping (not failures)
+    "loadgen_lag_p99": "loadgen_lag_p99",  # ms: the load generator's event-loop lag, p99
+    "achieved_rate": "achieved_rate",  # req/s actually started (rate mode)
+    "schedule_lag_p99": "schedule_lag_p99",  # ms: how late scheduled requests started, p99
+}
+LLM_TOKEN_METRICS = ("tokens_per_s", "output_tokens")  # LLM-row metrics that depend on token counting
+
+
+# -- validation shared by writers and readers ---------------------------------------------------------
+
+
+class ContractError(ValueError):
+    """A field of a contract file holds a value the contract does not allow (``key``, ``what``, ``got``)."""
+
+    def __init__(self, name: str, what: str, got: object) -> None:
+        super().__init__(f"{name}: {what} (got {got!r})")
+        self.key, self.what, self.got = name, what, got
+
+
+def finite_number(value: object, name: str, minimum: float | None = 0.0) -> float | None:
+    """A finite number (>= ``minimum`` unless None), or None for null. NaN, infinities (also 1e400, read
+    as inf), booleans, strings and negatives (by default) are refused."""
+    if value is None:
+        return None
+    bound = f" >= {minimum:g}" if minimum is not None else ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ContractError(name, f"{name} must be a finite number{bound}", value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        raise ContractError(name, f"{name} must be a finite number{bound}", value) from None
+    if not math.isfinite(number) or (minimum is not None and number < minimum):
+        raise ContractError(name, f"{name} must be a finite number{bound}", value)
+    return number
+
+
+def whole_count(value: object, name: str) -> int | None:
+    """A whole number >= 0 (10 or 10.0), or None for null; 10.5, -1, NaN and booleans are refused."""
+    if value is None:
+        return None
+    number = finite_number(value, name)
+    if number is None or not number.is_integer() or (isinstance(value, int) and value < 0):
+        raise ContractError(name, f"{name} must be a whole number >= 0", value)
+    return int(value) if isinstance(value, int) else int(number)
+
+
+def text(value: object, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ContractError(name, f"{name} must be a string or null", value)
+
+
+def flag(value: object, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ContractError(name, f"{name} must be true, false or null", value)
+
+
+def _texts(value: object, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ContractError(name, f"{name} must be a list of strings", value)
+    return tuple(value)
+
+
+def _numbers(value: object, name: str, maximum: float | None = None) -> dict[str, float | None] | None:
+    """A JSON object of finite numbers >= 0 (or null values), e.g. goodput_targets, token_source_shares."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ContractError(name, f"{name} must be an object of numbers", value)
+    out: dict[str, float | None] = {}
+    for key, item in value.items():
+        number = finite_number(item, f"{name}.{key}")
+        if number is not None and maximum is not None and number > maximum:
+            raise ContractError(f"{name}.{key}", f"{name}.{key} must be between 0 and {maximum:g}", item)
+        out[str(key)] = number
+    return out
+
+
+def token_source(value: object, name: str) -> str | None:
+    """One of TOKEN_SOURCES, "mixed" optionally followed by its shares: "mixed (server 60%, estimate 40%)"."""
+    source = text(value, name)
+    if source is not None and source.split(" ", 1)[0] not in TOKEN_SOURCES:
+        raise ContractError(name, f"{name} must be one of {', '.join(TOKEN_SOURCES)}", value)
+    if source is not None and source != source.strip():
+        raise ContractError(name, f"{name} must be one of {', '.join(TOKEN_SOURCES)}", value)
+    return source
+
+
+def _object(data: object, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ContractError("", f"{what} must be a JSON object", type(data).__name__)
+    return data
+
+
+# -- PREFIX_loadgate.json: run metadata ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """``PREFIX_loadgate.json``. Times are epoch seconds; the measured window is the warm-up end
+    (``stats_reset_at``) or, without a warm-up, ``started_at``, to ``stopped_at``."""
+
+    loadgate_version: str | None = None
+    locust_version: str | None = None
+    host: str | None = None
+    warmup_s: float = 0.0
+    stats_reset_at: float | None = None
+    started_at: float | None = None
+    stopped_at: float | None = None
+    run_mode: str | None = None
+    workers: int | None = None
+    user_classes: tuple[str, ...] = ()
+    profile: str | None = None
+    usage_source: str | None = None
+    final_stats_written: bool | None = None
+    token_source: str | None = None  # new: as in the summary
+    extra: Mapping[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as is
+
+    _NEW_KEYS: ClassVar[tuple[str, ...]] = ("token_source",)  # written only when set
+
+    @classmethod
+    def from_dict(cls, data: object) -> RunMeta:
+        d = _object(data, "run metadata")
+        known = {f.name for f in fields(cls)} - {"extra"}
+        warmup = finite_number(d.get("warmup_s", 0.0), "warmup_s")
+        meta = cls(
+            loadgate_version=text(d.get("loadgate_version"), "loadgate_version"),
+            locust_version=text(d.get("locust_version"), "locust_version"),
+            host=text(d.get("host"), "host"),
+            warmup_s=0.0 if warmup is None else warmup,
+            stats_reset_at=finite_number(d.get("stats_reset_at"), "stats_reset_at"),
+            started_at=finite_number(d.get("started_at"), "started_at"),
+            stopped_at=finite_number(d.get("stopped_at"), "stopped_at"),
+            run_mode=text(d.get("run_mode"), "run_mode"),
+            workers=whole_count(d.get("workers"), "workers"),
+            user_classes=_texts(d.get("user_classes"), "user_classes"),
+            profile=text(d.get("profile"), "profile"),
+            usage_source=text(d.get("usage_source"), "usage_source"),
+            final_stats_written=flag(d.get("final_stats_written"), "final_stats_written"),
+            token_source=token_source(d.get("token_source"), "token_source"),
+            extra={k: v for k, v in d.items() if k not in known},
+        )
+        meta.check_times()
+        return meta
+
+    def check_times(self) -> None:
+        """The window's ends in order: started_at <= stats_reset_at <= stopped_at."""
+        reset, started = self.stats_reset_at, self.started_at
+        if reset is not None and started is not None and reset < started:
+            raise ContractError("stats_reset_at", "stats_reset_at is before started_at", reset)
+        start = self.window_start
+        if start is not None and self.stopped_at is not None and self.stopped_at < start:
+            which = "stats_reset_at" if self.stats_reset_at is not None else "started_at"
+            raise ContractError("stopped_at", f"stopped_at is before {which}", self.stopped_at)
+
+    @property
+    def window_start(self) -> float | None:
+        return self.stats_reset_at if self.stats_reset_at is not None else self.started_at
+
+    def window(self) -> tuple[float, float] | None:
+        """(start, end) of the measured window, or None when the file does not record one."""
+        start, end = self.window_start, self.stopped_at
+        if start is None or end is None or end <= start:
+            return None
+        return start, end
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if f.name in self._NEW_KEYS and value is None:
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return {**out, **self.extra}
+
+
+# -- PREFIX_llm_summary.json: LLM scalars --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LlmSummary:
+    """``PREFIX_llm_summary.json``: every field may be absent (older loadgate) or null (not measured)."""
+
+    duration_s: float | None = None
+    completed_requests: int | None = None
+    total_output_tokens: int | None = None
+    output_tokens_per_s: float | None = None
+    goodput_req_per_s: float | None = None
+    good_requests: int | None = None
+    goodput_targets: Mapping[str, float | None] | None = None
+    usage_source: str | None = None  # older: "server" | "counted" | "mixed"
+    responses_with_server_usage: int | None = None
+    responses_with_counted_tokens: int | None = None
+    jobs_completed: int | None = None
+    jobs_failed: int | None = None
+    lost_jobs: int | None = None
+    lost_jobs_at_stop: int | None = None
+    cancelled: int | None = None  # new: requests cut by the run stopping
+    token_source: str | None = None  # new: see TOKEN_SOURCES
+    token_source_shares: Mapping[str, float | None] | None = None  # new: fractions of 1 per source
+    loadgen_lag_p99: float | None = None  # new: ms
+    achieved_rate: float | None = None  # new: req/s
+    schedule_lag_p99: float | None = None  # new: ms
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    present: frozenset[str] = frozenset()  # the keys the file had (absent and null differ in messages)
+
+    _COUNTS: ClassVar[tuple[str, ...]] = (
+        "completed_requests",
+        "total_output_tokens",
+        "good_requests",
+        "responses_with_server_usage",
+        "responses_with_counted_tokens",
+        "jobs_completed",
+        "jobs_failed",
+        "lost_jobs",
+        "lost_jobs_at_stop",
+        "cancelled",
+    )
+    _FIGURES: ClassVar[tuple[str, ...]] = (
+        "duration_s",
+        "output_tokens_per_s",
+        "goodput_req_per_s",
+        "loadgen_lag_p99",
+        "achieved_rate",
+        "schedule_lag_p99",
+    )
+    _NEW_KEYS: ClassVar[tuple[str, ...]] = (
+        "cancelled",
+        "token_source",
+        "token_source_shares",
+        "loadgen_lag_p99",
+        "achieved_rate",
+        "schedule_lag_p99",
+    )
+
+    @classmethod
+    def from_dict(cls, data: object) -> LlmSummary:
+        d = _object(data, "LLM summary")
+        known = {f.name for f in fields(cls)} - {"extra", "present"}
+        values: dict[str, Any] = {name: whole_count(d.get(name), name) for name in cls._COUNTS}
+        values.update({name: finite_number(d.get(name), name) for name in cls._FIGURES})
+        return cls(
+            **values,
+            goodput_targets=_numbers(d.get("goodput_targets"), "goodput_targets"),
+            usage_source=text(d.get("usage_source"), "usage_source"),
+            token_source=token_source(d.get("token_source"), "token_source"),
+            token_source_shares=_numbers(d.get("token_source_shares"), "token_source_shares", maximum=1.0),
+            extra={k: v for k, v in d.items() if k not in known},
+            present=frozenset(d),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in ("extra", "present"):
+                continue
+            value = getattr(self, f.name)
+            # read from a file: its keys again; built by a writer: today's keys, the new ones when set
+            if value is None and f.name not in self.present and (self.present or f.name in self._NEW_KEYS):
+                continue
+            out[f.name] = dict(value) if isinstance(value, Mapping) else value
+        return {**out, **self.extra}
+
+    def token_source_label(self) -> str | None:
+        """How output tokens were counted, for verdict lines: "estimate", "mixed (server 60%, estimate
+        40%)", or the older usage_source ("counted"); None when the file does not say."""
+        source = self.token_source or self.usage_source
+        if source == TOKEN_MIXED and self.token_source_shares:
+            shares = sorted(self.token_source_shares.items(), key=lambda kv: -(kv[1] or 0))
+            return f"{TOKEN_MIXED} (" + ", ".join(f"{k} {round((v or 0) * 100):d}%" for k, v in shares) + ")"
+        return source
