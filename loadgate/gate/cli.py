@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from loadgate.gate import report
 from loadgate.gate.config import load_config
 from loadgate.gate.data import load_run
-from loadgate.gate.errors import EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, GateInputError
+from loadgate.gate.errors import EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, GateInputError, one_line
 from loadgate.gate.evaluate import Evaluation, evaluate
 
 DEFAULT_THRESHOLDS = "sla/thresholds.yaml"
@@ -18,7 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own usage errors keep the one-line format and exit 2
+    def error(
+        self, message: str
+    ) -> NoReturn:  # argparse's own usage errors keep the one-line format and exit 2
         raise GateInputError("check_sla", None, message, " ".join(sys.argv[1:]), "see check_sla --help")
 
 
@@ -38,10 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PACKAGED_THRESHOLDS = Path(__file__).resolve().parents[1] / "data" / "thresholds.yaml"
+
+
 def thresholds_path(given: str) -> str:
-    """The default file is found from any working directory (the repository's sla/thresholds.yaml)."""
-    if given == DEFAULT_THRESHOLDS and not Path(given).is_file() and (REPO_ROOT / given).is_file():
-        return str(REPO_ROOT / given)
+    """The default file is found from any working directory: ./sla/thresholds.yaml, the repository's, or
+    the copy shipped inside the package (loadgate/data/thresholds.yaml)."""
+    if given != DEFAULT_THRESHOLDS or Path(given).is_file():
+        return given
+    for candidate in (REPO_ROOT / given, PACKAGED_THRESHOLDS):
+        if candidate.is_file():
+            return str(candidate)
     return given
 
 
@@ -88,12 +99,41 @@ def _write(path: str, text: str, append: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 pass, 1 breach, 2 no verdict. Every error is one line on stderr: nothing ends in a traceback,
+    and nothing unexpected reads as exit 1 (a breach) or 0."""
     try:
         args = build_parser().parse_args(argv)
         evaluation = judge(args)
         sys.stdout.write(report.table(evaluation, quiet=args.quiet))
         write_reports(args, evaluation)
     except GateInputError as error:
-        sys.stderr.write(error.line() + "\n")
-        return EXIT_BAD_INPUT
+        return _fail(error.line())
+    except RecursionError:
+        return _fail("check_sla: error: input nested too deeply to judge; no verdict")
+    except MemoryError:
+        return _fail("check_sla: error: out of memory reading the run; no verdict")
+    except KeyboardInterrupt:
+        return _fail("check_sla: error: interrupted; no verdict")
+    except Exception as error:  # a bug, never a verdict: one line, exit 2
+        where = _origin(error)
+        return _fail(
+            f"check_sla: error: internal error {type(error).__name__}: {str(error)[:200]}{where}; no verdict "
+            "(please report it with the run's files)"
+        )
     return EXIT_BREACH if evaluation.failed else EXIT_PASS
+
+
+def _fail(line: str) -> int:
+    try:
+        sys.stderr.write(one_line(line) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    return EXIT_BAD_INPUT
+
+
+def _origin(error: BaseException) -> str:
+    """ " at data.py:123" : the innermost loadgate frame, so a report names the code."""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [f for f in frames if "loadgate" in f.filename] or frames
+    return f" at {Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else ""

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from loadgate.gate.errors import GateInputError
+from loadgate.gate.errors import GateInputError, input_file
 from loadgate.gate.language import Rule, RuleSyntaxError, parse_duration, parse_rule, windowable
 
 TOP_KEYS = ("warmup", "min_requests", "thresholds", "regression")
@@ -48,20 +48,33 @@ class SlaConfig:
         return self.thresholds + self.regression
 
 
+MAX_THRESHOLDS_BYTES = 1024 * 1024  # a threshold file is a few kilobytes; /dev/zero is not one
+
+
 def load_config(path: str | Path, option: str = "--thresholds") -> SlaConfig:
     name = str(path)
+    if not input_file(name, "threshold file", MAX_THRESHOLDS_BYTES, f"pass {option} FILE (a YAML file)"):
+        raise GateInputError(name, None, "threshold file not found", name, f"pass {option} FILE")
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GateInputError(name, None, "threshold file not found", name, f"pass {option} FILE") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise GateInputError(name, None, "cannot read threshold file", str(error), "check the path") from None
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise GateInputError(
+            name, None, "cannot read threshold file", error.strerror or str(error), "check the path"
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise GateInputError(
+            name, line, "threshold file is not UTF-8", str(error), "save the file as UTF-8"
+        ) from None
     return parse_config(text, name)
 
 
 def parse_config(text: str, name: str) -> SlaConfig:
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader refuses NUL and other control characters here
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -69,13 +82,33 @@ def parse_config(text: str, name: str) -> SlaConfig:
         raise GateInputError(
             name, line, "YAML syntax error", str(error.problem), "fix the YAML syntax"
         ) from None
+    except yaml.reader.ReaderError as error:
+        line = text[: error.position].count("\n") + 1 if isinstance(error.position, int) else None
+        char = error.character if isinstance(error.character, str) else chr(error.character)
+        raise GateInputError(
+            name,
+            line,
+            "YAML does not allow this character",
+            f"#x{ord(char):04x}",
+            "remove it (NUL and other control characters cannot appear in YAML)",
+        ) from None
     except yaml.YAMLError as error:
         raise GateInputError(name, None, "YAML error", str(error), "fix the YAML syntax") from None
+    except RecursionError:
+        raise GateInputError(
+            name, None, "YAML nested too deeply", "more levels than the parser can follow", "flatten the file"
+        ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if root is None:
         raise GateInputError(name, None, "threshold file is empty", "", "add a 'thresholds:' mapping")
-    return _Builder(name, loader).config(root)
+    try:
+        return _Builder(name, loader).config(root)
+    except RecursionError:
+        raise GateInputError(
+            name, None, "YAML nested too deeply", "more levels than the parser can follow", "flatten the file"
+        ) from None
 
 
 class _Builder:
@@ -161,7 +194,8 @@ class _Builder:
         ]
 
     def row(self, key: str, key_node: yaml.Node, node: yaml.Node, section: str, default_min: int) -> RowSpec:
-        min_requests, optional, rules_node = default_min, False, node
+        min_requests, optional = default_min, False
+        rules_node: yaml.Node | None = node
         if isinstance(node, yaml.MappingNode):
             rules_node = None
             for opt, opt_node, value in self.mapping(node, f"row {key!r}"):
@@ -170,14 +204,15 @@ class _Builder:
                 elif opt == "min_requests":
                     min_requests = self.count(value, f"{key}: min_requests")
                 elif opt == "optional":
-                    optional = self.scalar(value) if isinstance(value, yaml.ScalarNode) else None
-                    if not isinstance(optional, bool):
+                    flag = self.scalar(value) if isinstance(value, yaml.ScalarNode) else None
+                    if not isinstance(flag, bool):
                         raise self.error(
                             value,
                             f"{key}: optional must be true or false",
                             _node_text(value),
                             "write 'optional: true'",
                         )
+                    optional = flag
                 else:
                     raise self.error(
                         opt_node,
@@ -191,7 +226,7 @@ class _Builder:
                 )
         if not isinstance(rules_node, yaml.SequenceNode) or not rules_node.value:
             raise self.error(
-                rules_node,
+                rules_node or node,
                 f"row {key!r} must list its thresholds",
                 _node_text(rules_node),
                 'write a YAML list, e.g. - "p(95) < 3000"',
@@ -241,4 +276,5 @@ def _node_text(node: yaml.Node | None) -> str:
         return ""
     if isinstance(node, yaml.ScalarNode):
         return str(node.value)
-    return {yaml.MappingNode: "a mapping", yaml.SequenceNode: "a list"}.get(type(node), node.tag)
+    kinds: dict[type, str] = {yaml.MappingNode: "a mapping", yaml.SequenceNode: "a list"}
+    return kinds.get(type(node), str(node.tag))

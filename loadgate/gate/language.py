@@ -6,6 +6,7 @@ Parsing only; a rule does not know which row it applies to (``evaluate`` does). 
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable
@@ -28,12 +29,16 @@ PLAIN_METRICS: dict[str, str] = {
     "requests": COUNT,
     "failures": COUNT,
 }
-# Scalars of PREFIX_llm_summary.json, gated on the pseudo-row "LLM".
+# Scalars of PREFIX_llm_summary.json, gated on the pseudo-row "LLM" (keys: contract.LLM_SUMMARY_METRICS).
 SUMMARY_METRICS: dict[str, str] = {
     "goodput": RATE,
     "tokens_per_s": TOKEN_RATE,
     "output_tokens": COUNT,
     "lost_jobs": COUNT,
+    "cancelled": COUNT,  # requests cut by the run stopping
+    "loadgen_lag_p99": TIME,  # ms
+    "achieved_rate": RATE,  # req/s
+    "schedule_lag_p99": TIME,  # ms
 }
 METRIC_HELP = (
     "p(N) (N a percentile Locust writes: 50 66 75 80 90 95 98 99 99.9 99.99 100), "
@@ -183,7 +188,15 @@ def parse_value(rhs: str, metric: Metric, text: str) -> tuple[float, bool]:
     if not match:
         raise RuleSyntaxError(f"bad value {rhs!r}", text, _unit_fix(metric))
     number, unit = float(match.group("num")), match.group("unit")
-    return _apply_unit(number, unit, metric, text)
+    limit, unit_given = _apply_unit(number, unit, metric, text)
+    _finite(limit, rhs, metric, text)
+    return limit, unit_given
+
+
+def _finite(number: float, rhs: str, metric: Metric, text: str) -> None:
+    """A limit of 400 digits reads as infinity, which every figure is below: refused."""
+    if not math.isfinite(number):
+        raise RuleSyntaxError(f"value {rhs[:40]!r} is out of range", text, _unit_fix(metric))
 
 
 def _parse_baseline_delta(match: re.Match[str], metric: Metric, text: str) -> BaselineRef:
@@ -191,9 +204,11 @@ def _parse_baseline_delta(match: re.Match[str], metric: Metric, text: str) -> Ba
         return BaselineRef()
     sign = 1.0 if match.group("sign") == "+" else -1.0
     number, unit = float(match.group("num")), match.group("unit")
+    _finite(number, match.group("num"), metric, text)
     if unit == "%":
         return BaselineRef(sign * number / 100.0, relative=True)
     amount, _ = _apply_unit(number, unit, metric, text)
+    _finite(amount, match.group("num"), metric, text)
     return BaselineRef(sign * amount)
 
 
@@ -223,11 +238,19 @@ def parse_duration(value: object, allow_zero: bool = True) -> float:
         raise RuleSyntaxError("bad duration", repr(value), 'write e.g. "30s", "1m30s" or a number of seconds')
     try:
         seconds = durations.parse_duration(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise RuleSyntaxError(
-            "bad duration", str(value).strip(), 'write e.g. "30s", "1m30s", "500ms" or a number of seconds'
+            "bad duration",
+            str(value).strip()[:40],
+            'write e.g. "30s", "1m30s", "500ms" or a number of seconds',
         ) from None
-    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
+    if not math.isfinite(seconds):
+        raise RuleSyntaxError(
+            "duration must be a finite number of seconds",
+            str(value)[:40],
+            'write e.g. "30s", "1m30s" or a number of seconds',
+        )
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise RuleSyntaxError(
             "duration must be positive" if not allow_zero else "duration must not be negative",
             str(value),

@@ -199,7 +199,8 @@ def test_percentile_the_csv_does_not_have(gate, write_yaml, tmp_path):
             "thresholds:\n  Aggregated:\n    - 'p95 < 3000'\n",
             ":3: unknown metric 'p95' (got \"p95 < 3000\"); use one of p(N) (N a percentile Locust writes: 50 66 75 80 "
             "90 95 98 99 99.9 99.99 100), median, avg, min, max, rps, fail_rps, fail_ratio, requests, failures; on row "
-            "LLM: goodput, tokens_per_s, output_tokens, lost_jobs",
+            "LLM: goodput, tokens_per_s, output_tokens, lost_jobs, cancelled, loadgen_lag_p99, achieved_rate, "
+            "schedule_lag_p99",
         ),
         (
             "thresholds:\n  Aggregated: ['avg < 1']\n  Aggregated: ['avg < 2']\n",
@@ -419,7 +420,7 @@ def test_rate_window_uses_greater_than(gate, write_yaml, tmp_path):
 def test_final_csv_behind_the_history_uses_the_newer_totals(gate, write_yaml, tmp_path, seconds):
     prefix = copy_run(tmp_path)
     samples = [
-        (T0 + s - seconds + 10, "", "Aggregated", 10.0, 100.0, str(100 + (s - seconds + 10) * 20))
+        (T0 + s - seconds + 10, "", "Aggregated", 10.0, 100.0, str(max(0, 100 + (s - seconds + 10) * 20)))
         for s in range(seconds)
     ]  # the last total is 280, at T0 + 9
     write_history(prefix, samples)
