@@ -12,24 +12,21 @@ import csv
 import io
 import json
 import math
-import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from loadgate.gate.errors import GateInputError
+from loadgate import contract
+from loadgate.gate.errors import GateInputError, input_file, show_number
 
 AGGREGATED = "Aggregated"
-LLM_ROW = "LLM"  # pseudo-row holding the scalars of PREFIX_llm_summary.json
-SUMMARY_FIELDS = {  # metric -> key in PREFIX_llm_summary.json
-    "requests": "completed_requests",
-    "goodput": "goodput_req_per_s",
-    "tokens_per_s": "output_tokens_per_s",
-    "output_tokens": "total_output_tokens",
-    "lost_jobs": "lost_jobs",
-}
-UNITLESS_TYPES = ("TOKENS/S",)  # LLM rows whose "response times" are tokens per second, not milliseconds
+LLM_ROW = contract.LLM_ROW  # pseudo-row holding the scalars of PREFIX_llm_summary.json
+SUMMARY_FIELDS = contract.LLM_SUMMARY_METRICS  # metric -> key in PREFIX_llm_summary.json
+UNITLESS_TYPES = (contract.TOKENS_PER_S,)  # LLM rows whose "response times" are tokens per second, not ms
 
 STATS_COLUMNS = {
     "requests": "Request Count",
@@ -59,7 +56,16 @@ HISTORY_COLUMNS = [
     *HISTORY_TOTALS.values(),
 ]
 FAILURE_COLUMNS = ["Method", "Name", "Error", "Occurrences"]
-COUNT_COLUMNS = ("Request Count", "Failure Count", "Total Request Count", "Total Failure Count", "Timestamp")
+COUNT_COLUMNS = (
+    "Request Count",
+    "Failure Count",
+    "Total Request Count",
+    "Total Failure Count",
+    "Timestamp",
+    "User Count",
+    "Occurrences",
+)
+COUNT_PAIRS = (("Request Count", "Failure Count"), ("Total Request Count", "Total Failure Count"))
 
 
 def row_key(type_: str, name: str) -> str:
@@ -77,6 +83,7 @@ class Row:
     line: int
     figures: dict[str, float | None]
     kind: str = "http"  # which history holds its per-second samples: "http" or "llm"
+    absent: set[str] = field(default_factory=set)  # metrics whose source field is missing (LLM row)
 
     @property
     def key(self) -> str:
@@ -117,6 +124,17 @@ class RunData:
     notes: list[str] = field(default_factory=list)
     llm_stats_present: bool = False
     reset_at: float | None = None
+    window_s: float | None = None  # the measured window rps/fail_rps are computed over (None: Locust's)
+    rate_note: str | None = None  # why rps/fail_rps are Locust's columns, when they are
+    token_source: str | None = None  # how output tokens were counted ("server", "estimate", ...)
+    stats_source: str = ""  # PREFIX_stats.csv
+
+    @property
+    def total_requests(self) -> int:
+        """Requests of the whole run: the Aggregated row of _stats.csv, or the sum of its rows."""
+        if AGGREGATED in self.rows and self.rows[AGGREGATED].kind == "http":
+            return self.rows[AGGREGATED].requests
+        return sum(row.requests for row in self.rows.values() if row.kind == "http" and row.key != LLM_ROW)
 
     def find(self, key: str, config_file: str = "", line: int | None = None) -> Row | None:
         """The row named by "Aggregated", "Type Name" or a Name that is unique across the run's files."""
@@ -138,26 +156,23 @@ class RunData:
         """The full per-second history of the row's kind, read only when a "for" rule needs it."""
         if row.kind not in self.histories:
             path = self.history_sources[row.kind]
-            self.histories[row.kind] = _load_history(path, self.reset_at) if Path(path).is_file() else None
+            self.histories[row.kind] = _load_history(path, self.reset_at) if _present(path) else None
         return row.kind, self.histories[row.kind]
 
 
 def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
-    """Everything ``--csv PREFIX`` wrote. ``warmup_s`` > 0 requires the harness' warm-up reset record."""
-    meta_source = f"{prefix}_loadgate.json"
+    """Everything ``--csv PREFIX`` wrote. ``warmup_s`` > 0 requires the harness' warm-up reset record.
+    Every file is checked before it is read (a regular file of a sane size) and every figure after
+    (finite, not negative, whole counts): a bad one is exit 2, never a verdict."""
+    meta_source = contract.path(prefix, contract.LOADGATE_JSON)
     meta = _load_meta(meta_source, warmup_s, role)
-    reset_at = meta.get("stats_reset_at") if meta else None
-    stats_path = f"{prefix}_stats.csv"
-    if not Path(stats_path).is_file():
-        fix = f"run Locust headless with --csv {prefix} (and --csv-full-history), or fix the prefix"
-        for suffix in ("_stats.csv", "_stats_history.csv", "_llm_stats.csv", "_loadgate.json", ".csv"):
-            if prefix.endswith(suffix) and Path(prefix).is_file():
-                fix = f"pass the prefix, not a file: {prefix.removesuffix(suffix)}"
-                break
-        raise GateInputError(stats_path, None, f"{role} CSV not found", stats_path, fix)
+    reset_at = meta.stats_reset_at if meta else None
+    stats_path = contract.path(prefix, contract.STATS_CSV)
+    if not _present(stats_path):
+        raise GateInputError(stats_path, None, f"{role} CSV not found", stats_path, _prefix_fix(prefix))
     rows = _rows_from_stats(stats_path)
-    llm_path = f"{prefix}_llm_stats.csv"
-    llm_present = Path(llm_path).is_file()
+    llm_path = contract.path(prefix, contract.LLM_STATS_CSV)
+    llm_present = _present(llm_path)
     if llm_present:
         for row in _rows_from_stats(llm_path).values():
             row.kind = "llm"
@@ -172,36 +187,106 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
                     "LLM rows must use the LLM types TTFT/TTFB/ITL/TPOT/E2E/TOKENS/S",
                 )
             rows[row.key] = row
-    summary_path = f"{prefix}_llm_summary.json"
-    if Path(summary_path).is_file() and LLM_ROW not in rows:
-        rows[LLM_ROW] = _summary_row(summary_path)
+    window, rate_note = _window(meta, meta_source)
+    summary_path = contract.path(prefix, contract.LLM_SUMMARY_JSON)
+    summary = _load_summary(summary_path) if _present(summary_path, json_file=True) else None
+    if summary is not None and LLM_ROW not in rows:
+        rows[LLM_ROW] = _summary_row(summary, summary_path, window)
     run = RunData(
         prefix,
         rows,
-        meta,
+        meta.to_dict() if meta else None,
         meta_source,
         {},
-        {"http": f"{prefix}_stats_history.csv", "llm": f"{prefix}_llm_stats_history.csv"},
+        {
+            "http": contract.path(prefix, contract.STATS_HISTORY_CSV),
+            "llm": contract.path(prefix, contract.LLM_STATS_HISTORY_CSV),
+        },
         None,
         llm_stats_present=llm_present,
         reset_at=reset_at,
+        window_s=window,
+        rate_note=rate_note,
+        token_source=_token_source(summary, meta),
+        stats_source=stats_path,
     )
     for kind, path in run.history_sources.items():
-        if Path(path).is_file():
+        if _present(path):
             _reconcile(run, path, reset_at, llm_path if kind == "llm" else stats_path)
-    failures_path = f"{prefix}_failures.csv"
-    if Path(failures_path).is_file():
+    if window is not None:
+        for row in rows.values():
+            if row.key != LLM_ROW:
+                apply_window(row.figures, window)
+    failures_path = contract.path(prefix, contract.FAILURES_CSV)
+    if _present(failures_path):
         run.failures = _read_csv(failures_path, FAILURE_COLUMNS, numeric=False)
-    if meta and meta.get("final_stats_written") is False:
+    if meta and meta.final_stats_written is False:
         run.notes.append(f"{meta_source}: final_stats_written is false: the run's last second may be missing")
     return run
 
 
-def _load_meta(path: str, warmup_s: float, role: str) -> dict | None:
+CORRUPT_FIX = "re-run the load to rewrite the file (was it truncated or hand-edited?)"
+
+
+def _present(path: str, json_file: bool = False) -> bool:
+    """Whether a run file exists; exit 2 when it exists but is no regular, readable file of sane size."""
+    limit = contract.MAX_JSON_BYTES if json_file else contract.MAX_CSV_BYTES
+    fix = "delete or replace it with the file the run wrote" if json_file else "re-run Locust to rewrite it"
+    return input_file(path, "run file", limit, fix)
+
+
+def _prefix_fix(prefix: str) -> str:
+    """How to name the run when PREFIX_stats.csv is not there: a file or a folder given instead, or a typo."""
+    for suffix in (
+        contract.STATS_CSV,
+        contract.STATS_HISTORY_CSV,
+        contract.LLM_STATS_CSV,
+        contract.LOADGATE_JSON,
+        ".csv",
+    ):
+        if prefix.endswith(suffix) and Path(prefix).is_file():
+            return f"pass the prefix, not a file: {prefix.removesuffix(suffix)}"
+    folder = Path(prefix)
+    if folder.is_dir():
+        try:
+            found = sorted(
+                str(folder / p.name.removesuffix(contract.STATS_CSV))
+                for p in folder.glob("*" + contract.STATS_CSV)
+                if not p.name.endswith(contract.LLM_STATS_CSV)
+            )
+        except OSError:
+            found = []
+        if found:
+            return f"pass the --csv prefix of the files in the folder, e.g. {found[0]}"
+        return f"the folder has no *{contract.STATS_CSV}: pass the --csv prefix of the run, e.g. {folder}/loadgate"
+    return f"run Locust headless with --csv {prefix} (and --csv-full-history), or fix the prefix"
+
+
+def _read_json(path: str, what: str) -> object:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise GateInputError(
+            path, None, f"cannot read {what}", error.strerror or str(error), CORRUPT_FIX
+        ) from None
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise GateInputError(path, None, f"{what} is not UTF-8", str(error), CORRUPT_FIX) from None
+    except json.JSONDecodeError as error:
+        where = f"{error.msg}: line {error.lineno} column {error.colno}"
+        raise GateInputError(path, None, f"unreadable {what}", where, CORRUPT_FIX) from None
+    except RecursionError:
+        raise GateInputError(path, None, f"unreadable {what}", "nested too deeply", CORRUPT_FIX) from None
+    except ValueError as error:  # e.g. an integer of more than 4300 digits
+        raise GateInputError(path, None, f"unreadable {what}", str(error), CORRUPT_FIX) from None
+
+
+def _load_meta(path: str, warmup_s: float, role: str) -> contract.RunMeta | None:
     fix = (
         "run the load with loadgate's --warmup (env LOADGATE_WARMUP) and --csv PREFIX, which write this file"
     )
-    if not Path(path).is_file():
+    if not _present(path, json_file=True):
         if warmup_s > 0:
             raise GateInputError(
                 path,
@@ -211,28 +296,18 @@ def _load_meta(path: str, warmup_s: float, role: str) -> dict | None:
                 fix,
             )
         return None
+    raw = _read_json(path, "run metadata")
     try:
-        meta = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise GateInputError(
-            path, None, "unreadable run metadata", str(error), "re-run the load or delete the file"
-        ) from None
-    if not isinstance(meta, dict):
-        raise GateInputError(path, None, "run metadata must be a JSON object", type(meta).__name__, fix)
-    warm = meta.get("warmup_s", 0)
-    reset_at = meta.get("stats_reset_at")
-    if isinstance(warm, bool) or not isinstance(warm, int | float):
-        raise GateInputError(path, "warmup_s", "warmup_s must be a number of seconds", warm, fix)
-    if reset_at is not None and (isinstance(reset_at, bool) or not isinstance(reset_at, int | float)):
-        raise GateInputError(
-            path, "stats_reset_at", "stats_reset_at must be epoch seconds or null", reset_at, fix
-        )
+        meta = contract.RunMeta.from_dict(raw)
+    except contract.ContractError as error:
+        raise GateInputError(path, error.key or None, error.what, error.got, CORRUPT_FIX) from None
+    warm, reset_at = meta.warmup_s, meta.stats_reset_at
     if warmup_s > 0 and warm < warmup_s:
         raise GateInputError(
             path,
             "warmup_s",
             f"the {role} warmed up less than the thresholds' warmup ({_secs(warmup_s)})",
-            warm,
+            raw.get("warmup_s", 0) if isinstance(raw, dict) else warm,  # as written: 10 or 10.0
             f"re-run with --warmup {_secs(warmup_s)} or longer",
         )
     if warmup_s > 0 and reset_at is None:
@@ -246,35 +321,71 @@ def _load_meta(path: str, warmup_s: float, role: str) -> dict | None:
     return meta
 
 
-def _summary_row(path: str) -> Row:
+def _window(meta: contract.RunMeta | None, source: str) -> tuple[float | None, str | None]:
+    """The measured window in seconds (warm-up end, or start, to stop), or None and why it is unknown."""
+    if meta is None:
+        return None, f"{source} does not exist (plain Locust, without loadgate)"
+    if meta.window() is not None:
+        start, end = meta.window()  # type: ignore[misc]
+        return end - start, None
+    if meta.window_start is None:
+        return None, f"{source} records neither started_at nor stats_reset_at"
+    if meta.stopped_at is None:
+        return None, f"{source} records no stopped_at (the run did not end cleanly?)"
+    return None, f"{source} records an empty window (stopped_at equals its start)"
+
+
+def apply_window(figures: dict[str, float | None], window_s: float) -> None:
+    """rps and fail_rps over the measured window, not Locust's time to the last request."""
+    requests = figures.get("requests")
+    if not requests:
+        return
+    figures["rps"] = requests / window_s
+    figures["fail_rps"] = (figures.get("failures") or 0) / window_s
+
+
+def _token_source(summary: contract.LlmSummary | None, meta: contract.RunMeta | None) -> str | None:
+    label = summary.token_source_label() if summary is not None else None
+    if label is None and meta is not None:
+        label = meta.token_source or meta.usage_source
+    return label
+
+
+def _load_summary(path: str) -> contract.LlmSummary:
     try:
-        summary = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise GateInputError(
-            path, None, "unreadable LLM summary", str(error), "re-run the load or delete the file"
-        ) from None
-    if not isinstance(summary, dict):
-        raise GateInputError(
-            path, None, "LLM summary must be a JSON object", type(summary).__name__, "re-run the load"
-        )
+        return contract.LlmSummary.from_dict(_read_json(path, "LLM summary"))
+    except contract.ContractError as error:
+        raise GateInputError(path, error.key or None, error.what, error.got, CORRUPT_FIX) from None
+
+
+def _summary_row(summary: contract.LlmSummary, path: str, window_s: float | None) -> Row:
+    """The LLM pseudo-row: one figure per LLM_SUMMARY_METRICS key (None when absent or null). Per-second
+    figures are recomputed over the run's measured window when it is recorded with their counts."""
     figures: dict[str, float | None] = {}
     for metric, key in SUMMARY_FIELDS.items():
-        value = summary.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise GateInputError(path, key, f"{key} must be a number or null", value, "re-run the load")
+        value = getattr(summary, key, None)
         figures[metric] = None if value is None else float(value)
-    return Row("", LLM_ROW, path, 0, figures)
+    if window_s is not None:
+        if summary.total_output_tokens is not None and summary.output_tokens_per_s is not None:
+            figures["tokens_per_s"] = summary.total_output_tokens / window_s
+        if summary.good_requests is not None and summary.goodput_req_per_s is not None:
+            figures["goodput"] = summary.good_requests / window_s
+    row = Row("", LLM_ROW, path, 0, figures)
+    row.absent = {m for m, key in SUMMARY_FIELDS.items() if key not in summary.present}
+    return row
 
 
 TEXT_COLUMNS = ("Type", "Name", "Method", "Error", "First Seen", "Last Seen")
 
 
 def _read_csv(
-    path: str, required: list[str], numeric: bool = True, body: bytes | None = None
+    path: str, required: list[str], numeric: bool = True, body: bytes | None = None, stats: bool = False
 ) -> pd.DataFrame:
-    """A Locust CSV: text columns as exact strings (a name "NaN" stays "NaN"), the others parsed as numbers
-    natively, with only "N/A" as missing; a column that does not parse is reported by ``_check_numbers``.
-    ``body``: data lines of the file without its header (a tail read by ``_history_tail``)."""
+    """A Locust CSV: text columns as exact strings (a name "NaN" stays "NaN"), the others as floats, with
+    "N/A" (no figure) allowed only in percentile columns; every figure checked by ``_check_values``.
+    ``numeric`` False: only the count columns are numbers (_failures.csv). ``stats``: a totals file, where
+    only rows without requests may lack a percentile. ``body``: data lines of the file without its header
+    (a tail read by ``_history_tail``)."""
     header = _header(path)
     missing = [c for c in required if c not in header]
     if missing:
@@ -285,27 +396,36 @@ def _read_csv(
             ",".join(header)[:200],
             "pass the PREFIX of Locust's --csv output (files PREFIX_stats.csv etc.)",
         )
-    numbers = [c for c in header if c not in TEXT_COLUMNS] if numeric else []
+    duplicate = next((c for i, c in enumerate(header) if c in header[:i]), None)
+    if duplicate is not None:
+        raise GateInputError(path, 1, f"duplicate column {duplicate!r}", ",".join(header)[:200], CSV_FIX)
+    numbers = [c for c in header if (c not in TEXT_COLUMNS if numeric else c in COUNT_COLUMNS)]
     try:
         source = path if body is None else io.BytesIO(body)
+        options: dict[str, Any] = {} if body is None else {"header": None, "names": header}
         frame = pd.read_csv(
             source,
             encoding="utf-8",
             keep_default_na=False,
-            na_values={c: ["N/A"] for c in numbers},
+            na_values={c: ["N/A"] for c in numbers if c.endswith("%")},
             dtype={c: str for c in header if c not in numbers},
-            **({} if body is None else {"header": None, "names": header}),
+            **options,
         )
     except UnicodeDecodeError as error:
         raise GateInputError(
             path, None, "CSV is not UTF-8", str(error), "re-run Locust with a UTF-8 locale"
         ) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as error:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError, csv.Error) as error:
         raise GateInputError(
             path, None, "malformed CSV", str(error).strip(), "re-run Locust to rewrite it"
         ) from None
-    _check_numbers(frame, path, numbers)
+    if list(frame.columns) != header:  # pandas renamed or added a column: the header is not Locust's
+        raise GateInputError(path, 1, "malformed CSV header", ",".join(header)[:200], CSV_FIX)
+    _check_values(frame, path, numbers, stats)
     return frame
+
+
+CSV_FIX = "re-run Locust to rewrite the file (was it truncated or hand-edited?)"
 
 
 def _header(path: str) -> list[str]:
@@ -320,6 +440,8 @@ def _header(path: str) -> list[str]:
         raise GateInputError(
             path, None, "cannot read CSV", error.strerror or str(error), "check the path"
         ) from None
+    except csv.Error as error:  # e.g. a header line longer than the csv module's field limit
+        raise GateInputError(path, 1, "malformed CSV", str(error), CSV_FIX) from None
     if not header:
         raise GateInputError(
             path,
@@ -331,28 +453,77 @@ def _header(path: str) -> list[str]:
     return header
 
 
-def _check_numbers(frame: pd.DataFrame, path: str, columns: list[str]) -> None:
-    """Fail on any non-number (exit 2); "N/A" is allowed except in counts. Slow path only on a bad column."""
-    for column in columns:
-        values = frame[column]
-        is_count = column in COUNT_COLUMNS
-        if values.dtype.kind in "if":
-            if not (is_count and values.isna().any()):
-                continue
-            bad = values.isna()  # "N/A" or a missing field in a count
-        else:
-            bad = pd.to_numeric(values, errors="coerce").isna() & (values.astype(str).ne("N/A") | is_count)
-            if not bad.any():
-                continue
-        index = int(bad.to_numpy().argmax())
-        got = values.iat[index]
-        raise GateInputError(
-            path,
-            index + 2,
+def _check_values(frame: pd.DataFrame, path: str, columns: list[str], stats: bool) -> None:
+    """Every figure a finite number >= 0, counts whole, failures no more than requests, "N/A" only in a
+    percentile (and in a totals file only on a row without requests). The first bad line is exit 2, with
+    its column and value; the numeric columns are left as floats."""
+    problems: list[tuple[int, int, str, str]] = []  # (row index, column order, what, got)
+
+    def first(mask: np.ndarray, order: int, what: str, got) -> None:
+        if mask.any():
+            index = int(mask.argmax())
+            problems.append((index, order, what, got(index)))
+
+    floats: dict[str, np.ndarray] = {}
+    for order, column in enumerate(columns):
+        raw = frame[column]
+        parsed = raw if raw.dtype.kind in "iuf" else pd.to_numeric(raw, errors="coerce")
+        values = parsed.to_numpy(dtype=float, na_value=np.nan)
+        floats[column] = values
+        missing = np.isnan(values)
+        percentile = column.endswith("%")
+        allowed = raw.isna().to_numpy() if percentile else np.zeros(len(values), dtype=bool)
+        first(
+            missing & ~allowed,
+            order,
             f"column {column!r} is not a number",
-            "" if got is None or got != got else str(got),
-            "re-run Locust to rewrite the file (was it truncated or hand-edited?)",
+            lambda i, raw=raw: "" if pd.isna(raw.iat[i]) else str(raw.iat[i]),
         )
+        known = values[~missing]
+        if known.size and (not np.isfinite(known).all() or (known < 0).any()):
+            with np.errstate(invalid="ignore"):
+                first(
+                    ~missing & (~np.isfinite(values) | (values < 0)),
+                    order,
+                    f"column {column!r} must be a finite number >= 0",
+                    lambda i, v=values: show_number(v[i]),
+                )
+        if column in COUNT_COLUMNS and known.size and (np.isfinite(known) & (known != np.floor(known))).any():
+            with np.errstate(invalid="ignore"):
+                fractional = ~missing & np.isfinite(values) & (values != np.floor(values))
+            first(
+                fractional,
+                order,
+                f"column {column!r} must be a whole number >= 0",
+                lambda i, v=values: show_number(v[i]),
+            )
+    for requests_column, failures_column in COUNT_PAIRS:
+        if requests_column in floats and failures_column in floats:
+            requests, failures = floats[requests_column], floats[failures_column]
+            with np.errstate(invalid="ignore"):
+                more = failures > requests
+            first(
+                more,
+                columns.index(failures_column),
+                f"column {failures_column!r} is larger than {requests_column!r}",
+                lambda i, f=failures, r=requests: f"{show_number(f[i])} > {show_number(r[i])}",
+            )
+    if stats and "Request Count" in floats:
+        with np.errstate(invalid="ignore"):
+            has_requests = floats["Request Count"] > 0
+        for order, column in enumerate(columns):
+            if column.endswith("%"):
+                first(
+                    has_requests & np.isnan(floats[column]),
+                    order,
+                    f"column {column!r} is N/A on a row with requests",
+                    lambda i: "N/A",
+                )
+    if problems:
+        index, _, what, got = min(problems, key=lambda p: (p[0], p[1]))
+        raise GateInputError(path, index + 2, what, got, CSV_FIX)
+    for column, values in floats.items():
+        frame[column] = values
 
 
 def _percentile_columns(frame: pd.DataFrame) -> list[str]:
@@ -360,16 +531,17 @@ def _percentile_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def _rows_from_stats(path: str) -> dict[str, Row]:
-    numbers = _read_csv(path, ["Type", "Name", *STATS_COLUMNS.values()])
+    numbers = _read_csv(path, ["Type", "Name", *STATS_COLUMNS.values()], stats=True)
     frame = numbers
     percentiles = _percentile_columns(frame)
     rows: dict[str, Row] = {}
+    arrays = {c: numbers[c].to_numpy(dtype=float) for c in [*STATS_COLUMNS.values(), *percentiles]}
     for index, (type_, name) in enumerate(zip(frame["Type"], frame["Name"], strict=True)):
         figures: dict[str, float | None] = {}
         for metric, column in STATS_COLUMNS.items():
-            figures[metric] = _value(numbers[column].iat[index])
+            figures[metric] = _value(float(arrays[column][index]))
         for column in percentiles:
-            figures[column] = _value(numbers[column].iat[index])
+            figures[column] = _value(float(arrays[column][index]))
         derive_figures(figures)
         row = Row(type_, name, path, index + 2, figures)
         if row.key in rows:
@@ -401,7 +573,7 @@ def _load_history(path: str, reset_at: float | None) -> History:
         numbers = numbers[numbers["Timestamp"] > math.floor(reset_at)]
     frames: dict[str, pd.DataFrame] = {}
     for (type_, name), group in numbers.groupby(["Type", "Name"], sort=False):
-        frames[row_key(type_, name)] = group.sort_values("Timestamp", kind="stable")
+        frames[row_key(str(type_), str(name))] = group.sort_values("Timestamp", kind="stable")
     # Locust writes per-row history, with windowed percentiles for every row, only with --csv-full-history;
     # without it only Aggregated rows exist and their percentiles are cumulative since the (re)start.
     windowed = any(key != AGGREGATED for key in frames) or path.endswith("_llm_stats_history.csv")
@@ -411,11 +583,12 @@ def _load_history(path: str, reset_at: float | None) -> History:
 def _history_tail(path: str, reset_at: float | None) -> pd.DataFrame:
     """The history's last write (every row key, one line each), read from the end of the file: a two-hour
     history need not be parsed to compare its last totals. Falls back to a full read if the tail is odd."""
-    size, chunk = os.path.getsize(path), 64 * 1024
+    chunk = 64 * 1024
     try:
         while True:
-            start = max(0, size - chunk)
             with open(path, "rb") as handle:
+                size = handle.seek(0, io.SEEK_END)
+                start = max(0, size - chunk)
                 handle.seek(start)
                 data = handle.read()
             data = data[data.find(b"\n") + 1 :]  # drop a partial first line (or the header)
@@ -423,6 +596,10 @@ def _history_tail(path: str, reset_at: float | None) -> pd.DataFrame:
             if start == 0 or frame["Timestamp"].nunique() >= 2:
                 break
             chunk *= 8
+    except OSError as error:
+        raise GateInputError(
+            path, None, "cannot read CSV", error.strerror or str(error), "check the path"
+        ) from None
     except GateInputError:
         frame = _read_csv(path, HISTORY_COLUMNS)  # a name with a line break cut by the seek; or a real error
     if reset_at is not None:
@@ -455,19 +632,25 @@ def _reconcile(run: RunData, path: str, reset_at: float | None, stats_path: str)
         )
         if (hist_requests, hist_failures) > (csv_requests, csv_failures):
             for metric, column in HISTORY_TOTALS.items():
-                row.figures[metric] = _value(last[column])
+                row.figures[metric] = _value(float(last[column]))
             if not windowed:
                 for column in row.percentile_columns():
-                    row.figures[column] = _value(last.get(column, float("nan")))
+                    row.figures[column] = _value(float(last.get(column, float("nan"))))
             derive_figures(row.figures)
-            kept = "rps, fail_rps" + ("" if not windowed else " and percentiles")
-            run.notes.append(f"{said}; using the history's newer totals; {kept} stay from the CSV")
+            if run.window_s is None:
+                kept = "; rps, fail_rps" + ("" if not windowed else " and percentiles") + " stay from the CSV"
+            else:
+                kept = "; percentiles stay from the CSV" if windowed else ""
+            run.notes.append(f"{said}; using the history's newer totals{kept}")
         else:
             run.notes.append(f"{said}; using the CSV's newer figures")
 
 
 def _utc(timestamp: float) -> str:
-    return pd.Timestamp(int(timestamp), unit="s", tz="UTC").strftime("%H:%M:%S UTC")
+    try:
+        return time.strftime("%H:%M:%S UTC", time.gmtime(int(timestamp)))
+    except (OverflowError, OSError, ValueError):  # a timestamp past the platform's calendar
+        return f"epoch {int(timestamp)}"
 
 
 def _secs(seconds: float) -> str:

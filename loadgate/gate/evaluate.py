@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from loadgate import contract
 from loadgate.gate.config import RowSpec, RuleSpec, SlaConfig
-from loadgate.gate.data import AGGREGATED, LLM_ROW, History, Row, RunData
+from loadgate.gate.data import AGGREGATED, LLM_ROW, SUMMARY_FIELDS, History, Row, RunData
 from loadgate.gate.errors import GateInputError
 from loadgate.gate.language import COUNT, RATE, RATIO, TIME, TOKEN_RATE, Metric, Rule
 
@@ -34,6 +35,7 @@ class Verdict:
     source: str  # the CSV the figure came from
     window_s: float | None = None
     violation_s: float | None = None  # longest continuous violation ("for" rules)
+    token_source: str | None = None  # how tokens were counted, for token-based figures not from the server
 
     def line(self) -> str:
         """The one-line verdict used in the table, JUnit failures and logs."""
@@ -42,7 +44,13 @@ class Verdict:
             f'{self.status} {self.metric} of "{self.row}": observed {self.observed_text}, required {self.op} '
             f"{self.limit_text}{window}"
         )
-        return f"{text} ({self.reason})" if self.reason else text
+        text = f"{text} ({self.reason})" if self.reason else text
+        return f"{text} ({self.tokens_text})" if self.tokens_text else text
+
+    @property
+    def tokens_text(self) -> str:
+        """ "tokens: estimate" when the figure depends on token counts not reported by the server."""
+        return f"tokens: {self.token_source}" if self.token_source else ""
 
 
 @dataclass
@@ -77,7 +85,8 @@ def longest_violation(
 ) -> Violation | None:
     """Samples are (timestamp, value) in time order; value None means no figure for that second."""
     best: Violation | None = None
-    start = end = worst = None
+    start: float | None = None
+    worst = 0.0
     worse = max if rule.op in ("<", "<=", "==") else min
     for stamp, value in samples:
         if value is None:
@@ -101,10 +110,47 @@ def evaluate(config: SlaConfig, run: RunData, baseline: RunData | None = None) -
         evaluation.verdicts += _judge_row(config, spec, run, None)
     for spec in config.regression:
         evaluation.verdicts += _judge_row(config, spec, run, baseline)
+    if run.total_requests == 0:
+        evaluation.verdicts.append(_no_requests(run))
     if config.regression and baseline is None:
         evaluation.notes.append("regression rules were skipped: no --baseline BASE_PREFIX given")
+    for who, data in (("", run), ("baseline: ", baseline)):
+        if data is not None and data.window_s is None and data.rate_note and _uses_rates(evaluation, who):
+            evaluation.notes.append(
+                f'{who}rps and fail_rps are Locust\'s "Requests/s" and "Failures/s" columns, which divide by '
+                f"the time to the last request, not the run's length: {data.rate_note}"
+            )
     evaluation.verdicts.sort(key=lambda v: _ORDER[v.status])
     return evaluation
+
+
+def _uses_rates(evaluation: Evaluation, who: str) -> bool:
+    """A judged rps/fail_rps figure of the run (or, for "baseline: ", a regression rule's baseline)."""
+    rates = [v for v in evaluation.verdicts if v.metric in RATE_METRICS and v.status != SKIP]
+    return any(v.section == "regression" for v in rates) if who else bool(rates)
+
+
+RATE_METRICS = ("rps", "fail_rps")
+
+
+def _no_requests(run: RunData) -> Verdict:
+    """A run without a single request is never a pass, whatever its rows say (all optional, min 0...)."""
+    return Verdict(
+        status=FAIL,
+        section="thresholds",
+        row=AGGREGATED,
+        rule="requests > 0",
+        metric="requests",
+        op=">",
+        limit=0.0,
+        limit_text="0",
+        observed=0.0,
+        observed_text="0",
+        reason=f"no data: the run made no requests ({run.stats_source or run.prefix}); a run without "
+        "requests is never a pass",
+        config_line=0,
+        source=run.stats_source or run.prefix,
+    )
 
 
 def _judge_row(config: SlaConfig, spec: RowSpec, run: RunData, baseline: RunData | None) -> list[Verdict]:
@@ -115,6 +161,7 @@ def _judge_row(config: SlaConfig, spec: RowSpec, run: RunData, baseline: RunData
     if missing:
         status = SKIP if spec.optional and row is None else FAIL
         return [_verdict(status, rs, spec, None, None, missing, run.prefix) for rs in spec.rules]
+    assert row is not None  # _no_data_reason said so
     base_row = None
     if baseline is not None:
         base_row = baseline.find(spec.key, config.path, spec.line)
@@ -149,7 +196,9 @@ def _judge_rule(
             "write the limit as a plain number",
         )
     if rule.window_s is not None:
-        return _judge_window(spec, rs, row, run, key)
+        verdict = _judge_window(spec, rs, row, run, key)
+        verdict.token_source = _token_source(run, row, rule.metric)
+        return verdict
     limit = rule.limit
     limit_text = None
     if rule.baseline is not None:
@@ -162,15 +211,38 @@ def _judge_rule(
         limit_text = f"{_show(rule.metric, row, limit)} ({rule.baseline.text()}, baseline {_show(rule.metric, row, base)})"
     observed = row.figures.get(key)
     if observed is None:
-        hint = " (no --goodput targets were set)" if rule.metric.name == "goodput" else ""
-        return _verdict(FAIL, rs, spec, row, limit, f"no data: {rule.metric.name} is N/A{hint}", row.source)
+        if rule.metric.name in row.absent:
+            hint = (
+                f" ({row.source} has no {SUMMARY_FIELDS[rule.metric.name]!r}: written by an older loadgate?)"
+            )
+        elif rule.metric.name == "goodput":
+            hint = " (no --goodput targets were set)"
+        else:
+            hint = ""
+        verdict = _verdict(
+            FAIL, rs, spec, row, limit, f"no data: {rule.metric.name} is N/A{hint}", row.source
+        )
+        verdict.token_source = _token_source(run, row, rule.metric)
+        return verdict
+    assert limit is not None  # an absolute limit, or one derived from the baseline above
     status = PASS if rule.holds(observed, limit) else FAIL
     verdict = _verdict(status, rs, spec, row, limit, "", row.source, observed)
+    verdict.token_source = _token_source(run, row, rule.metric)
     if limit_text:
         verdict.limit_text = limit_text
     if status == FAIL and rule.metric.name in ("fail_ratio", "failures", "fail_rps"):
         verdict.reason = _top_failure(run, row)
     return verdict
+
+
+def _token_source(run: RunData, row: Row, metric: Metric) -> str | None:
+    """The run's token source when this figure is counted in tokens and the server did not count them."""
+    source = run.token_source
+    if not source or source == contract.TOKEN_SERVER:
+        return None
+    if row.key == LLM_ROW:
+        return source if metric.name in contract.LLM_TOKEN_METRICS else None
+    return source if row.kind == "llm" and row.type in contract.TOKEN_BASED else None
 
 
 def _figure_key(config: SlaConfig, rs: RuleSpec, row: Row) -> str:
@@ -222,6 +294,8 @@ def _window_history(rule: Rule, row: Row, run: RunData) -> tuple[str, History]:
 
 def _judge_window(spec: RowSpec, rs: RuleSpec, row: Row, run: RunData, key: str) -> Verdict:
     rule = rs.rule
+    window_s, limit = rule.window_s, rule.limit
+    assert window_s is not None and limit is not None  # config: "for" rules have absolute limits
     source, history = _window_history(rule, row, run)
     frame = history.frames.get(row.key)
     if frame is None or frame.empty:
@@ -231,7 +305,7 @@ def _judge_window(spec: RowSpec, rs: RuleSpec, row: Row, run: RunData, key: str)
     stamps = frame["Timestamp"].to_numpy(dtype=float)
     values = _window_values(frame, rule.metric, key)
     covered = float(stamps[-1] - stamps[0])
-    if covered < rule.window_s:
+    if covered < window_s:
         return _verdict(
             FAIL,
             rs,
@@ -239,10 +313,10 @@ def _judge_window(spec: RowSpec, rs: RuleSpec, row: Row, run: RunData, key: str)
             row,
             rule.limit,
             f"no data: history after the warm-up covers {_seconds(covered)}"
-            f", shorter than the {_seconds(rule.window_s)} window",
+            f", shorter than the {_seconds(window_s)} window",
             source,
         )
-    violation = longest_violation(zip(stamps, values, strict=True), rule, rule.limit)
+    violation = longest_violation(zip(stamps, values, strict=True), rule, limit)
     known = [v for v in values if v is not None]
     if not known:
         return _verdict(
@@ -260,7 +334,7 @@ def _judge_window(spec: RowSpec, rs: RuleSpec, row: Row, run: RunData, key: str)
         verdict.observed_text = f"never violated (worst sample {_show(rule.metric, row, worst)})"
         verdict.violation_s = 0.0
         return verdict
-    status = FAIL if violation.seconds >= rule.window_s else PASS
+    status = FAIL if violation.seconds >= window_s else PASS
     verdict = _verdict(status, rs, spec, row, rule.limit, "", source, violation.worst)
     verdict.violation_s = violation.seconds
     verdict.observed_text = (
@@ -361,4 +435,7 @@ def _seconds(value: float | None) -> str:
 
 
 def _clock(stamp: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(stamp))
+    try:
+        return time.strftime("%H:%M:%S", time.gmtime(stamp))
+    except (OverflowError, OSError, ValueError):  # a timestamp past the platform's calendar
+        return f"epoch {int(stamp)}"

@@ -26,7 +26,7 @@ def _cells(verdict: Verdict) -> tuple[str, ...]:
         verdict.observed_text,
         verdict.op,
         verdict.limit_text + window,
-        verdict.reason,
+        "; ".join(part for part in (verdict.reason, verdict.tokens_text) if part),
     )
 
 
