@@ -15,6 +15,7 @@ import random
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Literal
 
 from .config import CapacityConfig, ModelConfig
 
@@ -37,7 +38,7 @@ class Slots:
     def queued(self) -> int:
         return len(self._waiters)
 
-    def try_enter(self) -> asyncio.Future[None] | None | bool:
+    def try_enter(self) -> asyncio.Future[None] | Literal[True] | None:
         """True: slot taken now; a future: queued (await it); None: full, reject."""
         if self.active < self.slots and not self._waiters:
             self.active += 1
@@ -48,7 +49,7 @@ class Slots:
         self._waiters.append(waiter)
         return waiter
 
-    def leave(self, entry: asyncio.Future[None] | bool) -> None:
+    def leave(self, entry: asyncio.Future[None] | Literal[True]) -> None:
         """Give back what try_enter() returned: the slot, or the queue place if never served."""
         if entry is True:
             self.release()

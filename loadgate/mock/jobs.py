@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from . import protocol
 from .config import CapacityConfig
@@ -203,6 +203,7 @@ class JobStore:
         else:
             chat, plan = planned
         entry = self.engine.slots.try_enter()
+        assert entry is not None, "the job pool's queue (10**12 places) never fills"
         try:
             if entry is not True:
                 await entry
@@ -296,17 +297,20 @@ class JobStore:
         if not request.content_type.startswith("multipart/"):
             raise invalid("file", "upload the file as multipart/form-data with fields 'file' and 'purpose'")
         reader = await request.multipart()
-        purpose, filename, data = None, None, None
+        purpose: str | None = None
+        upload: tuple[str, bytes] | None = None  # (filename, data)
         async for part in reader:
+            if not isinstance(part, BodyPartReader):  # a nested multipart has no field name: ignored
+                continue
             if part.name == "purpose":
                 purpose = (await part.text()).strip()
             elif part.name == "file":
-                filename = part.filename or "upload.jsonl"
-                data = await _read_limited(part)
+                upload = (part.filename or "upload.jsonl", await _read_limited(part))
         if purpose != "batch":
             raise invalid("purpose", f"only 'batch' is supported, got {purpose!r}")
-        if data is None:
+        if upload is None:
             raise invalid("file", "is required (a JSONL file of batch requests)")
+        filename, data = upload
         stored = StoredFile(protocol.new_id("file-"), filename, purpose, data, int(time.time()))
         self.files[stored.id] = stored
         exchange.request_id = stored.id
@@ -390,7 +394,9 @@ class JobStore:
 
     def _parse_lines(self, batch: Batch) -> list[tuple[str, Any]]:
         """Check the input file's lines; on any problem fill batch.errors and return []."""
-        errors, lines, seen = [], [], set()
+        errors: list[dict[str, Any]] = []
+        lines: list[tuple[str, Any]] = []
+        seen: set[str] = set()
         text = self.files[batch.input_file_id].data.decode("utf-8", errors="replace")
         rows = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         limit = self.server.config.jobs.max_batch_lines
@@ -420,6 +426,7 @@ class JobStore:
             await asyncio.sleep(0)  # let the create call answer with status "validating" first
             lines = self._parse_lines(batch)
             if not lines:
+                assert batch.errors is not None, "_parse_lines fills batch.errors whenever it returns []"
                 batch.mark("failed", "failed_at")
                 exchange.error = "validation failed: " + batch.errors["data"][0]["message"]
                 return
@@ -458,7 +465,7 @@ class JobStore:
             self._log(exchange)
 
     async def _run_line(self, batch: Batch, custom_id: str, body: Any) -> dict:
-        line = {"id": protocol.new_id("batch_req_"), "custom_id": custom_id, "error": None}
+        line: dict[str, Any] = {"id": protocol.new_id("batch_req_"), "custom_id": custom_id, "error": None}
 
         def skip_if_cancelled() -> None:
             if batch.status == "cancelling":
@@ -551,8 +558,9 @@ def _completion_tokens(result: dict) -> int | None:
     return len(message.get("content", "").split()) if message else None
 
 
-async def _read_limited(part) -> bytes:
-    chunks, size = [], 0
+async def _read_limited(part: BodyPartReader) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
     while chunk := await part.read_chunk(1 << 16):
         size += len(chunk)
         if size > MAX_FILE_BYTES:

@@ -38,11 +38,16 @@ def resolve_profile(value: str | None) -> str | None:
     if "/" not in value and profile.is_file():
         return str(profile)
     shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))) or "none found"
-    raise MockStartError(f"no such file or shipped profile (got {value!r}); give a YAML path or one of: {shipped}")
+    raise MockStartError(
+        f"no such file or shipped profile (got {value!r}); give a YAML path or one of: {shipped}"
+    )
 
 
 def start_mock(
-    config: str | None = None, host: str = "127.0.0.1", port: int = 0, truth_log: str | os.PathLike[str] | None = None
+    config: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    truth_log: str | os.PathLike[str] | None = None,
 ) -> MockProcess:
     """Start the mock (config: a YAML path or a shipped profile name) and wait until it serves;
     MockStartError with one line (the mock's last stderr line) when it does not come up."""
@@ -105,18 +110,18 @@ class MockProcess:
             self.proc = subprocess.Popen(
                 self.command(config_path), stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL
             )
-        self._wait_ready()
+        self._wait_ready(self.proc)
         return self
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             match = READY.search(self._stdout.read_text(errors="replace"))
             if match:
                 self.url = match.group(1)
                 return
-            if self.proc.poll() is not None:
-                self._fail(f"exited with code {self.proc.returncode} before it was ready")
+            if proc.poll() is not None:
+                self._fail(f"exited with code {proc.returncode} before it was ready")
             time.sleep(0.02)
         self.stop()
         self._fail(f"was not ready within {self.start_timeout:g}s")
