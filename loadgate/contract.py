@@ -110,8 +110,11 @@ def whole_count(value: object, name: str) -> int | None:
     """A whole number >= 0 (10 or 10.0), or None for null; 10.5, -1, NaN and booleans are refused."""
     if value is None:
         return None
-    number = finite_number(value, name)
-    if number is None or not number.is_integer() or (isinstance(value, int) and value < 0):
+    try:
+        number = finite_number(value, name)
+    except ContractError:
+        number = None
+    if number is None or not number.is_integer():
         raise ContractError(name, f"{name} must be a whole number >= 0", value)
     return int(value) if isinstance(value, int) else int(number)
 

@@ -164,12 +164,12 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
     """Everything ``--csv PREFIX`` wrote. ``warmup_s`` > 0 requires the harness' warm-up reset record.
     Every file is checked before it is read (a regular file of a sane size) and every figure after
     (finite, not negative, whole counts): a bad one is exit 2, never a verdict."""
-    meta_source = contract.path(prefix, contract.LOADGATE_JSON)
-    meta = _load_meta(meta_source, warmup_s, role)
-    reset_at = meta.stats_reset_at if meta else None
     stats_path = contract.path(prefix, contract.STATS_CSV)
     if not _present(stats_path):
         raise GateInputError(stats_path, None, f"{role} CSV not found", stats_path, _prefix_fix(prefix))
+    meta_source = contract.path(prefix, contract.LOADGATE_JSON)
+    meta = _load_meta(meta_source, warmup_s, role)
+    reset_at = meta.stats_reset_at if meta else None
     rows = _rows_from_stats(stats_path)
     llm_path = contract.path(prefix, contract.LLM_STATS_CSV)
     llm_present = _present(llm_path)
@@ -247,6 +247,10 @@ def _prefix_fix(prefix: str) -> str:
         if prefix.endswith(suffix) and Path(prefix).is_file():
             return f"pass the prefix, not a file: {prefix.removesuffix(suffix)}"
     folder = Path(prefix)
+    if folder.parent.is_file():
+        return (
+            f"{folder.parent} is a file, not a folder: pass the --csv prefix of the run, e.g. {folder.parent}"
+        )
     if folder.is_dir():
         try:
             found = sorted(
@@ -576,7 +580,7 @@ def _load_history(path: str, reset_at: float | None) -> History:
         frames[row_key(str(type_), str(name))] = group.sort_values("Timestamp", kind="stable")
     # Locust writes per-row history, with windowed percentiles for every row, only with --csv-full-history;
     # without it only Aggregated rows exist and their percentiles are cumulative since the (re)start.
-    windowed = any(key != AGGREGATED for key in frames) or path.endswith("_llm_stats_history.csv")
+    windowed = any(key != AGGREGATED for key in frames) or path.endswith(contract.LLM_STATS_HISTORY_CSV)
     return History(path, windowed, frames)
 
 
@@ -614,7 +618,7 @@ def _reconcile(run: RunData, path: str, reset_at: float | None, stats_path: str)
     # With --csv-full-history every row is in each write and percentiles are windowed; without it only
     # Aggregated is, with cumulative percentiles (comparable with the CSV's).
     windowed = bool((tail["Name"] != AGGREGATED).any() or (tail["Type"] != "").any()) or path.endswith(
-        "_llm_stats_history.csv"
+        contract.LLM_STATS_HISTORY_CSV
     )
     for _, last in tail.iterrows():
         key = row_key(last["Type"], last["Name"])

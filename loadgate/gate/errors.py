@@ -83,7 +83,13 @@ def input_file(path: str, what: str, limit: int, fix: str) -> bool:
             path, None, f"{what} is larger than {_size(limit)}", f"{info.st_size} bytes", fix
         )
     if not os.access(path, os.R_OK):
-        raise GateInputError(path, None, f"cannot read {what}", "permission denied", fix)
+        raise GateInputError(
+            path,
+            None,
+            f"cannot read {what}",
+            "permission denied",
+            "make it readable (check its owner and mode)",
+        )
     return True
 
 

@@ -146,8 +146,8 @@ def _no_requests(run: RunData) -> Verdict:
         limit_text="0",
         observed=0.0,
         observed_text="0",
-        reason=f"no data: the run made no requests ({run.stats_source or run.prefix}); a run without "
-        "requests is never a pass",
+        reason=f"no data: the run made no requests ({run.stats_source or run.prefix} counts 0); a run "
+        "without requests is never a pass, whatever rows are optional",
         config_line=0,
         source=run.stats_source or run.prefix,
     )
@@ -174,7 +174,8 @@ def _judge_row(config: SlaConfig, spec: RowSpec, run: RunData, baseline: RunData
 def _no_data_reason(spec: RowSpec, row: Row | None, run: RunData, who: str) -> str:
     if row is None:
         present = ", ".join(f'"{key}"' for key in run.rows) or "none"
-        hint = "" if run.llm_stats_present else f"; no {run.prefix}_llm_stats.csv (import loadgate.plugin)"
+        llm_csv = contract.path(run.prefix, contract.LLM_STATS_CSV)
+        hint = "" if run.llm_stats_present else f"; no {llm_csv} (run the load with loadgate's users)"
         optional = "optional row absent" if spec.optional and not who else f"no data: {who}row absent"
         return f"{optional}; rows present: {present}{hint}"
     if row.requests < max(spec.min_requests, 1):
