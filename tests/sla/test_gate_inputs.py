@@ -591,3 +591,166 @@ def test_names_pandas_would_read_as_missing_stay_text(gate, write_yaml, tmp_path
     thresholds = write_yaml("thresholds:\n  'GET NaN': ['requests == 162']\n  'null': ['max == 7']\n")
     code, out, _ = gate(prefix, "--thresholds", thresholds)
     assert code == 0 and out.count("PASS") == 2
+
+
+# -- honest throughput: per-second figures over the measured window --------------------------------------
+
+
+def three_requests_run(tmp_path: Path) -> str:
+    """Traffic stopped early: Locust wrote 349.7 req/s for 3 requests (it divides by the time to the last)."""
+    prefix = str(tmp_path / "early")
+    header = Path(FIXTURES / "real_stats.csv").read_text(encoding="utf-8").splitlines()[0]
+    rows = [
+        "GET,/fast,3,1,3,3.0,2,4,2.0,349.7,116.6,3,3,4,4,4,4,4,4,4,4,4",
+        ",Aggregated,3,1,3,3.0,2,4,2.0,349.7,116.6,3,3,4,4,4,4,4,4,4,4,4",
+    ]
+    Path(prefix + "_stats.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return prefix
+
+
+def test_rps_is_requests_over_the_measured_window_not_locusts_column(gate, write_yaml, tmp_path):
+    prefix = three_requests_run(tmp_path)
+    write_meta(prefix, warmup_s=0, started_at=T0, stopped_at=T0 + 10)
+    thresholds = write_yaml("thresholds:\n  Aggregated: ['rps >= 2', 'fail_rps < 0.5', 'requests == 3']\n")
+    code, out, err = gate(prefix, "--thresholds", thresholds, "--json", tmp_path / "v.json")
+    assert (code, err) == (1, "")
+    lines = {v["rule"]: v["line"] for v in json.loads((tmp_path / "v.json").read_text())["verdicts"]}
+    assert lines["rps >= 2"] == 'FAIL rps of "Aggregated": observed 0.3 req/s, required >= 2 req/s'
+    assert (
+        lines["fail_rps < 0.5"] == 'PASS fail_rps of "Aggregated": observed 0.1 req/s, required < 0.5 req/s'
+    )
+    assert "note:" not in out
+
+
+def test_the_window_starts_at_the_warm_up_reset(gate, write_yaml, tmp_path):
+    prefix = three_requests_run(tmp_path)
+    write_meta(prefix, warmup_s=10, started_at=T0, stats_reset_at=T0 + 10, stopped_at=T0 + 16)
+    thresholds = write_yaml("warmup: 10s\nthresholds:\n  'GET /fast': ['rps == 0.5']\n")
+    code, out, _ = gate(prefix, "--thresholds", thresholds)
+    assert code == 0 and "0.5 req/s" in out
+
+
+def test_without_a_recorded_window_locusts_column_is_used_and_said(gate, write_yaml, tmp_path):
+    prefix = three_requests_run(tmp_path)
+    thresholds = write_yaml("thresholds:\n  Aggregated: ['rps >= 2']\n")
+    code, out, _ = gate(prefix, "--thresholds", thresholds)
+    assert code == 0 and "349.7 req/s" in out
+    assert (
+        'note: rps and fail_rps are Locust\'s "Requests/s" and "Failures/s" columns, which divide by the time '
+        f"to the last request, not the run's length: {prefix}_loadgate.json does not exist (plain Locust, "
+        "without loadgate)"
+    ) in out.splitlines()
+    write_meta(prefix, warmup_s=0, started_at=T0)  # killed: no stopped_at
+    code, out, _ = gate(prefix, "--thresholds", thresholds)
+    assert code == 0 and out.splitlines()[-2].endswith(
+        f"{prefix}_loadgate.json records no stopped_at (the run did not end cleanly?)"
+    )
+    code, out, _ = gate(prefix, "--thresholds", write_yaml("thresholds:\n  Aggregated: ['requests == 3']\n"))
+    assert code == 0 and "rps and fail_rps are" not in out  # said only when a rate is judged
+
+
+def test_llm_rates_are_recomputed_over_the_window(gate, write_yaml, tmp_path):
+    prefix = copy_run(tmp_path)
+    write_meta(prefix, warmup_s=0, started_at=T0, stopped_at=T0 + 100)
+    write_summary(prefix, total_output_tokens=5000, output_tokens_per_s=999.0, good_requests=20)
+    thresholds = write_yaml("thresholds:\n  LLM: ['tokens_per_s == 50', 'goodput == 0.2']\n")
+    code, out, _ = gate(prefix, "--thresholds", thresholds)
+    assert code == 0 and "50 tok/s" in out and "0.2 req/s" in out
+
+
+# -- LLM summary metrics: cancelled, lags, achieved rate --------------------------------------------------
+
+
+def write_summary(prefix: str, **fields) -> None:
+    summary = {
+        "completed_requests": 228,
+        "total_output_tokens": 14272,
+        "output_tokens_per_s": 434.1477,
+        "goodput_req_per_s": 2.5,
+        "good_requests": 200,
+        "lost_jobs": 0,
+        **fields,
+    }
+    Path(prefix + "_llm_summary.json").write_text(json.dumps(summary), encoding="utf-8")
+
+
+def test_cancelled_and_the_load_generator_metrics_are_llm_row_metrics(gate, write_yaml, tmp_path):
+    prefix = copy_run(tmp_path)
+    write_summary(prefix, cancelled=3, loadgen_lag_p99=12.5, achieved_rate=9.8, schedule_lag_p99=40)
+    thresholds = write_yaml(
+        "thresholds:\n  LLM: ['cancelled <= 5', 'loadgen_lag_p99 < 50ms', 'achieved_rate >= 9.5', "
+        "'schedule_lag_p99 < 30']\n"
+    )
+    code, out, _ = gate(prefix, "--thresholds", thresholds, "--json", tmp_path / "v.json")
+    assert code == 1
+    lines = {v["rule"]: v["line"] for v in json.loads((tmp_path / "v.json").read_text())["verdicts"]}
+    assert lines == {
+        "cancelled <= 5": 'PASS cancelled of "LLM": observed 3, required <= 5',
+        "loadgen_lag_p99 < 50ms": 'PASS loadgen_lag_p99 of "LLM": observed 12.5 ms, required < 50 ms',
+        "achieved_rate >= 9.5": 'PASS achieved_rate of "LLM": observed 9.8 req/s, required >= 9.5 req/s',
+        "schedule_lag_p99 < 30": 'FAIL schedule_lag_p99 of "LLM": observed 40 ms, required < 30 ms',
+    }
+
+
+def test_a_summary_without_cancelled_is_no_data(gate, write_yaml, tmp_path):
+    prefix = copy_run(tmp_path)
+    write_summary(prefix)
+    code, out, _ = gate(prefix, "--thresholds", write_yaml("thresholds:\n  LLM: ['cancelled == 0']\n"))
+    assert code == 1
+    assert (
+        f"no data: cancelled is N/A ({prefix}_llm_summary.json has no 'cancelled': written by an older "
+        "loadgate?)"
+    ) in out
+
+
+def test_cancelled_on_an_http_row_is_exit_2(gate, write_yaml, tmp_path):
+    thresholds = write_yaml("thresholds:\n  Aggregated:\n    - 'cancelled == 0'\n")
+    code, _, err = gate(copy_run(tmp_path), "--thresholds", thresholds)
+    assert code == 2 and 'cancelled does not apply to row "Aggregated"' in err
+
+
+# -- the token source on token-based verdicts -------------------------------------------------------------
+
+
+TOKEN_RULES = (
+    "thresholds:\n"
+    "  'TOKENS/S /v1/chat/completions [stream]': ['p(50) >= 30']\n"
+    "  'TTFT /v1/chat/completions [stream]': ['p(95) < 800']\n"
+    "  LLM: ['tokens_per_s > 400', 'lost_jobs == 0']\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"token_source": "estimate"}, "estimate"),
+        ({"token_source": "tokenizer", "usage_source": "counted"}, "tokenizer"),
+        ({"usage_source": "counted"}, "counted"),
+        (
+            {"token_source": "mixed", "token_source_shares": {"server": 0.6, "estimate": 0.4}},
+            "mixed (server 60%, estimate 40%)",
+        ),
+        ({"token_source": "server"}, None),
+        ({}, None),
+    ],
+)
+def test_token_based_verdicts_name_a_token_source_other_than_server(
+    gate, write_yaml, tmp_path, fields, named
+):
+    prefix = copy_run(tmp_path)
+    write_llm_stats(prefix)
+    write_summary(prefix, **fields)
+    code, out, _ = gate(prefix, "--thresholds", write_yaml(TOKEN_RULES), "--json", tmp_path / "v.json")
+    assert code == 0
+    lines = {v["rule"]: v["line"] for v in json.loads((tmp_path / "v.json").read_text())["verdicts"]}
+    suffix = f" (tokens: {named})" if named else ""
+    assert lines == {
+        "p(50) >= 30": 'PASS p(50) of "TOKENS/S /v1/chat/completions [stream]": observed 45 tok/s, required '
+        ">= 30 tok/s" + suffix,
+        "p(95) < 800": 'PASS p(95) of "TTFT /v1/chat/completions [stream]": observed 420 ms, required < 800 ms',
+        "tokens_per_s > 400": 'PASS tokens_per_s of "LLM": observed 434.1 tok/s, required > 400 tok/s'
+        + suffix,
+        "lost_jobs == 0": 'PASS lost_jobs of "LLM": observed 0, required == 0',
+    }
+    table_lines = [line for line in out.splitlines() if line.startswith("PASS")]
+    assert sum(line.endswith(f"tokens: {named}") for line in table_lines) == (2 if named else 0)
