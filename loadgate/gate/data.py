@@ -15,7 +15,6 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -405,15 +404,17 @@ def _read_csv(
         raise GateInputError(path, 1, f"duplicate column {duplicate!r}", ",".join(header)[:200], CSV_FIX)
     numbers = [c for c in header if (c not in TEXT_COLUMNS if numeric else c in COUNT_COLUMNS)]
     try:
-        source = path if body is None else io.BytesIO(body)
-        options: dict[str, Any] = {} if body is None else {"header": None, "names": header}
+        # Every cell as the exact text written (a field a row lacks reads as ""); one spare column catches
+        # a row with more fields than the header (pandas would shift the columns or drop the field).
         frame = pd.read_csv(
-            source,
+            path if body is None else io.BytesIO(body),
             encoding="utf-8",
+            header=None,
+            skiprows=1 if body is None else 0,
+            names=[*header, _SPARE],
+            dtype=str,
             keep_default_na=False,
-            na_values={c: ["N/A"] for c in numbers if c.endswith("%")},
-            dtype={c: str for c in header if c not in numbers},
-            **options,
+            index_col=False,
         )
     except UnicodeDecodeError as error:
         raise GateInputError(
@@ -423,10 +424,18 @@ def _read_csv(
         raise GateInputError(
             path, None, "malformed CSV", str(error).strip(), "re-run Locust to rewrite it"
         ) from None
-    if list(frame.columns) != header:  # pandas renamed or added a column: the header is not Locust's
-        raise GateInputError(path, 1, "malformed CSV header", ",".join(header)[:200], CSV_FIX)
+    spare = frame.pop(_SPARE).to_numpy(dtype=object)
+    extra = spare != ""
+    if extra.any():
+        index = int(extra.argmax())
+        raise GateInputError(
+            path, index + 2, f"more fields than the {len(header)} columns", str(spare[index]), CSV_FIX
+        )
     _check_values(frame, path, numbers, stats)
     return frame
+
+
+_SPARE = "\x00spare"  # a column name no Locust header has
 
 
 CSV_FIX = "re-run Locust to rewrite the file (was it truncated or hand-edited?)"
@@ -471,17 +480,15 @@ def _check_values(frame: pd.DataFrame, path: str, columns: list[str], stats: boo
     floats: dict[str, np.ndarray] = {}
     for order, column in enumerate(columns):
         raw = frame[column]
-        parsed = raw if raw.dtype.kind in "iuf" else pd.to_numeric(raw, errors="coerce")
-        values = parsed.to_numpy(dtype=float, na_value=np.nan)
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         floats[column] = values
         missing = np.isnan(values)
-        percentile = column.endswith("%")
-        allowed = raw.isna().to_numpy() if percentile else np.zeros(len(values), dtype=bool)
+        allowed = raw.eq("N/A").to_numpy(dtype=bool) if column.endswith("%") else np.zeros(len(values), bool)
         first(
             missing & ~allowed,
             order,
             f"column {column!r} is not a number",
-            lambda i, raw=raw: "" if pd.isna(raw.iat[i]) else str(raw.iat[i]),
+            lambda i, raw=raw: str(raw.iat[i]),
         )
         known = values[~missing]
         if known.size and (not np.isfinite(known).all() or (known < 0).any()):
