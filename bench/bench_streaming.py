@@ -1,0 +1,390 @@
+#!/usr/bin/env python3
+"""Streaming capacity: how many concurrent streams loadgate measures truthfully, against the mock's truth log.
+
+For each stream count N (--counts) it starts the mock (TTFT 100 ms, 100-token answers at 50 tokens/s, no
+batching slowdown, truth log on) pinned to CPU 0, and headless Locust with loadgate's shipped ChatUser
+(streaming only, single-turn, think time 0, max_tokens 100, no warm-up, --csv) pinned to the other CPUs,
+`-u N -r N` for --duration seconds. Per count it prints:
+  - output tokens/s (loadgate's summary) beside the ideal N x 100 / 2.08 s
+  - client CPU seconds per 1,000 output tokens: the Locust process's user + system time (os.wait4
+    rusage, forked --processes children included), start-up included
+  - loadgen lag p99 when the run files carry `loadgen_lag_p99_ms` (else n/a)
+  - TTFT and ITL p50/p99: exact from the truth log (the mock's send time of every chunk) vs loadgate's
+    PREFIX_llm_stats.csv, and the error (loadgate - truth) in ms
+then the largest count within the targets of issue 10 (|ITL p99 error| < 2 ms, |TTFT p99 error| < 5 ms,
+no failures).
+
+    python bench/bench_streaming.py [--counts 50,150,300,500] [--duration 20] [--processes 2] [--keep DIR]
+    python bench/bench_streaming.py --tiny        # one small count for a few seconds (the test's mode)
+
+Pinning uses `taskset` where it exists and the machine has 2+ CPUs; otherwise the run is unpinned (said
+in the header). Needs only loadgate installed (pip install -e . in a clone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import loadgate
+from loadgate.mock.process import MockProcess, MockStartError
+
+REPO = Path(__file__).resolve().parent.parent
+LOCUSTFILE = Path(loadgate.__file__).parent / "harness" / "locustfile.py"
+ROW = "/v1/chat/completions [stream]"
+TTFT_S, TOKENS, TOKENS_PER_S = 0.1, 100, 50
+IDEAL_REQUEST_S = TTFT_S + (TOKENS - 1) / TOKENS_PER_S
+TARGET_ITL_P99_MS, TARGET_TTFT_P99_MS = 2.0, 5.0
+MOCK_CPUS, LOCUST_CPUS = "0", "1-{last}"
+PROMPT = '{"prompt": "Tell me a long story about a lighthouse keeper."}\n'
+
+
+def mock_config(streams: int) -> dict[str, Any]:
+    return {
+        "seed": 1,
+        "models": {"loadgate-small": {"ttft": TTFT_S, "tokens_per_s": TOKENS_PER_S, "output_tokens": TOKENS}},
+        "capacity": {"slots": streams + 100, "queue": streams + 100, "batching_slowdown": 0},
+    }
+
+
+# ---------------------------------------------------------------- pinning
+
+
+def can_pin() -> bool:
+    return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+
+def locust_cpus() -> str:
+    last = (os.cpu_count() or 2) - 1
+    return "1" if last == 1 else LOCUST_CPUS.format(last=last)
+
+
+def pin_process(pid: int, cpus: str) -> None:
+    """Pin every thread of a running process (the mock) to `cpus`."""
+    subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, capture_output=True)
+
+
+# ---------------------------------------------------------------- truth and loadgate figures
+
+
+def exact_percentile(values: list[float], fraction: float) -> float:
+    """Locust's rank rule (the value below which `fraction` of the samples fall) on exact values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def truth_metrics(path: Path, since: float | None) -> dict[str, list[float]]:
+    """Exact TTFT (first chunk - arrival) and ITL (every gap between chunks) in ms from the truth log, for
+    successful streamed chat requests (finished after `since`, the stats reset, when given)."""
+    out: dict[str, list[float]] = {"TTFT": [], "ITL": []}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        t = json.loads(line)
+        if t["path"] != "/v1/chat/completions" or not t["stream"] or t["status"] != 200 or t["error"]:
+            continue
+        chunks = t["t_chunks"] or []
+        if not chunks or (since is not None and t["t_done"] < since):
+            continue
+        out["TTFT"].append((chunks[0] - t["t_received"]) * 1000)
+        out["ITL"] += [(b - a) * 1000 for a, b in zip(chunks, chunks[1:], strict=False)]
+    return out
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def find_key(data: Any, key: str) -> Any:
+    """The first value under `key` anywhere in a JSON document (None when absent)."""
+    if isinstance(data, dict):
+        if key in data:
+            return data[key]
+        data = list(data.values())
+    if isinstance(data, list):
+        for item in data:
+            found = find_key(item, key)
+            if found is not None:
+                return found
+    return None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+# ---------------------------------------------------------------- one run
+
+
+@dataclass
+class Result:
+    streams: int
+    exit_code: int
+    failures: int
+    requests: int
+    tokens: int
+    tokens_per_s: float
+    cpu_s: float
+    wall_s: float
+    lag_p99_ms: float | None
+    truth: dict[str, tuple[float, float]]  # metric -> (p50, p99)
+    measured: dict[str, tuple[float, float]]
+    samples: dict[str, tuple[int, int]]  # metric -> (truth count, loadgate count)
+
+    def error(self, metric: str, index: int) -> float:
+        return self.measured[metric][index] - self.truth[metric][index]
+
+    @property
+    def within_targets(self) -> bool:
+        return (
+            self.failures == 0
+            and abs(self.error("ITL", 1)) < TARGET_ITL_P99_MS
+            and abs(self.error("TTFT", 1)) < TARGET_TTFT_P99_MS
+        )
+
+
+def locust_command(args: argparse.Namespace, streams: int, url: str, prefix: Path, prompt: Path) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "-u",
+        str(streams),
+        "-r",
+        str(streams),
+        "-t",
+        f"{args.duration}s",
+        "--host",
+        url,
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--stream-ratio",
+        "1",
+        "--multi-turn-ratio",
+        "0",
+        "--think-time",
+        "0",
+        "--chat-weight",
+        "1",
+        "--batch-weight",
+        "0",
+        "--models-weight",
+        "0",
+        "--max-tokens",
+        str(TOKENS),
+        "--warmup",
+        f"{args.warmup}s",
+        "--models",
+        "loadgate-small",
+        "--prompt-file",
+        str(prompt),
+        "--stop-timeout",
+        "10",
+    ]
+    if args.processes:
+        cmd += ["--processes", str(args.processes)]
+    cmd.append("ChatUser")
+    if args.pin:
+        cmd = ["taskset", "-c", locust_cpus(), *cmd]
+    return cmd
+
+
+def run_locust(cmd: list[str], workdir: Path, timeout: float) -> tuple[int, float, float]:
+    """Run Locust to the end; (exit code, CPU seconds of it and its reaped children, wall seconds)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
+    env.pop("OPENAI_API_KEY", None)
+    started = time.monotonic()
+    with open(workdir / "locust.out", "wb") as out, open(workdir / "locust.err", "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+    deadline = started + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            os.kill(proc.pid, signal.SIGKILL)
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
+    return proc.returncode, usage.ru_utime + usage.ru_stime, time.monotonic() - started
+
+
+def run_count(args: argparse.Namespace, streams: int, workdir: Path) -> Result:
+    truth_log = workdir / "truth.jsonl"
+    prefix = workdir / "run"
+    prompt = workdir / "prompt.jsonl"  # one prompt without its own max_tokens: --max-tokens holds for all
+    prompt.write_text(PROMPT, encoding="utf-8")
+    with MockProcess(mock_config(streams), truth_log=truth_log) as mock:
+        if args.pin:
+            pin_process(mock.proc.pid, MOCK_CPUS)
+        cmd = locust_command(args, streams, str(mock.url), prefix, prompt)
+        code, cpu_s, wall_s = run_locust(cmd, workdir, timeout=args.duration + 120)
+    llm_csv = Path(f"{prefix}_llm_stats.csv")
+    if not llm_csv.exists():
+        err = (workdir / "locust.err").read_text(errors="replace").strip().splitlines()
+        raise SystemExit(
+            f"bench: error: Locust (exit {code}) wrote no {llm_csv.name} at {streams} streams: "
+            f"{err[-1] if err else '(no stderr)'}"
+        )
+    rows = {r["Type"]: r for r in read_csv(llm_csv) if r["Name"] == ROW}
+    stats = {r["Name"]: r for r in read_csv(Path(f"{prefix}_stats.csv"))}
+    summary = read_json(Path(f"{prefix}_llm_summary.json"))
+    meta = read_json(Path(f"{prefix}_loadgate.json"))
+    since = meta.get("stats_reset_at") if args.warmup else None
+    truth = truth_metrics(truth_log, since)
+    if not truth["TTFT"] or "TTFT" not in rows or "ITL" not in rows:
+        raise SystemExit(
+            f"bench: error: no streamed request completed at {streams} streams (Locust exit {code})"
+        )
+    lag = find_key(meta, "loadgen_lag_p99_ms")
+    if lag is None:
+        lag = find_key(summary, "loadgen_lag_p99_ms")
+    aggregated = stats.get("Aggregated", {})
+    return Result(
+        streams=streams,
+        exit_code=code,
+        failures=int(aggregated.get("Failure Count", 0) or 0),
+        requests=int(aggregated.get("Request Count", 0) or 0),
+        tokens=int(summary.get("total_output_tokens") or 0),
+        tokens_per_s=float(summary.get("output_tokens_per_s") or 0.0),
+        cpu_s=cpu_s,
+        wall_s=wall_s,
+        lag_p99_ms=float(lag) if lag is not None else None,
+        truth={m: (exact_percentile(v, 0.5), exact_percentile(v, 0.99)) for m, v in truth.items()},
+        measured={m: (float(rows[m]["50%"]), float(rows[m]["99%"])) for m in ("TTFT", "ITL")},
+        samples={m: (len(truth[m]), int(rows[m]["Request Count"])) for m in ("TTFT", "ITL")},
+    )
+
+
+# ---------------------------------------------------------------- output
+
+
+def machine_line() -> str:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return (
+        f"machine: {os.cpu_count()} CPUs ({model}), {platform.system()}, Python {platform.python_version()}, "
+        f"locust {metadata.version('locust')}, loadgate {loadgate.__version__}"
+        + (f" at {commit}" if commit else "")
+    )
+
+
+def report(result: Result) -> None:
+    ideal = result.streams * TOKENS / IDEAL_REQUEST_S
+    per_1k = result.cpu_s / (result.tokens / 1000) if result.tokens else float("nan")
+    lag = f"{result.lag_p99_ms:.2f} ms" if result.lag_p99_ms is not None else "n/a"
+    print(
+        f"streams {result.streams}: {result.tokens_per_s:.0f} tokens/s (ideal {ideal:.0f}), "
+        f"client CPU {per_1k:.3f} s per 1k tokens ({result.cpu_s:.1f} CPU-s over {result.wall_s:.1f} s, "
+        f"{result.cpu_s / result.wall_s:.2f} cores), loadgen lag p99 {lag}, "
+        f"{result.requests} requests, {result.failures} failures, Locust exit {result.exit_code}"
+    )
+    for metric in ("TTFT", "ITL"):
+        truth_n, ours_n = result.samples[metric]
+        for index, name in ((0, "p50"), (1, "p99")):
+            print(
+                f"  {metric:<4} {name}  truth {result.truth[metric][index]:8.2f} ms  "
+                f"loadgate {result.measured[metric][index]:8.2f} ms  error {result.error(metric, index):+7.2f} ms"
+                + (f"   ({truth_n} truth samples, {ours_n} loadgate)" if index == 0 else "")
+            )
+    verdict = "yes" if result.within_targets else "no"
+    print(
+        f"  within targets (|ITL p99 error| < {TARGET_ITL_P99_MS:g} ms, |TTFT p99 error| < "
+        f"{TARGET_TTFT_P99_MS:g} ms, no failures): {verdict}",
+        flush=True,
+    )
+
+
+def parse_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers, e.g. 50,150 (got {text!r})"
+        )
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--counts", type=parse_counts, default=[50, 150, 300, 500], help="stream counts (50,150,300,500)"
+    )
+    parser.add_argument("--duration", type=int, default=20, help="seconds of load per count (default 20)")
+    parser.add_argument(
+        "--warmup", type=float, default=0, help="Locust --warmup seconds; truth cut at the reset"
+    )
+    parser.add_argument(
+        "--processes", type=int, default=0, help="Locust --processes N (fork mode); 0: one process"
+    )
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the mock and Locust to CPUs")
+    parser.add_argument("--keep", type=Path, help="keep each count's files in DIR/streams-N")
+    parser.add_argument("--tiny", action="store_true", help="one small count for a few seconds (smoke test)")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.counts, args.duration = [4], 3
+    if args.duration < 1:
+        parser.error(f"--duration must be at least 1 (got {args.duration})")
+    args.pin = can_pin() and not args.no_pin
+    print(machine_line())
+    pinning = (
+        f"mock on CPU {MOCK_CPUS}, Locust on CPU {locust_cpus()} (taskset)"
+        if args.pin
+        else "unpinned (" + ("--no-pin" if args.no_pin else "no taskset or fewer than 2 CPUs") + ")"
+    )
+    print(
+        f"setup: {pinning}; ChatUser streaming only, think time 0, "
+        f"{'--processes ' + str(args.processes) if args.processes else '1 Locust process'}; "
+        f"mock TTFT {TTFT_S * 1000:.0f} ms, {TOKENS} tokens at {TOKENS_PER_S} tokens/s; {args.duration} s per count"
+    )
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="bench-streaming-") as tmp:
+        for streams in args.counts:
+            workdir = (args.keep or Path(tmp)) / f"streams-{streams}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            try:
+                result = run_count(args, streams, workdir)
+            except MockStartError as e:
+                print(f"bench: error: {e}", file=sys.stderr)
+                return 2
+            report(result)
+            results.append(result)
+    held = [r.streams for r in results if r.within_targets]
+    tried = ",".join(str(c) for c in args.counts)
+    print(f"largest stream count within the targets: {max(held) if held else 'none'} (of {tried})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
