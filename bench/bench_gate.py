@@ -8,6 +8,9 @@ one history row per second for each of 10 HTTP rows + Aggregated, and for 6 LLM 
 and prints both, their difference and its ratio to the 1 s target (median of --repeat runs).
 
     python bench/bench_gate.py [--hours 2] [--repeat 5] [--keep DIR]
+    python bench/bench_gate.py --tiny       # 36 s of history, one run each (the test's mode)
+
+Needs only loadgate installed (pip install -e . in a clone).
 """
 
 from __future__ import annotations
@@ -156,7 +159,10 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=2.0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", help="write the synthetic run here and keep it")
+    parser.add_argument("--tiny", action="store_true", help="36 s of history, one run each (smoke test)")
     args = parser.parse_args()
+    if args.tiny:
+        args.hours, args.repeat = 0.01, 1
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(args.keep or scratch)
         folder.mkdir(parents=True, exist_ok=True)
@@ -179,7 +185,8 @@ def main() -> int:
         ]
         whole, done = timed(gate_cmd, args.repeat)
         if done.returncode not in (0, 1):
-            print(done.stderr, file=sys.stderr)
+            last = (done.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+            print(f"bench: error: the gate exited {done.returncode}: {last}", file=sys.stderr)
             return 2
         size_mb = sum(p.stat().st_size for p in folder.glob("twohours*")) / 1e6
         beyond = whole - startup
