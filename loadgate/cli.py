@@ -22,10 +22,19 @@ from loadgate.contract import EXIT_BAD_INPUT
 
 # subcommand -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("loadgate.job", "run the CI job: target up, headless Locust, the SLA gate (see: loadgate run --help)"),
+    "run": (
+        "loadgate.job",
+        "run the CI job: target up, headless Locust, the SLA gate (see: loadgate run --help)",
+    ),
     "gate": ("loadgate.gate", "gate a run's CSVs on SLA thresholds (see: loadgate gate --help)"),
-    "mock": ("loadgate.mock.__main__", "serve the embedded OpenAI-compatible target (see: loadgate mock --help)"),
-    "report": ("loadgate.report", "write the self-contained HTML report of a run (see: loadgate report --help)"),
+    "mock": (
+        "loadgate.mock.__main__",
+        "serve the embedded OpenAI-compatible target (see: loadgate mock --help)",
+    ),
+    "report": (
+        "loadgate.report",
+        "write the self-contained HTML report of a run (see: loadgate report --help)",
+    ),
 }
 
 

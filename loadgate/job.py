@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 from urllib.parse import urlsplit
 
 from loadgate import options as opts
@@ -95,7 +95,7 @@ class JobConfig:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, no usage dump
         raise JobError(f"{message}; see --help")
 
 
@@ -140,7 +140,9 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
     if host:
         parts = urlsplit(host)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise JobError(f"--host: not an http(s) URL (got {public_url(host)!r}); use e.g. https://gateway:8443")
+            raise JobError(
+                f"--host: not an http(s) URL (got {public_url(host)!r}); use e.g. https://gateway:8443"
+            )
         host = normalize_host(host)
     workers, expect, processes = values["workers"], values["expect_workers"], values["processes"]
     if sum(bool(n) for n in (workers, expect, processes)) > 1:
@@ -150,7 +152,9 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         raise JobError(f"--warmup: must be shorter than --run-time (got {warmup:g}s >= {run_time}s)")
     thresholds = Path(values["thresholds"]) if values["thresholds"] else SHIPPED_THRESHOLDS
     if not thresholds.is_file():
-        raise JobError(f"--thresholds: file not found (got {values['thresholds']!r}); give an existing YAML file")
+        raise JobError(
+            f"--thresholds: file not found (got {values['thresholds']!r}); give an existing YAML file"
+        )
     if problem := threshold_problem(thresholds, warmup):
         raise JobError(problem)
     baseline = values["baseline"] or None
@@ -426,16 +430,17 @@ def run(cfg: JobConfig) -> int:
         else:
             mock = start_embedded(cfg)
             host = str(mock.url)
-            manifest.processes["mock"] = mock.proc.pid
-        manifest.host = public_url(host)
+            manifest.processes["mock"] = mock.proc.pid if mock.proc else 0
+        shown = public_url(host) or host
+        manifest.host = shown
         if cfg.health_path:
-            say(f"waiting for {public_url(host)}{cfg.health_path}")
+            say(f"waiting for {shown}{cfg.health_path}")
             wait_healthy(host + cfg.health_path, cfg.health_timeout)
         env = child_env()
         port = cfg.master_port or (free_port() if cfg.workers or cfg.processes else 0)
-        manifest.locust_command = locust_command(cfg, public_url(host), port or None)
+        manifest.locust_command = locust_command(cfg, shown, port or None)
         say(
-            f"{cfg.run_mode} run of {public_url(host)}: profile {cfg.profile or 'none'}, {cfg.users} users at "
+            f"{cfg.run_mode} run of {shown}: profile {cfg.profile or 'none'}, {cfg.users} users at "
             f"{cfg.spawn_rate:g}/s for {cfg.run_time}s (warm-up {cfg.warmup}s); results in {cfg.results}"
         )
         master = spawn(
@@ -493,7 +498,8 @@ def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: M
         code = master.proc.wait(bound)
     except subprocess.TimeoutExpired:
         raise JobError(f"locust did not stop within {bound}s; see {cfg.results / 'locust.log'}") from None
-    master.pump.join(10)
+    if master.pump is not None:
+        master.pump.join(10)
     for worker in workers:  # the master tells them to quit; give them a moment
         try:
             worker.proc.wait(10)
@@ -524,10 +530,8 @@ def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: M
 
 def run_gate(cfg: JobConfig) -> int:
     with open(cfg.results / "verdict.txt", "w") as out:
-        gate = subprocess.Popen(
-            gate_command(cfg), env=child_env(), stdout=subprocess.PIPE, text=True
-        )
-        for line in gate.stdout:
+        gate = subprocess.Popen(gate_command(cfg), env=child_env(), stdout=subprocess.PIPE, text=True)
+        for line in gate.stdout or ():
             out.write(line)
             sys.stdout.write(line)
         sys.stdout.flush()
@@ -535,7 +539,7 @@ def run_gate(cfg: JobConfig) -> int:
     return code if code in (EXIT_PASS, EXIT_BREACH, EXIT_BAD_INPUT) else EXIT_BAD_INPUT
 
 
-def _stop_all(children: list[Child], mock: object | None) -> None:
+def _stop_all(children: list[Child], mock: MockProcess | None) -> None:
     for child in children:
         child.stop()
     if mock is not None:

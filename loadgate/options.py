@@ -65,7 +65,9 @@ def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def number(low: float | None = None, high: float | None = None, *, above: float | None = None) -> Callable[[str], float]:
+def number(
+    low: float | None = None, high: float | None = None, *, above: float | None = None
+) -> Callable[[str], float]:
     """A finite float; ``above`` is an exclusive lower bound, low/high inclusive."""
     if above is not None:
         rule = f"> {above:g}"
@@ -76,8 +78,10 @@ def number(low: float | None = None, high: float | None = None, *, above: float 
 
     def parse(text: str) -> float:
         value = _finite(str(text).strip(), "a number", f"use a number {rule}")
-        if (above is not None and not value > above) or (low is not None and value < low) or (
-            high is not None and value > high
+        if (
+            (above is not None and not value > above)
+            or (low is not None and value < low)
+            or (high is not None and value > high)
         ):
             raise BadValue(f"must be {rule}", shown=str(text).strip())
         return value
@@ -106,7 +110,7 @@ def duration(*, positive: bool = False, whole: bool = False) -> Callable[[str], 
 
 
 def int_range(text: str) -> tuple[int, int]:
-    """"64" -> (64, 64); "32-128" -> (32, 128)."""
+    """ "64" -> (64, 64); "32-128" -> (32, 128)."""
     low, sep, high = str(text).strip().partition("-")
     try:
         bounds = (int(low), int(high) if sep else int(low))
@@ -118,7 +122,7 @@ def int_range(text: str) -> tuple[int, int]:
 
 
 def seconds_range(text: str) -> tuple[float, float]:
-    """"1.5" -> (1.5, 1.5); "0.5-2" -> (0.5, 2.0); a trailing "s" is allowed."""
+    """ "1.5" -> (1.5, 1.5); "0.5-2" -> (0.5, 2.0); a trailing "s" is allowed."""
     low, sep, high = str(text).strip().removesuffix("s").partition("-")
     fix = "use seconds S or MIN-MAX, e.g. 0.5-2"
     try:
@@ -194,38 +198,114 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     # -- the job: target, load, results ---------------------------------------------------------------
-    Option("--host", "", "target base URL, e.g. https://gateway:8443 (a trailing / or /v1 is dropped); "
-           "empty: start the embedded mock on a free loopback port. API key: env OPENAI_API_KEY only", text, JOB),
-    Option("--profile", "load", f"load profile: {', '.join(PROFILES)}, or none for a constant run "
-           "(--users/--spawn-rate/--run-time)", choice(*PROFILES, "none"), JOB),
-    Option("--run-time", "40s", "test duration, warm-up included, e.g. 40s, 5m, 1h30m",
-           duration(positive=True, whole=True), JOB),
+    Option(
+        "--host",
+        "",
+        "target base URL, e.g. https://gateway:8443 (a trailing / or /v1 is dropped); "
+        "empty: start the embedded mock on a free loopback port. API key: env OPENAI_API_KEY only",
+        text,
+        JOB,
+    ),
+    Option(
+        "--profile",
+        "load",
+        f"load profile: {', '.join(PROFILES)}, or none for a constant run (--users/--spawn-rate/--run-time)",
+        choice(*PROFILES, "none"),
+        JOB,
+    ),
+    Option(
+        "--run-time",
+        "40s",
+        "test duration, warm-up included, e.g. 40s, 5m, 1h30m",
+        duration(positive=True, whole=True),
+        JOB,
+    ),
     Option("--users", "20", "peak concurrent users (the profile scales from it)", integer(1), JOB),
     Option("--spawn-rate", "10", "users started per second", number(above=0), JOB),
-    Option("--thresholds", "", "SLA thresholds file for the gate; empty: the shipped default "
-           "(loadgate/data/thresholds.yaml, the same as the repository's sla/thresholds.yaml)", text, JOB),
-    Option("--baseline", "", "CSV prefix of a baseline run to gate regressions against, e.g. baseline/loadgate",
-           text, JOB),
-    Option("--results", "results", "results folder (CSVs, HTML reports, verdict, logs), emptied at each run",
-           text, JOB),
+    Option(
+        "--thresholds",
+        "",
+        "SLA thresholds file for the gate; empty: the shipped default "
+        "(loadgate/data/thresholds.yaml, the same as the repository's sla/thresholds.yaml)",
+        text,
+        JOB,
+    ),
+    Option(
+        "--baseline",
+        "",
+        "CSV prefix of a baseline run to gate regressions against, e.g. baseline/loadgate",
+        text,
+        JOB,
+    ),
+    Option(
+        "--results",
+        "results",
+        "results folder (CSVs, HTML reports, verdict, logs), emptied at each run",
+        text,
+        JOB,
+    ),
     Option("--workers", "0", "run a master and N local worker processes on loopback", integer(0), JOB),
-    Option("--expect-workers", "0", "run only the master and wait for N workers started elsewhere "
-           "(docker compose, Kubernetes)", integer(0), JOB),
-    Option("--processes", "0", "Locust's fork mode: N worker processes (-1: one per core); Linux/macOS only",
-           integer(-1), JOB),
-    Option("--mock-config", "", "embedded mock config: a YAML file or a shipped profile name "
-           "(loadgate/mock/profiles/NAME.yaml); empty: the mock's default", text, JOB),
-    Option("--locustfile", "", "Locust file with the user classes; empty: the shipped one "
-           "(loadgate/harness/locustfile.py: ChatUser, BatchUser, ModelsUser)", text, JOB),
-    Option("--master-bind-host", "", "master's bind address; empty: 127.0.0.1 with --workers, 0.0.0.0 with "
-           "--expect-workers", text, JOB),
-    Option("--master-port", "0", "master's port; 0: a free port with --workers, 5557 with --expect-workers",
-           integer(0, 65535), JOB),
-    Option("--expect-workers-max-wait", "60", "seconds the master waits for its workers before giving up (exit 2)",
-           integer(1), JOB),
-    Option("--stop-timeout", "10", "seconds in-flight requests may finish after the run time, so none is lost",
-           integer(0), JOB),
-    Option("--health-path", "/health", "path polled until 200 before the test; none skips the check", text, JOB),
+    Option(
+        "--expect-workers",
+        "0",
+        "run only the master and wait for N workers started elsewhere (docker compose, Kubernetes)",
+        integer(0),
+        JOB,
+    ),
+    Option(
+        "--processes",
+        "0",
+        "Locust's fork mode: N worker processes (-1: one per core); Linux/macOS only",
+        integer(-1),
+        JOB,
+    ),
+    Option(
+        "--mock-config",
+        "",
+        "embedded mock config: a YAML file or a shipped profile name "
+        "(loadgate/mock/profiles/NAME.yaml); empty: the mock's default",
+        text,
+        JOB,
+    ),
+    Option(
+        "--locustfile",
+        "",
+        "Locust file with the user classes; empty: the shipped one "
+        "(loadgate/harness/locustfile.py: ChatUser, BatchUser, ModelsUser)",
+        text,
+        JOB,
+    ),
+    Option(
+        "--master-bind-host",
+        "",
+        "master's bind address; empty: 127.0.0.1 with --workers, 0.0.0.0 with --expect-workers",
+        text,
+        JOB,
+    ),
+    Option(
+        "--master-port",
+        "0",
+        "master's port; 0: a free port with --workers, 5557 with --expect-workers",
+        integer(0, 65535),
+        JOB,
+    ),
+    Option(
+        "--expect-workers-max-wait",
+        "60",
+        "seconds the master waits for its workers before giving up (exit 2)",
+        integer(1),
+        JOB,
+    ),
+    Option(
+        "--stop-timeout",
+        "10",
+        "seconds in-flight requests may finish after the run time, so none is lost",
+        integer(0),
+        JOB,
+    ),
+    Option(
+        "--health-path", "/health", "path polled until 200 before the test; none skips the check", text, JOB
+    ),
     Option("--health-timeout", "30", "seconds to wait for the target's health", integer(1), JOB),
     # -- traffic: Locust custom arguments (also in the web UI's start form) ---------------------------
     Option("--chat-weight", "85", "ChatUser class weight", integer(0)),
@@ -233,8 +313,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--models-weight", "10", "ModelsUser class weight", integer(0)),
     Option("--think-time", "0.5-2", "seconds a user waits between tasks: S or MIN-MAX", seconds_range),
     Option("--stream-ratio", "0.8", "share of chat requests sent with stream=true (0..1)", number(0, 1)),
-    Option("--multi-turn-ratio", "0.2", "share of chat tasks that are multi-turn conversations (0..1)",
-           number(0, 1)),
+    Option(
+        "--multi-turn-ratio",
+        "0.2",
+        "share of chat tasks that are multi-turn conversations (0..1)",
+        number(0, 1),
+    ),
     Option("--turns", "2-4", "turns per multi-turn conversation: N or MIN-MAX", int_range),
     Option("--models", "", "comma-separated model ids; empty: discover them from GET /v1/models", model_list),
     Option("--prompt-file", "", "JSONL prompt set; empty: the shipped loadgate/data/prompts.jsonl", text),
@@ -242,36 +326,92 @@ OPTIONS: tuple[Option, ...] = (
     Option("--batch-mode", "both", "BatchUser flow: async, batch or both", choice(*BATCH_MODES)),
     Option("--batch-size", "4", "requests per Batch API input file", integer(1, 50000)),
     Option("--poll-interval", "0.5s", "first wait between job status polls", duration(positive=True)),
-    Option("--poll-backoff", "1.5", "poll wait multiplier after each non-terminal poll (1 = fixed interval)",
-           number(1)),
+    Option(
+        "--poll-backoff",
+        "1.5",
+        "poll wait multiplier after each non-terminal poll (1 = fixed interval)",
+        number(1),
+    ),
     Option("--poll-max-interval", "5s", "longest wait between polls", duration(positive=True)),
-    Option("--job-timeout", "120s", "a job not terminal after this long is reported lost", duration(positive=True)),
-    Option("--request-timeout", "60s", "per-request network timeout (connect and each read)",
-           duration(positive=True)),
+    Option(
+        "--job-timeout",
+        "120s",
+        "a job not terminal after this long is reported lost",
+        duration(positive=True),
+    ),
+    Option(
+        "--request-timeout",
+        "60s",
+        "per-request network timeout (connect and each read)",
+        duration(positive=True),
+    ),
     Option("--goodput", "", "goodput targets in ms, e.g. ttft:500,tpot:50,e2e:10000", goodput),
-    Option("--warmup", "10s", "warm-up: all statistics reset this long after the test starts (0s: none)",
-           duration()),
-    Option("--breakpoint-fail-ratio", "0.05", "breakpoint profile: stop when a step's failure ratio exceeds "
-           "this (0..1)", number(0, 1), web_ui=False),
-    Option("--breakpoint-p95-ms", "10000", "breakpoint profile: stop when a step's aggregated p95 exceeds "
-           "this (ms)", number(above=0), web_ui=False),
+    Option(
+        "--warmup",
+        "10s",
+        "warm-up: all statistics reset this long after the test starts (0s: none)",
+        duration(),
+    ),
+    Option(
+        "--breakpoint-fail-ratio",
+        "0.05",
+        "breakpoint profile: stop when a step's failure ratio exceeds this (0..1)",
+        number(0, 1),
+        web_ui=False,
+    ),
+    Option(
+        "--breakpoint-p95-ms",
+        "10000",
+        "breakpoint profile: stop when a step's aggregated p95 exceeds this (ms)",
+        number(above=0),
+        web_ui=False,
+    ),
     # -- the live SLA check and the embedded target (read once, at start: not in the web UI) ----------
-    Option("--sla", "", "evaluate this thresholds file during the run; exit code 1 on breach", text, web_ui=False),
-    Option("--sla-abort", "false", "stop the run at the first SLA breach that has data", flag_switch,
-           web_ui=False, switch=True),
-    Option("--sla-interval", "5s", "how often to evaluate the thresholds during the run", duration(positive=True),
-           web_ui=False),
-    Option("--embedded-target", "auto", "start loadgate's mock on --host: auto = when --host is a loopback URL "
-           "whose port is free; on = always; off = never", choice(*EMBEDDED_MODES), web_ui=False, in_job=False),
-    Option("--embedded-config", "", "mock config for the embedded target: a YAML file or a shipped profile name "
-           "(loadgate/mock/profiles/NAME.yaml); empty: the mock's default", text, web_ui=False, in_job=False),
+    Option(
+        "--sla", "", "evaluate this thresholds file during the run; exit code 1 on breach", text, web_ui=False
+    ),
+    Option(
+        "--sla-abort",
+        "false",
+        "stop the run at the first SLA breach that has data",
+        flag_switch,
+        web_ui=False,
+        switch=True,
+    ),
+    Option(
+        "--sla-interval",
+        "5s",
+        "how often to evaluate the thresholds during the run",
+        duration(positive=True),
+        web_ui=False,
+    ),
+    Option(
+        "--embedded-target",
+        "auto",
+        "start loadgate's mock on --host: auto = when --host is a loopback URL "
+        "whose port is free; on = always; off = never",
+        choice(*EMBEDDED_MODES),
+        web_ui=False,
+        in_job=False,
+    ),
+    Option(
+        "--embedded-config",
+        "",
+        "mock config for the embedded target: a YAML file or a shipped profile name "
+        "(loadgate/mock/profiles/NAME.yaml); empty: the mock's default",
+        text,
+        web_ui=False,
+        in_job=False,
+    ),
 )
 BY_FLAG = {o.flag: o for o in OPTIONS}
 
 
 def option_error(option: Option, raw: object, error: BadValue) -> SettingError:
     shown = error.shown if error.shown is not None else repr(raw)
-    return SettingError(f"{option.flag}: {error.problem} (got {shown})" + (f"; {error.fix}" if error.fix else ""))
+    return SettingError(
+        f"{option.flag}: {error.problem} (got {shown})" + (f"; {error.fix}" if error.fix else "")
+    )
 
 
 def parse_value(flag: str, raw: object) -> Any:

@@ -203,7 +203,9 @@ def batch_input(bodies: list[dict[str, Any]]) -> tuple[list[str], bytes]:
 def expect_batch_output_file(data: dict[str, Any]) -> None:
     if not data.get("output_file_id"):
         counts = data.get("request_counts") or {}
-        failed = f" ({counts.get('failed')} of {counts.get('total')} lines failed)" if counts.get("failed") else ""
+        failed = (
+            f" ({counts.get('failed')} of {counts.get('total')} lines failed)" if counts.get("failed") else ""
+        )
         raise ResponseInvalid(f"batch completed without output_file_id{failed}")
 
 
@@ -224,7 +226,7 @@ def check_batch_output(body: bytes, custom_ids: list[str]) -> list[int]:
         response = seen[cid].get("response") or {}
         if seen[cid].get("error") or response.get("status_code") != 200:
             raise ResponseInvalid(f"batch output line failed (status {response.get('status_code')})")
-        body = response.get("body") or {}
-        completion_text(body)
-        tokens.append(usage_tokens(body) or 0)
+        answer = response.get("body") or {}
+        completion_text(answer)
+        tokens.append(usage_tokens(answer) or 0)
     return tokens

@@ -15,7 +15,6 @@ tokens/s. Definitions (vLLM ``benchmarks/backend_request_func.py`` / ``benchmark
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 
 

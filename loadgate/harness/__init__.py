@@ -8,7 +8,9 @@ live SLA check (:mod:`.live_sla`) loads only with --sla. Locust/geventhttpclient
 in :mod:`.locust_compat`.
 """
 
-from loadgate.harness import embedded, lifecycle, options, outputs, precision, profiles, webui  # noqa: F401
+# lifecycle first: its init listener validates the settings before any other listener reads them
+from loadgate.harness import lifecycle  # noqa: F401, I001
+from loadgate.harness import embedded, options, outputs, precision, profiles, webui  # noqa: F401
 
 precision.install()
 outputs.install()

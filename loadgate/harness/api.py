@@ -134,7 +134,9 @@ class ApiClient:
         if 200 <= status < 300:
             return None
         if status == 0:
-            return transport_failure(getattr(resp, "error", None), self.timeout_s, "waiting for the response headers")
+            return transport_failure(
+                getattr(resp, "error", None), self.timeout_s, "waiting for the response headers"
+            )
         body = self._drain(resp)
         if status == 404 and endpoint_route and p.error_code(body) not in p.RESOURCE_NOT_FOUND:
             _note_absent(method, name)
@@ -202,7 +204,9 @@ class ApiClient:
         text = p.completion_text(data)
         timing.usage_tokens = p.usage_tokens(data)
         if timing.usage_tokens is None:
-            timing.counted_tokens = len(text.split())  # no usage: words are the closest count a client can make
+            timing.counted_tokens = len(
+                text.split()
+            )  # no usage: words are the closest count a client can make
         return text, len(body)
 
     def _read_stream(self, resp: Any, timing: RequestTiming) -> tuple[str, int]:
@@ -367,7 +371,9 @@ class ApiClient:
         """Submit to the proxy's async endpoint, poll with backoff, check the result. The submit is its
         own HTTP row; time to completion is the E2E row of /v1/chat/completions/async."""
         job = JobResult(NAME_ASYNC, "rejected", time.perf_counter())
-        submitted, _ = self.json("POST", p.ASYNC_PATH, p.ASYNC_PATH, json={**body, "stream": False}, validate=p.job_id)
+        submitted, _ = self.json(
+            "POST", p.ASYNC_PATH, p.ASYNC_PATH, json={**body, "stream": False}, validate=p.job_id
+        )
         if submitted is None:
             return job
 
@@ -388,7 +394,12 @@ class ApiClient:
         custom_ids, content = p.batch_input(bodies)
         payload, content_type = p.multipart({"purpose": "batch"}, "loadgate-batch.jsonl", content)
         uploaded, _ = self.json(
-            "POST", p.FILES_PATH, p.FILES_PATH, data=payload, headers={"Content-Type": content_type}, validate=p.job_id
+            "POST",
+            p.FILES_PATH,
+            p.FILES_PATH,
+            data=payload,
+            headers={"Content-Type": content_type},
+            validate=p.job_id,
         )
         if uploaded is None:
             return job

@@ -155,7 +155,7 @@ class EmbeddedTargets:
             "loadgate: embedded target started at %s (config: %s, pid %s)",
             endpoint.url,
             config or "default profile",
-            mock.proc.pid,
+            mock.proc.pid if mock.proc else None,
         )
         return endpoint.url
 

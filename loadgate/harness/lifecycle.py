@@ -50,7 +50,11 @@ def on_init(environment: Any, **_kw: Any) -> None:
     environment.events.quit.add_listener(lambda **_kw: print_llm_summary(environment))  # quit has no env
     outputs.start_writing(environment, st)
     options = environment.parsed_options
-    if options is not None and getattr(options, "sla", "") and not isinstance(environment.runner, WorkerRunner):
+    if (
+        options is not None
+        and getattr(options, "sla", None)
+        and not isinstance(environment.runner, WorkerRunner)
+    ):
         from loadgate.harness.live_sla import start  # pandas and the gate: only for runs that use --sla
 
         start(environment, options)

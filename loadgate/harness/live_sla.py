@@ -127,7 +127,7 @@ class LiveSla:
                     series.popleft()
 
     def run_data(self) -> RunData:
-        histories = {}
+        histories: dict[str, History | None] = {}
         for kind, source in (("http", HTTP), ("llm", LLM)):
             frames = {
                 key: pd.DataFrame(list(series))

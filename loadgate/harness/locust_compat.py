@@ -31,7 +31,7 @@ def set_bucketing(bucket: Callable[[float], float] | None) -> None:
     locust.stats.bucket_response_time = bucket or _LOCUST_BUCKETING  # type: ignore[assignment]
 
 
-def set_csv_writer_class(cls: type) -> None:
+def set_csv_writer_class(cls: type[locust.stats.StatsCSVFileWriter]) -> None:
     """Locust's main() looks ``StatsCSVFileWriter`` up in ``locust.stats`` when --csv is given."""
     locust.stats.StatsCSVFileWriter = cls  # type: ignore[misc]
 
@@ -128,15 +128,17 @@ def missing_internals() -> list[str]:
         "locust.stats.StatsCSVFileWriter._percentile_fields": hasattr(
             locust.stats.StatsCSV, "_percentile_fields"
         ),
-        "locust.stats.StatsCSVFileWriter.close_files": hasattr(locust.stats.StatsCSVFileWriter, "close_files"),
+        "locust.stats.StatsCSVFileWriter.close_files": hasattr(
+            locust.stats.StatsCSVFileWriter, "close_files"
+        ),
         "locust.runners.WorkerRunner._send_stats": hasattr(WorkerRunner, "_send_stats"),
         "geventhttpclient response ._body_buffer/._sock/._pool/.block_size/.message_complete": all(
             f"self.{name}" in _response_source() for name in ("_body_buffer", "_sock", "_pool", "block_size")
         )
         and "message_complete" in _response_source()
         and hasattr(HTTPSocketPoolResponse, "feed"),
-        "geventhttpclient/response.py (GreenletExit frame check)": inspect.getsourcefile(
-            HTTPSocketPoolResponse
+        "geventhttpclient/response.py (GreenletExit frame check)": str(
+            inspect.getsourcefile(HTTPSocketPoolResponse)
         ).endswith(_RESPONSE_MODULE),
         "locust FastResponse._response/_cached_content": "_response" in _fast_source()
         and "_cached_content" in _fast_source(),

@@ -33,7 +33,9 @@ def start_writing(environment: Any, st: RunState) -> None:
     if not prefix or isinstance(environment.runner, WorkerRunner):
         return
     st.csv_prefix = prefix
-    st.llm_csv = LlmStatsCSV(environment, st.llm, prefix, bool(getattr(options, "stats_history_enabled", False)))
+    st.llm_csv = LlmStatsCSV(
+        environment, st.llm, prefix, bool(getattr(options, "stats_history_enabled", False))
+    )
     st.llm_csv.start_history()
     st.writer_greenlet = gevent.spawn(_write_periodically, environment)
 
@@ -89,9 +91,14 @@ def _write_periodically(environment: Any) -> None:
     while True:
         gevent.sleep(locust.stats.CSV_STATS_INTERVAL_SEC)
         _write_llm_files(st)
-        if st.llm_csv is not None and environment.runner is not None and environment.runner.state not in (
-            "ready",
-            "stopped",
+        if (
+            st.llm_csv is not None
+            and environment.runner is not None
+            and environment.runner.state
+            not in (
+                "ready",
+                "stopped",
+            )
         ):
             st.llm_csv.append_history()
 

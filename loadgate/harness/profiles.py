@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from locust import events
 from locust.shape import LoadTestShape
@@ -133,9 +134,15 @@ class LoadProfileShape(LoadTestShape):
         super().reset_time()
         self._window, self._step, self._steps, self.breakpoint = None, None, [], None
 
+    @property
+    def _runner(self) -> Any:
+        """Locust sets the runner before it calls tick()."""
+        assert self.runner is not None
+        return self.runner
+
     # -- what Locust calls every second ------------------------------------------------------------
     def tick(self) -> tuple[int, float] | None:
-        env = self.runner.environment
+        env = self._runner.environment
         options = env.parsed_options
         users = getattr(options, "num_users", None) or 1
         rate = getattr(options, "spawn_rate", None) or 1
@@ -156,7 +163,7 @@ class LoadProfileShape(LoadTestShape):
 
     # -- breakpoint ----------------------------------------------------------------------------------
     def _limits(self) -> tuple[float, float]:
-        options = self.runner.environment.parsed_options
+        options = self._runner.environment.parsed_options
         ratio = getattr(options, "breakpoint_fail_ratio", None)
         p95 = getattr(options, "breakpoint_p95_ms", None)
         return (
@@ -166,7 +173,7 @@ class LoadProfileShape(LoadTestShape):
 
     def _breakpoint_reached(self, stage: Stage | None) -> bool:
         """Measure the current step; True (and the knee recorded) once a limit is exceeded or it ended."""
-        total = self.runner.stats.total
+        total = self._runner.stats.total
         if self._window is None or total.num_requests < self._window.requests:  # start, or stats reset
             self._window, self._step = _Window.now(total), stage
             return stage is None
@@ -195,7 +202,7 @@ class LoadProfileShape(LoadTestShape):
         if self.breakpoint is not None or self._window is None:
             return
         self._steps.append(
-            self._window.measure(self.runner.stats.total, self._step.users if self._step else 0)
+            self._window.measure(self._runner.stats.total, self._step.users if self._step else 0)
         )
         self._record("the run stopped before any limit was exceeded", breached=None)
 
@@ -219,7 +226,7 @@ class LoadProfileShape(LoadTestShape):
             )
         else:
             logger.warning("loadgate breakpoint: %s before the first step completed; no knee", reason)
-        prefix = getattr(self.runner.environment.parsed_options, "csv_prefix", None)
+        prefix = getattr(self._runner.environment.parsed_options, "csv_prefix", None)
         if prefix:
             with open(f"{prefix}_breakpoint.json", "w") as f:
                 json.dump(self.breakpoint, f, indent=2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
+from typing import Any, cast
 
 from locust import TaskSet, tag, task
 from locust.contrib.fasthttp import FastHttpUser
@@ -34,7 +34,9 @@ class LoadgateUser(FastHttpUser):
         self.network_timeout = self.connection_timeout = st.settings.request_timeout_s
         super().__init__(environment)
         self.rng = random.Random()
-        self.api = ApiClient(self.client, lambda: self.lg.settings, lambda name: self.lg.llm.record_lost_at_stop(name))
+        self.api = ApiClient(
+            self.client, lambda: self.lg.settings, lambda name: self.lg.llm.record_lost_at_stop(name)
+        )
 
     @property
     def lg(self) -> RunState:
@@ -74,13 +76,13 @@ class LoadgateUser(FastHttpUser):
         }
 
 
-def _weighted(taskset: TaskSet, weights: dict[str, float]) -> Any:
+def _weighted(taskset: LoadgateTasks, weights: dict[str, float]) -> Any:
     """Pick among the tasks left after tag filtering, by weights read from the live settings."""
     tasks = taskset.tasks
-    w = [max(0.0, weights.get(t.__name__, 0.0)) for t in tasks]
+    w = [max(0.0, weights.get(getattr(t, "__name__", ""), 0.0)) for t in tasks]
     if sum(w) <= 0:
         w = [1.0] * len(tasks)  # the tags left only tasks the settings weight 0: run them anyway
-    return taskset.user.rng.choices(tasks, w)[0]
+    return taskset.lg_user.rng.choices(tasks, w)[0]
 
 
 class LoadgateTasks(TaskSet):
@@ -88,6 +90,11 @@ class LoadgateTasks(TaskSet):
     but one whose wait ends at that moment wakes before the kill lands and starts its next task, which
     is then cut off mid-request: a spurious "cancelled" failure. A conversation sends no further turn
     either; a submitted job is still polled to its end (until --stop-timeout)."""
+
+    @property
+    def lg_user(self) -> Any:
+        """The user, typed by each task set (ChatUserBase, BatchUserBase, ModelsUserBase)."""
+        return self.user
 
     def wait(self) -> None:
         super().wait()
@@ -103,8 +110,12 @@ def run_is_stopping(environment: Any) -> bool:
 class ChatTasks(LoadgateTasks):
     """Single-turn streamed / non-streamed chats and multi-turn conversations."""
 
+    @property
+    def lg_user(self) -> ChatUserBase:
+        return cast("ChatUserBase", self.user)
+
     def get_next_task(self) -> Any:
-        s = self.user.lg.settings
+        s = self.lg_user.lg.settings
         single = 1.0 - s.multi_turn_ratio
         return _weighted(
             self,
@@ -118,18 +129,18 @@ class ChatTasks(LoadgateTasks):
     @tag("stream", "chat")
     @task
     def stream_chat(self) -> None:
-        self.user.converse(turns=1, stream=True)
+        self.lg_user.converse(turns=1, stream=True)
 
     @tag("non-stream", "chat")
     @task
     def non_stream_chat(self) -> None:
-        self.user.converse(turns=1, stream=False)
+        self.lg_user.converse(turns=1, stream=False)
 
     @tag("multi-turn", "chat")
     @task
     def multi_turn_chat(self) -> None:
-        low, high = self.user.lg.settings.turns
-        self.user.converse(turns=self.user.rng.randint(low, high), stream=None)
+        low, high = self.lg_user.lg.settings.turns
+        self.lg_user.converse(turns=self.lg_user.rng.randint(low, high), stream=None)
 
 
 class ChatUserBase(LoadgateUser):
@@ -166,8 +177,12 @@ class ChatUserBase(LoadgateUser):
 class BatchTasks(LoadgateTasks):
     """The proxy's async endpoint and/or the OpenAI Batch API, as --batch-mode says."""
 
+    @property
+    def lg_user(self) -> BatchUserBase:
+        return cast("BatchUserBase", self.user)
+
     def get_next_task(self) -> Any:
-        mode = self.user.lg.settings.batch_mode
+        mode = self.lg_user.lg.settings.batch_mode
         return _weighted(
             self,
             {
@@ -179,13 +194,13 @@ class BatchTasks(LoadgateTasks):
     @tag("async")
     @task
     def async_job(self) -> None:
-        self.user.lg.llm.record_job(self.user.api.async_chat(self.user.prompt_body()))
+        self.lg_user.lg.llm.record_job(self.lg_user.api.async_chat(self.lg_user.prompt_body()))
 
     @tag("batch")
     @task
     def batch_job(self) -> None:
-        bodies = [self.user.prompt_body() for _ in range(self.user.lg.settings.batch_size)]
-        self.user.lg.llm.record_job(self.user.api.batch_job(bodies))
+        bodies = [self.lg_user.prompt_body() for _ in range(self.lg_user.lg.settings.batch_size)]
+        self.lg_user.lg.llm.record_job(self.lg_user.api.batch_job(bodies))
 
 
 class BatchUserBase(LoadgateUser):
@@ -203,27 +218,31 @@ class BatchUserBase(LoadgateUser):
 class ModelsTasks(LoadgateTasks):
     """GET /v1/models (3), GET /v1/models/{id} (2), GET /health (1)."""
 
+    @property
+    def lg_user(self) -> ModelsUserBase:
+        return cast("ModelsUserBase", self.user)
+
     @tag("models")
     @task(3)
     def list_models(self) -> None:
-        st = self.user.lg
-        found = self.user.api.list_models()
+        st = self.lg_user.lg
+        found = self.lg_user.api.list_models()
         if found and st.models is None and not st.settings.models:
             st.models = found
 
     @tag("models")
     @task(2)
     def get_model(self) -> None:
-        st = self.user.lg
+        st = self.lg_user.lg
         known = st.settings.models or st.models
         if not known:
             return self.list_models()
-        self.user.api.get_model(self.user.rng.choice(known))
+        self.lg_user.api.get_model(self.lg_user.rng.choice(known))
 
     @tag("models", "health")
     @task(1)
     def health(self) -> None:
-        self.user.api.health()
+        self.lg_user.api.health()
 
 
 class ModelsUserBase(LoadgateUser):

@@ -174,8 +174,9 @@ def template_extensions() -> dict[str, Any]:
 def install(environment: Environment) -> None:
     """Add the tabs, the live rows and the download routes to `environment.web_ui` (no-op without one)."""
     web_ui = environment.web_ui
-    if web_ui is None:
+    if web_ui is None or web_ui.app is None:
         return
+    app = web_ui.app
     options = environment.parsed_options
     base_path = (getattr(options, "web_base_path", "") or "") if options else ""
     web_ui.template_args.update(template_extensions())
@@ -200,7 +201,7 @@ def install(environment: Environment) -> None:
         response.headers["Content-disposition"] = "attachment;filename=loadgate_llm_summary.json"
         return response
 
-    web_ui.app.register_blueprint(blueprint)
+    app.register_blueprint(blueprint)
 
     # The UI's "Reset stats" clears Locust's rows; the LLM tabs must restart with them. (The event
     # carries no environment, hence the closure.) On a master this resets the merged totals, as for
@@ -210,7 +211,7 @@ def install(environment: Environment) -> None:
 
     environment.events.reset_stats.add_listener(reset_llm_stats)
 
-    @web_ui.app.after_request
+    @app.after_request
     def add_llm_rows(response: Response) -> Response:
         if request.endpoint != LOCUST_STATS_ENDPOINT or response.status_code != 200 or not response.is_json:
             return response

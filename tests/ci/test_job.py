@@ -82,7 +82,7 @@ SHORT = ["--run-time", "5s", "--warmup", "2s", "--users", "4", "--spawn-rate", "
         (
             ["--profile", "ramp"],
             {},
-            "run_load_gate: error: --profile: unknown load profile (got 'ramp'); choose one of smoke, load, stress, spike, soak, breakpoint or none",
+            "run_load_gate: error: --profile: unknown value (got 'ramp'); choose one of smoke, load, stress, spike, soak, breakpoint, none",
         ),
         (
             ["--workers", "2", "--processes", "2"],
@@ -141,7 +141,7 @@ def test_shell_entry_point_checks_its_input(tmp_path):
         timeout=50,
     ).stdout
     for documented in (
-        "[env LOADGATE_HOST; default: none]",
+        "[env LOADGATE_HOST; default: empty]",
         "[env LOADGATE_USERS; default: 20]",
         "[env LOADGATE_RUN_TIME; default: 40s]",
         "[env LOADGATE_WARMUP; default: 10s]",

@@ -8,12 +8,13 @@ import pytest
 import yaml
 
 from loadgate import job
+from loadgate import options as opts
 
 from .conftest import ROOT
 
 CI = ROOT / "ci"
-JOB_ENV = {env for _, env, _, _ in job.OPTIONS}
-OTHER_ENV = {"LOADGATE_EMBEDDED_TARGET"}  # loadgate.embedded's, set on the web-UI master
+JOB_ENV = {o.env for o in opts.OPTIONS if o.in_job}
+OTHER_ENV = {"LOADGATE_EMBEDDED_TARGET"}  # the Locust side's (not the job's), set on the web-UI master
 
 
 def load_all(path: Path) -> list[dict]:
@@ -49,7 +50,7 @@ def test_github_workflow():
     assert on["schedule"][0]["cron"] == "17 3 * * *"
     assert set(on["workflow_dispatch"]["inputs"]) == {"host", "profile", "run_time", "users", "workers"}
     profiles = on["workflow_dispatch"]["inputs"]["profile"]["options"]
-    assert sorted(profiles) == sorted([*job.PROFILES, "none"]) and profiles[0] == "load"
+    assert sorted(profiles) == sorted([*opts.PROFILES, "none"]) and profiles[0] == "load"
     gate = wf["jobs"]["load-gate"]
     assert gate["env"]["LOADGATE_RESULTS"] == "results"
     steps = {s.get("name", s.get("uses")): s for s in gate["steps"]}
@@ -138,7 +139,8 @@ def test_kubernetes_master_job_service_and_workers_are_wired():
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/loadgate/locustfiles"]["name"] == "locustfiles"
     assert mounts["/loadgate/sla/thresholds.yaml"]["subPath"] == "thresholds.yaml"
-    assert str(cfg.thresholds) == str(ROOT / "sla" / "thresholds.yaml")  # the default path the mount replaces
+    assert str(cfg.thresholds) == str(ROOT / "sla" / "thresholds.yaml")  # the path the mount replaces
+    assert str(cfg.locustfile) == str(ROOT / "locustfiles" / "locustfile.py")
     volumes = {v["name"]: v["configMap"]["name"] for v in pod["spec"]["volumes"] if "configMap" in v}
     assert volumes == {"locustfiles": "loadgate-locustfiles", "sla": "loadgate-sla"}
     secret = next(e for e in container["env"] if e["name"] == "OPENAI_API_KEY")

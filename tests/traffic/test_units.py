@@ -167,8 +167,16 @@ def test_settings_defaults_and_parsing():
         ("stream_ratio", "1.5", "--stream-ratio: must be from 0 to 1 (got 1.5)"),
         ("batch_mode", "sync", "--batch-mode: unknown value (got 'sync'); choose one of async, batch, both"),
         ("turns", "4-2", "--turns: needs 1 <= MIN <= MAX (got '4-2'); use e.g. 64 or 32-128"),
-        ("think_time", "nan", "--think-time: not a finite number of seconds (got 'nan'); use seconds S or MIN-MAX"),
-        ("job_timeout", "soon", "--job-timeout: not a duration (got 'soon'); use e.g. 40s, 5m, 1h30m or seconds"),
+        (
+            "think_time",
+            "nan",
+            "--think-time: not a finite number of seconds (got 'nan'); use seconds S or MIN-MAX",
+        ),
+        (
+            "job_timeout",
+            "soon",
+            "--job-timeout: not a duration (got 'soon'); use e.g. 40s, 5m, 1h30m or seconds",
+        ),
         ("goodput", "ttft=5", "--goodput: target 'ttft=5' is not NAME:MS (got 'ttft=5'); use e.g. ttft:500"),
     ],
 )

@@ -1,0 +1,43 @@
+"""The upgrade guard: every Locust/geventhttpclient private loadgate touches is still there, at the
+versions requirements.txt pins. An upgrade that changes one fails here, not silently in the figures."""
+
+from importlib import metadata
+from pathlib import Path
+
+from loadgate.harness import locust_compat
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pinned() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        name, sep, version = line.split("#")[0].strip().partition("==")
+        if sep:
+            pins[name] = version
+    return pins
+
+
+def test_the_libraries_whose_internals_we_touch_are_pinned_exactly_and_installed_at_the_pin():
+    pins = pinned()
+    assert set(pins) >= {"locust", "geventhttpclient"}
+    for name, version in pins.items():
+        assert metadata.version(name) == version, (
+            f"{name} {metadata.version(name)} installed, {version} pinned"
+        )
+
+
+def test_every_private_loadgate_touches_still_exists():
+    assert locust_compat.missing_internals() == []
+
+
+def test_bucketing_swap_round_trips():
+    import locust.stats
+
+    from loadgate.harness import precision
+
+    precision.install()
+    assert locust.stats.bucket_response_time(147.4) == 147
+    precision.uninstall()
+    assert locust.stats.bucket_response_time(147.4) == 150  # Locust's own: 2 significant digits
+    precision.install()
