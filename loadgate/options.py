@@ -17,9 +17,11 @@ from typing import Any
 
 from loadgate.client.timing import GoodputTargets, parse_goodput
 from loadgate.durations import parse_duration
+from loadgate.schedule import ARRIVALS
+from loadgate.stages import SCENARIOS
 
 BATCH_MODES = ("async", "batch", "both")
-PROFILES = ("smoke", "load", "stress", "spike", "soak", "breakpoint")
+PROFILES = SCENARIOS  # the shipped scenarios: loadgate/harness/scenarios/NAME.yaml
 EMBEDDED_MODES = ("auto", "on", "off")
 
 
@@ -136,6 +138,26 @@ def seconds_range(text: str) -> tuple[float, float]:
     return bounds
 
 
+def optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Empty text is None (the setting is off); anything else goes through ``parse``."""
+
+    def parse_optional(text: str) -> Any:
+        return None if not str(text).strip() else parse(text)
+
+    return parse_optional
+
+
+def fraction(text: str) -> float:
+    """A share strictly between 0 and 1: 0.1 or 10%."""
+    raw = str(text).strip()
+    fix = "use e.g. 10% or 0.1"
+    value = _finite(raw[:-1] if raw.endswith("%") else raw, "a number or percentage", fix)
+    value = value / 100 if raw.endswith("%") else value
+    if not 0 < value < 1:
+        raise BadValue("must be between 0% and 100% (exclusive)", fix)
+    return value
+
+
 def choice(*allowed: str, lower: bool = True) -> Callable[[str], str]:
     def parse(text: str) -> str:
         value = str(text).strip().lower() if lower else str(text).strip()
@@ -209,7 +231,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--profile",
         "load",
-        f"load profile: {', '.join(PROFILES)}, or none for a constant run (--users/--spawn-rate/--run-time)",
+        f"load profile (a shipped scenario): {', '.join(PROFILES)}, or none for a constant run "
+        "(--users/--spawn-rate/--run-time); --stages FILE replaces it",
         choice(*PROFILES, "none"),
         JOB,
     ),
@@ -366,6 +389,77 @@ OPTIONS: tuple[Option, ...] = (
         number(above=0),
         web_ui=False,
     ),
+    # -- open-loop arrival rate, stages and the capacity search (docs/load-shapes.md) -------------------
+    Option(
+        "--request-rate",
+        "",
+        "open loop: requests/s started across all users, processes and workers, whatever the response "
+        "times (users become executors: they bound the requests in flight); empty: closed-loop users",
+        optional(number(above=0)),
+    ),
+    Option(
+        "--arrival",
+        "poisson",
+        f"rate mode's arrival process: {', '.join(ARRIVALS)} (gamma's shape is --burstiness)",
+        choice(*ARRIVALS),
+    ),
+    Option(
+        "--burstiness",
+        "1.0",
+        "gamma arrivals' shape: 1 is Poisson, below 1 burstier, above 1 more even",
+        number(above=0),
+    ),
+    Option(
+        "--max-concurrency",
+        "",
+        "rate mode: cap on requests in flight (split across processes); arrivals over it wait in order "
+        "and their wait counts as schedule lag; empty: unlimited (--users still bounds it)",
+        optional(integer(1)),
+    ),
+    Option(
+        "--stages",
+        "",
+        "stages file (YAML: duration and users or rate per stage, k6-style ramps or held steps); "
+        "replaces --profile",
+        text,
+    ),
+    Option(
+        "--time-scale",
+        "1",
+        "multiply every stage's duration by this (compressed dry runs and tests)",
+        number(above=0),
+        web_ui=False,
+    ),
+    Option(
+        "--find-capacity",
+        "false",
+        "search the highest request rate at which the thresholds file (the job's --thresholds; Locust's "
+        "--sla) still passes; writes PREFIX_capacity.json/.csv/.png; exit 0 found, 1 none, 2 bad input",
+        flag_switch,
+        web_ui=False,
+        switch=True,
+    ),
+    Option(
+        "--capacity-start",
+        "1",
+        "capacity search: the first step's request rate (req/s); doubled per step until one fails",
+        number(above=0),
+        web_ui=False,
+    ),
+    Option(
+        "--capacity-resolution",
+        "10%",
+        "capacity search: bisect until the gap between the last pass and the first fail is under this",
+        fraction,
+        web_ui=False,
+    ),
+    Option(
+        "--capacity-step-time",
+        "30s",
+        "capacity search: each step's length; its first third is the step's warm-up (discarded)",
+        duration(positive=True),
+        web_ui=False,
+    ),
     # -- the live SLA check and the embedded target (read once, at start: not in the web UI) ----------
     Option(
         "--sla", "", "evaluate this thresholds file during the run; exit code 1 on breach", text, web_ui=False
@@ -459,6 +553,16 @@ class Settings:
     request_timeout_s: float
     goodput: GoodputTargets
     warmup_s: float
+    request_rate: float | None = None
+    arrival: str = "poisson"
+    burstiness: float = 1.0
+    max_concurrency: int | None = None
+    stages: str = ""
+    time_scale: float = 1.0
+    find_capacity: bool = False
+    capacity_start: float = 1.0
+    capacity_resolution: float = 0.1
+    capacity_step_time_s: float = 30.0
 
 
 # Settings field -> flag; every other field name is the flag's dest
@@ -469,6 +573,7 @@ _SETTINGS_FLAGS = {
     "job_timeout_s": "--job-timeout",
     "request_timeout_s": "--request-timeout",
     "warmup_s": "--warmup",
+    "capacity_step_time_s": "--capacity-step-time",
 }
 
 

@@ -15,7 +15,7 @@ from locust.runners import MasterRunner, WorkerRunner
 import loadgate
 from loadgate import options as opts
 from loadgate.contract import EXIT_BAD_INPUT
-from loadgate.harness import distributed, llm_stats, outputs
+from loadgate.harness import arrival, distributed, llm_stats, outputs
 from loadgate.harness.state import has_state, new_state, state
 from loadgate.prompts import PromptFileError, PromptSet
 
@@ -47,10 +47,15 @@ def on_init(environment: Any, **_kw: Any) -> None:
         return
     apply_class_weights(environment, st.settings)
     distributed.install(environment)
+    arrival.install(environment)
     environment.events.quit.add_listener(lambda **_kw: print_llm_summary(environment))  # quit has no env
     outputs.start_writing(environment, st)
     options = environment.parsed_options
-    if (
+    if st.settings.find_capacity and not isinstance(environment.runner, WorkerRunner):
+        from loadgate.harness import capacity  # pandas, matplotlib and the gate: only for capacity searches
+
+        capacity.install(environment)
+    elif (
         options is not None
         and getattr(options, "sla", None)
         and not isinstance(environment.runner, WorkerRunner)
@@ -79,13 +84,29 @@ def on_test_start(environment: Any, **_kw: Any) -> None:
     except (opts.SettingError, PromptFileError) as e:
         logger.error("loadgate: %s (keeping the previous settings)", e)
     st.llm.clear()
-    st.meta = outputs.metadata(environment, st)
     if isinstance(environment.runner, WorkerRunner):
+        st.meta = outputs.metadata(environment, st)
+        arrival.on_test_start(environment, arrival.open_loop(environment))
         return
     apply_class_weights(environment, st.settings)  # web UI edits (a master has dispatched already)
+    arrival.on_test_start(environment, wants_open_loop(environment, st.settings))
+    st.meta = outputs.metadata(environment, st)
     outputs.write_metadata(st)
-    if st.settings.warmup_s > 0:
+    if st.settings.warmup_s > 0 and not st.settings.find_capacity:  # a capacity search warms up each step
         st.warmup_greenlet = gevent.spawn_later(st.settings.warmup_s, end_warmup, environment)
+
+
+def wants_open_loop(environment: Any, settings: opts.Settings) -> bool:
+    """Rate mode: --request-rate, a capacity search, or a stages file / profile that drives a rate."""
+    if settings.request_rate is not None or settings.find_capacity:
+        return True
+    from loadgate.harness import profiles  # (imported here: lifecycle's init listener must come first)
+
+    try:
+        timeline = profiles.timeline(environment)
+    except Exception:  # a bad stages file is refused at init; nothing to drive here
+        return False
+    return timeline is not None and timeline.kind == profiles.RATE
 
 
 def end_warmup(environment: Any) -> None:
@@ -97,9 +118,17 @@ def end_warmup(environment: Any) -> None:
     outputs.write_metadata(st)
 
 
+@events.test_stopping.add_listener
+def on_test_stopping(environment: Any, **_kw: Any) -> None:
+    if has_state(environment):
+        arrival.on_test_stopping(environment)
+
+
 @events.test_stop.add_listener
 def on_test_stop(environment: Any, **_kw: Any) -> None:
     runner = environment.runner
+    if has_state(environment):
+        arrival.on_test_stop(environment)
     if isinstance(runner, WorkerRunner):
         distributed.final_report(runner)
         return
@@ -111,6 +140,9 @@ def on_test_stop(environment: Any, **_kw: Any) -> None:
         st.warmup_greenlet.kill(block=False)
         st.warmup_greenlet = None
     st.meta["stopped_at"] = st.llm.window_end
+    if st.llm.arrivals.active:
+        outputs.rate_metadata(st)
+        arrival.warn_if_late(environment)
     if st.llm.counters.usage_counted:
         logger.warning(
             "loadgate: %d responses carried no usage: their output tokens were counted from content events "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from itertools import chain
 from types import SimpleNamespace
@@ -53,12 +54,107 @@ class LlmCounters:
             setattr(self, f.name, getattr(self, f.name) + int(other.get(f.name, 0)))
 
 
+LAG_WARN_MS = 100.0  # schedule lag p99 above this: a warning naming the cause
+LAG_CAUSES = ("cap", "executors", "late")  # where an arrival's lag was spent (see ArrivalCounters)
+
+
+@dataclass
+class ArrivalCounters:
+    """Rate mode's scalar figures, summed across workers. Lag (ms) is split by what the arrival waited
+    for: the --max-concurrency cap being full when it was due ("cap"), no free user of its class
+    ("executors"), or the generator dispatching it late ("late")."""
+
+    started: int = 0
+    waiting_at_stop: int = 0
+    lag_cap_ms: float = 0.0
+    lag_executors_ms: float = 0.0
+    lag_late_ms: float = 0.0
+
+    def add(self, other: dict[str, Any]) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + type(getattr(self, f.name))(other.get(f.name, 0)))
+
+
+class ArrivalStats:
+    """Rate mode (open loop) of one process: arrivals started, schedule lag (ms) and its causes."""
+
+    def __init__(self) -> None:
+        self._stats = RequestStats(use_response_times_cache=False)
+        self.lag = StatsEntry(self._stats, "schedule lag", "LAG")
+        self.counters = ArrivalCounters()
+        self.active = False  # a rate-mode run (set by the rate controller, or by a worker's first arrival)
+        self.max_concurrency: int | None = None
+        # mean offered rate over a wall-clock window (set by the rate controller on the local or master runner)
+        self.requested: Callable[[float, float], float | None] | None = None
+
+    def record(self, lag_ms: float, parts: dict[str, float]) -> None:
+        """One arrival started ``lag_ms`` after its due time; ``parts``: that lag by cause (LAG_CAUSES)."""
+        self.active = True
+        self.counters.started += 1
+        self.lag.log(max(0.0, lag_ms), 0)  # type: ignore[arg-type]
+        for cause, ms in parts.items():
+            if cause in LAG_CAUSES and ms > 0:
+                attr = f"lag_{cause}_ms"
+                setattr(self.counters, attr, getattr(self.counters, attr) + ms)
+
+    def reset(self) -> None:
+        self.lag.reset()
+        self.counters = ArrivalCounters()
+
+    def report(self) -> dict[str, Any]:
+        data = {
+            "lag": self.lag.get_stripped_report(),
+            "counters": asdict(self.counters),
+            "active": self.active,
+        }
+        self.counters = ArrivalCounters()
+        return data
+
+    def merge(self, data: dict[str, Any]) -> None:
+        self.lag.extend(StatsEntry.unserialize(data["lag"], self._stats))
+        self.counters.add(data["counters"])
+        self.active = self.active or bool(data.get("active"))
+
+    def cause(self) -> str | None:
+        """ "cap", "executors" or "late": where most of the lag went (None without lag)."""
+        c = self.counters
+        spent = {"cap": c.lag_cap_ms, "executors": c.lag_executors_ms, "late": c.lag_late_ms}
+        top = max(spent, key=lambda k: spent[k])
+        return top if spent[top] > 0 else None
+
+    def percentile(self, fraction: float) -> float | None:
+        if not self.lag.num_requests:
+            return None
+        value = self.lag.get_response_time_percentile(fraction)
+        return round(min(max(value or 0.0, self.lag.min_response_time or 0.0), self.lag.max_response_time), 3)
+
+    def summary(self, window: tuple[float, float] | None, duration_s: float, stopped: bool) -> dict[str, Any]:
+        """The rate keys of PREFIX_llm_summary.json; all null in a closed-loop run."""
+        keys = ("requested_rate", "achieved_rate", "schedule_lag_p50", "schedule_lag_p99", "schedule_lag_max",
+                "arrivals_waiting_at_stop", "schedule_lag_cause", "max_concurrency")  # fmt: skip
+        if not self.active:
+            return dict.fromkeys(keys)
+        requested = self.requested(*window) if self.requested is not None and window is not None else None
+        p99 = self.percentile(0.99)
+        return {
+            "requested_rate": None if requested is None else round(requested, 4),
+            "achieved_rate": round(self.counters.started / duration_s, 4) if duration_s > 0 else None,
+            "schedule_lag_p50": self.percentile(0.5),
+            "schedule_lag_p99": p99,
+            "schedule_lag_max": round(self.lag.max_response_time, 3) if self.lag.num_requests else None,
+            "arrivals_waiting_at_stop": self.counters.waiting_at_stop if stopped else None,
+            "schedule_lag_cause": self.cause() if p99 is not None and p99 > LAG_WARN_MS else None,
+            "max_concurrency": self.max_concurrency,
+        }
+
+
 class LlmStats:
     """The LLM metrics of one process (local, worker or master)."""
 
     def __init__(self, goodput: GoodputTargets | None = None) -> None:
         self.stats = RequestStats(use_response_times_cache=True)
         self.counters = LlmCounters()
+        self.arrivals = ArrivalStats()
         self.goodput = goodput or GoodputTargets()
         self.window_start: float | None = None  # test start or warm-up end (epoch s)
         self.window_end: float | None = None  # test stop; None while running
@@ -120,12 +216,14 @@ class LlmStats:
     def reset(self) -> None:
         self.stats.reset_all()
         self.counters = LlmCounters()
+        self.arrivals.reset()
         self.window_start, self.window_end = time.time(), None
 
     def clear(self) -> None:
         """A new test: drop every row, as Locust clears its own stats at test start."""
         self.stats.clear_all()
         self.counters = LlmCounters()
+        self.arrivals.reset()
         self.window_start, self.window_end = time.time(), None
 
     # -- worker -> master ------------------------------------------------------------------------
@@ -136,6 +234,7 @@ class LlmStats:
             "stats": self.stats.serialize_stats(),
             "stats_total": self.stats.total.get_stripped_report(),
             "counters": asdict(self.counters),
+            "arrivals": self.arrivals.report(),
         }
         self.counters = LlmCounters()
         return data
@@ -147,6 +246,8 @@ class LlmStats:
             self.stats.get(entry.name, entry.method).extend(entry)
         self.stats.total.extend(StatsEntry.unserialize(data["stats_total"], self.stats))
         self.counters.add(data["counters"])
+        if "arrivals" in data:
+            self.arrivals.merge(data["arrivals"])
 
     # -- figures ---------------------------------------------------------------------------------
 
@@ -181,7 +282,14 @@ class LlmStats:
             "jobs_failed": c.jobs_failed,
             "lost_jobs": c.jobs_lost,
             "lost_jobs_at_stop": c.jobs_lost_at_stop,
+            **self.arrivals.summary(self.window(), duration_s, self.window_end is not None),
         }
+
+    def window(self) -> tuple[float, float] | None:
+        """The measurement window (epoch seconds), up to now while running."""
+        if self.window_start is None:
+            return None
+        return self.window_start, self.window_end or time.time()
 
 
 def summary_lines(llm: LlmStats) -> list[str]:
@@ -203,7 +311,25 @@ def summary_lines(llm: LlmStats) -> list[str]:
         f"{s['usage_source']}){goodput}; jobs completed {s['jobs_completed']}, failed {s['jobs_failed']}, "
         f"lost {s['lost_jobs']} ({s['lost_jobs_at_stop']} at the stop)"
     )
+    if llm.arrivals.active:
+        lines.append(rate_line(s))
     return lines
+
+
+def rate_line(s: dict[str, Any]) -> str:
+    """Rate mode's figures in one console line."""
+
+    def num(value: Any, unit: str = "") -> str:
+        return "n/a" if value is None else f"{value:.4g}{unit}"
+
+    waiting = s.get("arrivals_waiting_at_stop")
+    cap = f", cap {s['max_concurrency']} in flight" if s.get("max_concurrency") else ""
+    return (
+        f"rate mode: requested {num(s.get('requested_rate'))} req/s, achieved {num(s.get('achieved_rate'))} "
+        f"req/s{cap}; schedule lag p50 {num(s.get('schedule_lag_p50'), ' ms')}, p99 "
+        f"{num(s.get('schedule_lag_p99'), ' ms')}, max {num(s.get('schedule_lag_max'), ' ms')}; "
+        f"{'n/a' if waiting is None else waiting} arrivals waiting at the stop"
+    )
 
 
 class _WithoutAggregated:

@@ -15,7 +15,8 @@ from typing import Any
 import locust.stats
 from geventhttpclient.response import HTTPConnectionClosed, HTTPSocketPoolResponse
 from locust.contrib.fasthttp import FastResponse
-from locust.runners import WorkerRunner
+from locust.dispatch import UsersDispatcher
+from locust.runners import Runner, WorkerRunner
 
 __all__ = ["HTTPConnectionClosed"]
 
@@ -56,6 +57,17 @@ def rewrite_csv_files(writer: Any) -> None:
 def send_worker_report(runner: WorkerRunner) -> None:
     """A worker's stats report now (``WorkerRunner._send_stats``), not at the next heartbeat."""
     runner._send_stats()
+
+
+def rebalance_user_classes(runner: Any) -> bool:
+    """After the user classes' weights changed mid-run: recompute the running users' classes from the new
+    weights (``UsersDispatcher._prepare_rebalance``, what Locust does when a worker joins), so the next
+    dispatch stops and starts users to match. False when nothing is running yet."""
+    dispatcher = getattr(runner, "_users_dispatcher", None)
+    if dispatcher is None or not runner.user_count:
+        return False
+    dispatcher._prepare_rebalance()
+    return True
 
 
 # -- geventhttpclient responses (FastHttpUser) ------------------------------------------------------------
@@ -132,6 +144,8 @@ def missing_internals() -> list[str]:
             locust.stats.StatsCSVFileWriter, "close_files"
         ),
         "locust.runners.WorkerRunner._send_stats": hasattr(WorkerRunner, "_send_stats"),
+        "locust.dispatch.UsersDispatcher._prepare_rebalance": hasattr(UsersDispatcher, "_prepare_rebalance"),
+        "locust runner._users_dispatcher": "_users_dispatcher" in inspect.getsource(Runner.__init__),
         "geventhttpclient response ._body_buffer/._sock/._pool/.block_size/.message_complete": all(
             f"self.{name}" in _response_source() for name in ("_body_buffer", "_sock", "_pool", "block_size")
         )

@@ -62,7 +62,44 @@ def metadata(environment: Any, st: RunState) -> dict[str, Any]:
         "profile": getattr(options, "profile", None) if options else None,
         "usage_source": None,
         "final_stats_written": False,
+        **load_metadata(environment, st),
     }
+
+
+def load_metadata(environment: Any, st: RunState) -> dict[str, Any]:
+    """How the load was driven: closed-loop users, or an arrival rate (docs/load-shapes.md)."""
+    s = st.settings
+    options = environment.parsed_options
+    open_loop = (
+        bool(getattr(options, "loadgate_open_loop", False)) or s.request_rate is not None or s.find_capacity
+    )
+    return {
+        "load_mode": "capacity search" if s.find_capacity else "rate" if open_loop else "users",
+        "stages": s.stages or None,
+        "request_rate": s.request_rate,
+        "arrival": s.arrival if open_loop else None,
+        "burstiness": s.burstiness if open_loop and s.arrival == "gamma" else None,
+        "max_concurrency": s.max_concurrency,
+    }
+
+
+RATE_RESULTS = (
+    "requested_rate",
+    "achieved_rate",
+    "schedule_lag_p50",
+    "schedule_lag_p99",
+    "schedule_lag_max",
+    "arrivals_waiting_at_stop",
+    "schedule_lag_cause",
+)
+
+
+def rate_metadata(st: RunState) -> None:
+    """Rate mode's results beside the run's settings in PREFIX_loadgate.json (as in the summary)."""
+    summary = st.llm.summary()
+    st.meta.update({key: summary.get(key) for key in RATE_RESULTS})
+    if st.meta.get("request_rate") is None:
+        st.meta["request_rate"] = summary.get("requested_rate")
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:

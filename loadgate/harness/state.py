@@ -17,6 +17,7 @@ from loadgate.harness.llm_stats import LlmStats
 from loadgate.prompts import PromptSet
 
 if TYPE_CHECKING:
+    from loadgate.harness.arrival import Controller, Dispatcher
     from loadgate.harness.embedded import EmbeddedTargets
     from loadgate.harness.llm_stats import LlmStatsCSV
 
@@ -38,6 +39,9 @@ class RunState:
     flushed: set[str] = field(default_factory=set)  # workers that answered the final flush
     embedded: EmbeddedTargets | None = None  # mock processes this process started
     live_sla: Any = None  # loadgate.harness.live_sla.LiveSla with --sla
+    dispatcher: Dispatcher | None = None  # rate mode: this process's arrivals (loadgate.harness.arrival)
+    rate: Controller | None = None  # rate mode, local or master: the plan and its split across processes
+    capacity: Any = None  # loadgate.harness.capacity.CapacitySearch with --find-capacity
 
 
 def new_state(environment: Any) -> RunState:

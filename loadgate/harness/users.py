@@ -16,6 +16,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
+from loadgate.harness import arrival
 from loadgate.harness.api import ApiClient, ChatResult
 from loadgate.harness.state import RunState, state
 from loadgate.prompts import DEFAULT_FOLLOWUPS
@@ -28,6 +29,7 @@ class LoadgateUser(FastHttpUser):
 
     abstract = True
     loadgate_role = ""
+    loadgate_executor = True  # in rate mode, runs the arrivals of its class (loadgate.harness.arrival)
 
     def __init__(self, environment: Any) -> None:
         st = state(environment)
@@ -43,8 +45,19 @@ class LoadgateUser(FastHttpUser):
         return state(self.environment)
 
     def wait_time(self) -> float:
+        """Closed loop: the think time. Rate mode: no thinking; the wait is for the next arrival."""
+        if arrival.open_loop(self.environment):
+            arrival.next_arrival(self)
+            return 0.0
         low, high = self.lg.settings.think_time_s
         return self.rng.uniform(low, high)
+
+    def on_start(self) -> None:
+        if arrival.open_loop(self.environment):
+            arrival.take(self)  # the first task waits for an arrival too
+
+    def on_stop(self) -> None:
+        arrival.release(self)
 
     def model(self) -> str:
         """A model from --models, else one discovered from GET /v1/models (once per process)."""
@@ -100,6 +113,13 @@ class LoadgateTasks(TaskSet):
         super().wait()
         if run_is_stopping(self.user.environment):
             raise StopUser()
+
+    def on_start(self) -> None:
+        if arrival.open_loop(self.user.environment):
+            arrival.take(self.user)  # (a no-op when the user's own on_start took it)
+
+    def on_stop(self) -> None:
+        arrival.release(self.user)
 
 
 def run_is_stopping(environment: Any) -> bool:
@@ -170,6 +190,8 @@ class ChatUserBase(LoadgateUser):
             result = self.chat(body)
             if not result.ok or turn == turns - 1 or run_is_stopping(self.environment):
                 return  # after the stop, no next turn: --stop-timeout need only cover one request
+            if arrival.open_loop(self.environment):
+                arrival.next_arrival(self)  # rate mode: each turn is a request of its own, on schedule
             messages.append({"role": "assistant", "content": result.text})
             messages.append({"role": "user", "content": followups[turn % len(followups)]})
 

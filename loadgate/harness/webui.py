@@ -53,6 +53,14 @@ SUMMARY_LABELS = {
     "jobs_failed": "Async/batch jobs failed",
     "lost_jobs": "Async/batch jobs lost (not terminal in time, or at the stop)",
     "lost_jobs_at_stop": "Async/batch jobs still pending when the run stopped",
+    "requested_rate": "Requested rate (req/s, rate mode)",
+    "achieved_rate": "Achieved rate (req/s started)",
+    "schedule_lag_p50": "Schedule lag p50 (ms)",
+    "schedule_lag_p99": "Schedule lag p99 (ms)",
+    "schedule_lag_max": "Schedule lag max (ms)",
+    "arrivals_waiting_at_stop": "Arrivals still waiting at the stop",
+    "schedule_lag_cause": "Schedule lag mostly from",
+    "max_concurrency": "Max concurrency (cap on requests in flight)",
     "ttft_ms": "TTFT (ms)",
     "tpot_ms": "TPOT (ms)",
     "e2e_ms": "E2E (ms)",
@@ -116,9 +124,17 @@ def _percentile(entry: StatsEntry, fraction: float) -> float:
     return min(max(value, entry.min_response_time or 0), entry.max_response_time)
 
 
+# Rate mode's keys: shown only when they have a value (a closed-loop run has none of them).
+RATE_KEYS = frozenset(
+    ("requested_rate", "achieved_rate", "schedule_lag_p50", "schedule_lag_p99", "schedule_lag_max",
+     "arrivals_waiting_at_stop", "schedule_lag_cause", "max_concurrency")
+)  # fmt: skip
+
+
 def summary_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     """The llm summary figures as Figure/Value rows, nested mappings flattened as "outer: inner"."""
-    return [{"figure": label, "value": _format_value(value)} for label, value in _flatten(summary)]
+    shown = {k: v for k, v in summary.items() if not (k in RATE_KEYS and v is None)}
+    return [{"figure": label, "value": _format_value(value)} for label, value in _flatten(shown)]
 
 
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
