@@ -146,9 +146,14 @@ class Dispatcher:
             self.queues[name] = Queue()
         return self.queues[name]
 
-    def configure(self, config: RateConfig) -> None:
+    def configure(self, config: RateConfig, drop: bool = False) -> None:
+        """A new share of the rate; ``drop``: the queued arrivals belong to a finished capacity step."""
         self.config = config
         self.cap.set_limit(config.cap)
+        if drop:
+            for q in self.queues.values():
+                while not q.empty():
+                    q.get_nowait()
         self._restart()
 
     def begin(self) -> None:
@@ -188,6 +193,7 @@ class Dispatcher:
                 gevent.sleep(delay)
             name = names[0] if len(names) == 1 else rng.choices(names, weights)[0]
             self.queue(name).put(Arrival(due, time.monotonic(), self.cap.full))
+            self.stats.counters.due += 1
 
     def take(self, user: Any) -> None:
         """Block until the user's class has an arrival and the cap a slot; record the lag."""
@@ -291,11 +297,11 @@ class Controller:
             self.greenlet.kill(block=False)
             self.greenlet = None
 
-    def set_plan(self, plan: RatePlan) -> None:
-        """A new plan from now (a capacity step, or the run's start)."""
+    def set_plan(self, plan: RatePlan, drop: bool = False) -> None:
+        """A new plan from now (a capacity step, or the run's start); ``drop`` the arrivals still queued."""
         self.plan, self.origin = plan, time.monotonic()
         self.history.append((time.time(), plan))
-        self.push(force=True)
+        self.push(force=True, drop=drop)
 
     def requested(self, t0: float, t1: float) -> float | None:
         """The offered rate averaged over the wall-clock window [t0, t1]."""
@@ -351,7 +357,7 @@ class Controller:
             for node, counts in nodes.items()
         }
 
-    def push(self, force: bool = False) -> None:
+    def push(self, force: bool = False, drop: bool = False) -> None:
         """Send each process its share when it changed (or ``force``)."""
         if self.plan is None:
             return
@@ -391,6 +397,7 @@ class Controller:
                         "burstiness": settings.burstiness,
                         "cap": cap,
                         "phase": phase,
+                        "drop": drop,
                     },
                     client_id=node,
                 )
@@ -442,7 +449,7 @@ def install(environment: Any) -> None:
                 data["cap"],
                 float(data.get("phase", 0.0)),
             )
-            dispatcher(environment).configure(config)
+            dispatcher(environment).configure(config, bool(data.get("drop")))
             state(environment).llm.arrivals.active = True
 
         def on_report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:

@@ -25,6 +25,7 @@ logger = logging.getLogger("loadgate")
 
 REPORT_KEY = "loadgate_llm"  # key of our payload in the worker -> master report
 FLUSH, FLUSHED = "loadgate_flush", "loadgate_flushed"
+REPORT_NOW, REPORTED = "loadgate_report_now", "loadgate_reported"
 
 
 def install(environment: Any) -> None:
@@ -40,8 +41,13 @@ def install(environment: Any) -> None:
             runner.stop()  # fires test_stop, which sends the final report (see final_report)
             runner.send_message(FLUSHED)
 
+        def on_report_now(environment: Any, msg: Any, **_kw: Any) -> None:
+            locust_compat.send_worker_report(runner)  # ahead of the answer on the same connection
+            runner.send_message(REPORTED, msg.data)
+
         environment.events.report_to_master.add_listener(on_report_to_master)
         runner.register_message(FLUSH, on_flush)
+        runner.register_message(REPORT_NOW, on_report_now)
     elif isinstance(runner, MasterRunner):
 
         def on_worker_report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
@@ -51,8 +57,33 @@ def install(environment: Any) -> None:
         def on_flushed(environment: Any, msg: Any, **_kw: Any) -> None:
             state(environment).flushed.add(msg.node_id)
 
+        def on_reported(environment: Any, msg: Any, **_kw: Any) -> None:
+            state(environment).reported.add((msg.node_id, msg.data))
+
         environment.events.worker_report.add_listener(on_worker_report)
         runner.register_message(FLUSHED, on_flushed)
+        runner.register_message(REPORTED, on_reported)
+
+
+def collect_reports(environment: Any, timeout_s: float = 5.0) -> None:
+    """Master: every running worker reports now (its stats up to this moment are merged on return), so a
+    statistics reset (the warm-up's end, a capacity step's) splits the figures at one moment, not at each
+    worker's next 3-second report. Waits at most ``timeout_s``."""
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        return
+    running = [c.id for c in runner.clients.all if c.state in (STATE_RUNNING, STATE_SPAWNING)]
+    if not running:
+        return
+    st = state(environment)
+    token = f"{time.monotonic():.6f}"
+    for client_id in running:
+        runner.send_message(REPORT_NOW, token, client_id=client_id)
+    expected = {(client_id, token) for client_id in running}
+    deadline = time.monotonic() + timeout_s
+    while not st.reported.issuperset(expected) and time.monotonic() < deadline:
+        gevent.sleep(0.02)
+    st.reported -= expected
 
 
 def final_report(runner: WorkerRunner) -> None:

@@ -111,6 +111,7 @@ def wants_open_loop(environment: Any, settings: opts.Settings) -> bool:
 
 def end_warmup(environment: Any) -> None:
     st = state(environment)
+    distributed.collect_reports(environment)  # a master: the workers' warm-up figures are in before the reset
     environment.runner.stats.reset_all()
     st.llm.reset()
     st.meta["stats_reset_at"] = time.time()

@@ -64,6 +64,7 @@ class ArrivalCounters:
     for: the --max-concurrency cap being full when it was due ("cap"), no free user of its class
     ("executors"), or the generator dispatching it late ("late")."""
 
+    due: int = 0  # arrivals the scheduler put in the queues
     started: int = 0
     waiting_at_stop: int = 0
     lag_cap_ms: float = 0.0

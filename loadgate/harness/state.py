@@ -37,6 +37,7 @@ class RunState:
     warmup_greenlet: Any = None
     writer_greenlet: Any = None
     flushed: set[str] = field(default_factory=set)  # workers that answered the final flush
+    reported: set[tuple[str, str]] = field(default_factory=set)  # (worker, token): answered a report request
     embedded: EmbeddedTargets | None = None  # mock processes this process started
     live_sla: Any = None  # loadgate.harness.live_sla.LiveSla with --sla
     dispatcher: Dispatcher | None = None  # rate mode: this process's arrivals (loadgate.harness.arrival)
