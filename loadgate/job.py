@@ -25,8 +25,10 @@ from typing import IO, NoReturn
 from urllib.parse import urlsplit
 
 from loadgate import options as opts
-from loadgate.contract import EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, STATS_CSV
+from loadgate.capacity import MAX_DOUBLINGS
+from loadgate.contract import CAPACITY_JSON, EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, STATS_CSV
 from loadgate.mock.process import MockProcess, MockStartError, resolve_profile, start_mock
+from loadgate.stages import StagesError, load_file, load_scenario, resolve
 from loadgate.target import TargetError, wait_healthy
 from loadgate.urls import normalize_host, public_url
 
@@ -82,6 +84,10 @@ class JobConfig:
     health_path: str
     health_timeout: int
     locust_args: list[str] = field(default_factory=list)  # loadgate's Locust-side settings given to the job
+    find_capacity: bool = False
+    capacity_bound_s: float = 0.0  # the longest a capacity search may take (a hang guard)
+    request_rate: float | None = None
+    stages: str = ""
 
     @property
     def prefix(self) -> Path:
@@ -115,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         group = job if option.scope == opts.JOB else locust_side
         names = ["-f", option.flag] if option.flag == "--locustfile" else [option.flag]
-        help_text = f"{option.help} [env {option.env}; default: {option.default or 'empty'}]"
+        help_text = f"{option.help} [env {option.env}; default: {option.default or 'empty'}]".replace(
+            "%", "%%"
+        )
         if option.switch:
             group.add_argument(*names, action="store_true", default=None, help=help_text)
         else:
@@ -150,6 +158,26 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
     run_time, warmup = int(values["run_time"]), values["warmup"]
     if warmup >= run_time:
         raise JobError(f"--warmup: must be shorter than --run-time (got {warmup:g}s >= {run_time}s)")
+    find_capacity, stages = values["find_capacity"], values["stages"]
+    profile_given = flags.get("profile") is not None or bool(environ.get(BY_ENV["--profile"]))
+    if stages and profile_given and values["profile"] != "none":
+        raise JobError(f"--stages: replaces --profile; give one of them (got --profile {values['profile']})")
+    if find_capacity and (stages or profile_given):
+        raise JobError("--find-capacity: drives the rate itself; drop --stages / --profile")
+    if find_capacity and (flags.get("sla") is not None or environ.get(BY_ENV["--sla"])):
+        raise JobError("--sla: not with --find-capacity (the search judges each step against --thresholds)")
+    if not find_capacity:
+        try:
+            spec = load_file(stages) if stages else None
+            if spec is None and values["profile"] != "none":
+                spec = load_scenario(values["profile"])
+            if spec is not None:
+                resolve(
+                    spec, users=values["users"], spawn_rate=values["spawn_rate"], run_time_s=run_time,
+                    request_rate=values["request_rate"], time_scale=values["time_scale"],
+                )  # fmt: skip
+        except StagesError as e:
+            raise JobError(str(e)) from None
     thresholds = Path(values["thresholds"]) if values["thresholds"] else SHIPPED_THRESHOLDS
     if not thresholds.is_file():
         raise JobError(
@@ -179,9 +207,11 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
     bind_host = values["master_bind_host"] or ("0.0.0.0" if expect else "127.0.0.1")
     master_port = values["master_port"] or (5557 if expect else 0)
     health_path = values["health_path"]
+    step_s = values["capacity_step_time"]
+    bound = (MAX_DOUBLINGS + 8) * (step_s + values["request_timeout"] + 10) + 120 if find_capacity else 0.0
     return JobConfig(
         host=host or None,
-        profile=None if values["profile"] == "none" else values["profile"],
+        profile=None if values["profile"] == "none" or stages or find_capacity else values["profile"],
         users=values["users"],
         spawn_rate=values["spawn_rate"],
         run_time=run_time,
@@ -201,7 +231,14 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         health_path="" if health_path.lower() == "none" else "/" + health_path.lstrip("/"),
         health_timeout=values["health_timeout"],
         locust_args=locust_args,
+        find_capacity=find_capacity,
+        capacity_bound_s=bound,
+        request_rate=values["request_rate"],
+        stages=stages,
     )
+
+
+BY_ENV = {o.flag: o.env for o in opts.OPTIONS}
 
 
 def threshold_problem(path: Path, warmup_s: float) -> str | None:
@@ -238,8 +275,7 @@ def locust_command(cfg: JobConfig, host: str, master_port: int | None = None) ->
         str(cfg.users),
         "--spawn-rate",
         f"{cfg.spawn_rate:g}",
-        "--run-time",
-        f"{cfg.run_time}s",
+        *([] if cfg.find_capacity else ["--run-time", f"{cfg.run_time}s"]),
         "--stop-timeout",
         f"{cfg.stop_timeout}s",
         "--csv",
@@ -250,6 +286,8 @@ def locust_command(cfg: JobConfig, host: str, master_port: int | None = None) ->
         "--only-summary",
     ]
     cmd += ["--warmup", f"{cfg.warmup:g}s", *cfg.locust_args]
+    if cfg.find_capacity:  # the search judges each step against the job's thresholds file
+        cmd += ["--sla", str(cfg.thresholds)]
     if cfg.profile:
         cmd += ["--profile", cfg.profile]
     if cfg.processes:  # the forked workers connect to --master-port; never Locust's shared default 5557
@@ -439,10 +477,7 @@ def run(cfg: JobConfig) -> int:
         env = child_env()
         port = cfg.master_port or (free_port() if cfg.workers or cfg.processes else 0)
         manifest.locust_command = locust_command(cfg, shown, port or None)
-        say(
-            f"{cfg.run_mode} run of {shown}: profile {cfg.profile or 'none'}, {cfg.users} users at "
-            f"{cfg.spawn_rate:g}/s for {cfg.run_time}s (warm-up {cfg.warmup}s); results in {cfg.results}"
-        )
+        say(f"{cfg.run_mode} run of {shown}: {describe_load(cfg)}; results in {cfg.results}")
         master = spawn(
             "locust", locust_command(cfg, host, port or None), cfg.results / "locust.log", env, echo=True
         )
@@ -460,7 +495,8 @@ def run(cfg: JobConfig) -> int:
             manifest.processes[worker.name] = worker.proc.pid
         manifest.save(cfg.results)
         code = wait_locust(cfg, master, children[1:], manifest)
-        if code not in (0, 1) or not Path(f"{cfg.prefix}{STATS_CSV}").is_file():
+        capacity_verdict = cfg.find_capacity and Path(f"{cfg.prefix}{CAPACITY_JSON}").is_file()
+        if (code not in (0, 1) and not capacity_verdict) or not Path(f"{cfg.prefix}{STATS_CSV}").is_file():
             raise JobError(
                 f"locust exited with code {code} without results; see {cfg.results / 'locust.log'}"
             )
@@ -475,6 +511,8 @@ def run(cfg: JobConfig) -> int:
         _stop_all(children, mock)
         raise
     _stop_all(children, mock)
+    if cfg.find_capacity:
+        return finish_capacity(cfg, manifest, code)
     manifest.gate_command = gate_command(cfg)
     code = run_gate(cfg)
     manifest.exit_code, manifest.stopped_at = code, time.time()
@@ -486,10 +524,45 @@ def run(cfg: JobConfig) -> int:
     return code
 
 
+def describe_load(cfg: JobConfig) -> str:
+    if cfg.find_capacity:
+        return f"capacity search with {cfg.users} users (executors), judged by {cfg.thresholds.name}"
+    shape = f"stages {cfg.stages}" if cfg.stages else f"profile {cfg.profile or 'none'}"
+    load = f"{cfg.request_rate:g} req/s on {cfg.users} users" if cfg.request_rate else f"{cfg.users} users"
+    return f"{shape}, {load} at {cfg.spawn_rate:g}/s for {cfg.run_time}s (warm-up {cfg.warmup}s)"
+
+
+def finish_capacity(cfg: JobConfig, manifest: Manifest, locust_code: int) -> int:
+    """The capacity search's own verdict: Locust's exit code (0 found, 1 none, 2 bad input), provided it
+    left PREFIX_capacity.json saying the same."""
+    path = Path(f"{cfg.prefix}{CAPACITY_JSON}")
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        document = None
+    code = (
+        locust_code
+        if isinstance(document, dict) and document.get("exit_code") == locust_code
+        else EXIT_BAD_INPUT
+    )
+    manifest.exit_code, manifest.stopped_at = code, time.time()
+    manifest.save(cfg.results)
+    found = (document or {}).get("capacity") if isinstance(document, dict) else None
+    if code == EXIT_PASS and isinstance(found, dict):
+        say(
+            f"CAPACITY {found.get('rate_rps')} req/s ({document.get('result')}), exit 0; results in {cfg.results}"
+        )
+    elif code == EXIT_BREACH:
+        say(f"NO CAPACITY: even the first step failed the thresholds, exit 1; results in {cfg.results}")
+    else:
+        say(f"ERROR: the capacity search did not complete, exit 2; see {cfg.results / 'locust.log'}")
+    return code
+
+
 def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: Manifest) -> int:
     """Wait for the local/master Locust within a hard bound; report workers that died or went missing."""
     bound = (
-        cfg.run_time
+        (cfg.capacity_bound_s if cfg.find_capacity else cfg.run_time)
         + cfg.stop_timeout
         + 60
         + (cfg.expect_workers_max_wait if cfg.run_mode == "master" else 0)

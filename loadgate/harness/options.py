@@ -20,7 +20,9 @@ def add_arguments(parser: Any, **_kw: Any) -> None:
     for option in OPTIONS:
         if option.scope != LOCUST:
             continue
-        help_text = f"{option.help} (default: {option.default or 'empty'}; env {option.env})"
+        help_text = f"{option.help} (default: {option.default or 'empty'}; env {option.env})".replace(
+            "%", "%%"
+        )
         if option.switch:
             parser.add_argument(
                 option.flag, action="store_true", default=False, env_var=option.env,

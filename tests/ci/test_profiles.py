@@ -72,7 +72,7 @@ def test_unknown_profile_exits_2_with_one_line(tiny_target, tmp_path):
     assert done.returncode == 2
     assert (
         "loadgate: error: --profile / LOADGATE_PROFILE: unknown load profile (got 'ramp'); choose one of "
-        "smoke, load, stress, spike, soak, breakpoint\n"
+        "smoke, load, stress, spike, soak, breakpoint, normal-day, black-friday, maintenance-window\n"
     ) in done.stderr
     assert "Traceback" not in done.stderr
 
