@@ -27,6 +27,7 @@ PASSED, FAILED, NO_DATA = "pass", "fail", "no data"
 SUSTAINED_SHARE = 0.9  # a step sustains its rate when >= 90% of the arrivals due in it started...
 SUSTAIN_SLACK = 2  # ...give or take two at the window's edges (due just before its end, started after it)
 MAX_DOUBLINGS = 12  # from --capacity-start, at most 2**12 times it: then the search reports a lower bound
+WARMUP_SHARE = 1 / 3  # the first third of each step is its warm-up
 SUSTAIN_ROW = "loadgate"  # the row name of the implicit "the rate was sustained" check in the outputs
 VOLUME_METRICS = ("rps", "requests", "tokens_per_s", "output_tokens", "goodput", "achieved_rate")
 

@@ -185,6 +185,8 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         )
     if problem := threshold_problem(thresholds, warmup):
         raise JobError(problem)
+    if values["find_capacity"] and (problem := capacity_problem(thresholds, values["capacity_step_time"])):
+        raise JobError(problem)
     baseline = values["baseline"] or None
     if baseline and not Path(f"{baseline}_stats.csv").is_file():
         raise JobError(
@@ -257,6 +259,18 @@ def threshold_problem(path: Path, warmup_s: float) -> str | None:
             f"{config.warmup_s:g}s); use --warmup {config.warmup_s:g}s or longer"
         )
     return None
+
+
+def capacity_problem(path: Path, step_s: float) -> str | None:
+    """A thresholds file of which no rule can be judged on one capacity step."""
+    from loadgate.capacity import WARMUP_SHARE, step_config
+    from loadgate.gate.config import load_config
+
+    config, skipped = step_config(load_config(path), step_s * (1 - WARMUP_SHARE))
+    if config.thresholds:
+        return None
+    named = "; ".join(f"{k.row}: {k.rule} ({k.reason})" for k in skipped[:2]) or "no thresholds: section"
+    return f"--find-capacity: no rule of {path} can be judged on one step: {named}; add latency or failure thresholds"
 
 
 # -- commands (also what ci/docker-compose.yml and ci/k8s/ mirror; tests compare them) -------------------

@@ -28,6 +28,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 from gevent.queue import Queue
+from locust.exception import StopUser
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from loadgate.harness.llm_stats import LAG_WARN_MS, ArrivalStats
@@ -94,6 +95,12 @@ class SlotCap:
                 self._waiters.remove(event)
             raise
 
+    def wake_all(self) -> None:
+        """The run is stopping: every waiter wakes (and, seeing the stop, gives its slot back)."""
+        while self._waiters:
+            self.active += 1
+            self._waiters.popleft().set()
+
     def release(self) -> None:
         if self._waiters and (self.limit is None or self.active <= self.limit):
             self._waiters.popleft().set()  # the slot passes on; active stays
@@ -136,6 +143,7 @@ class Dispatcher:
         self.scheduler: Any = None
         self.stopping = False
         self.abandoned = 0  # executors killed at the stop while holding an arrival (waiting for the cap)
+        self.idle: dict[str, int] = {}  # executors waiting for an arrival, per class
 
     @property
     def in_flight(self) -> int:
@@ -159,17 +167,22 @@ class Dispatcher:
     def begin(self) -> None:
         """A test starts: empty queues, no holders; the scheduler (re)starts if a config arrived."""
         self.queues, self.holders, self.cap = {}, set(), SlotCap(self.config.cap if self.config else None)
-        self.stopping, self.abandoned = False, 0
+        self.stopping, self.abandoned, self.idle = False, 0, {}
         self._restart()
 
     def end(self) -> int:
         """The run is stopping: no more arrivals; returns the arrivals still waiting (queued, or held by an
-        executor waiting for the cap)."""
+        executor waiting for the cap). Executors waiting for an arrival or a slot stop at once (StopUser),
+        so Locust's graceful stop does not wait --stop-timeout for arrivals that will never come."""
         self.stopping = True
         if self.scheduler is not None:
             self.scheduler.kill(block=False)
             self.scheduler = None
         waiting = sum(q.qsize() for q in self.queues.values()) + self.cap.waiting
+        for name, count in self.idle.items():
+            for _ in range(count):
+                self.queue(name).put(None)
+        self.cap.wake_all()
         self.config = None
         return waiting
 
@@ -196,8 +209,18 @@ class Dispatcher:
             self.stats.counters.due += 1
 
     def take(self, user: Any) -> None:
-        """Block until the user's class has an arrival and the cap a slot; record the lag."""
-        arrival: Arrival = self.queue(type(user).__name__).get()
+        """Block until the user's class has an arrival and the cap a slot; record the lag. StopUser once
+        the run is stopping."""
+        if self.stopping:
+            raise StopUser()
+        name = type(user).__name__
+        self.idle[name] = self.idle.get(name, 0) + 1
+        try:
+            arrival: Arrival | None = self.queue(name).get()
+        finally:
+            self.idle[name] -= 1
+        if arrival is None or self.stopping:
+            raise StopUser()
         taken = time.monotonic()
         try:
             self.cap.acquire()
@@ -205,6 +228,9 @@ class Dispatcher:
             if self.stopping:
                 self.abandoned += 1
             raise
+        if self.stopping:  # woken by the stop, not by a free slot
+            self.cap.release()
+            raise StopUser()
         started = time.monotonic()
         self.holders.add(id(user))
         late = max(0.0, arrival.queued - arrival.due)
@@ -504,12 +530,13 @@ def warn_if_late(environment: Any) -> str | None:
     p99 = arrivals.percentile(0.99)
     if p99 is None or p99 <= LAG_WARN_MS:
         return None
-    message = lag_warning(p99, arrivals.cause(), st.settings.max_concurrency, environment.runner)
+    users = getattr(environment.parsed_options, "num_users", None)
+    message = lag_warning(p99, arrivals.cause(), st.settings.max_concurrency, users)
     logger.warning(message)
     return message
 
 
-def lag_warning(p99: float, cause: str | None, cap: int | None, runner: Any = None) -> str:
+def lag_warning(p99: float, cause: str | None, cap: int | None, users: int | None = None) -> str:
     head = f"loadgate: schedule lag p99 {p99:.0f} ms > {LAG_WARN_MS:.0f} ms: requests started late, the offered rate was not sent on time; cause: "
     if cause == "cap":
         return head + (
@@ -517,7 +544,6 @@ def lag_warning(p99: float, cause: str | None, cap: int | None, runner: Any = No
             "the rate allows at that concurrency)"
         )
     if cause == "executors":
-        users = getattr(runner, "user_count", None) if not isinstance(runner, MasterRunner) else None
         count = f" {users}" if users else ""
         return head + (
             f"the generator: all{count} users of a class were busy when arrivals were due (in rate mode users "

@@ -43,7 +43,6 @@ from loadgate.urls import public_url
 logger = logging.getLogger("loadgate.capacity")
 
 SHIPPED_THRESHOLDS = Path(loadgate.__file__).parent / "data" / "thresholds.yaml"
-WARMUP_SHARE = 1 / 3  # the first third of each step is its warm-up
 SAMPLE_S = 0.5  # requests in flight are sampled this often
 SPAWN_WAIT_S = 120  # the first step waits at most this long for the users to be spawned
 
@@ -86,7 +85,7 @@ class CapacitySearch:
         self.prefix = prefix
         s = state(environment).settings
         self.step_s = s.capacity_step_time_s
-        self.warmup_s = self.step_s * WARMUP_SHARE
+        self.warmup_s = self.step_s * cap.WARMUP_SHARE
         self.measured_s = self.step_s - self.warmup_s
         self.step_config, self.skipped = cap.step_config(config, self.measured_s)
         self.search = cap.Search(s.capacity_start, s.capacity_resolution)

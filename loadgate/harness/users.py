@@ -52,10 +52,6 @@ class LoadgateUser(FastHttpUser):
         low, high = self.lg.settings.think_time_s
         return self.rng.uniform(low, high)
 
-    def on_start(self) -> None:
-        if arrival.open_loop(self.environment):
-            arrival.take(self)  # the first task waits for an arrival too
-
     def on_stop(self) -> None:
         arrival.release(self)
 
@@ -116,7 +112,7 @@ class LoadgateTasks(TaskSet):
 
     def on_start(self) -> None:
         if arrival.open_loop(self.user.environment):
-            arrival.take(self.user)  # (a no-op when the user's own on_start took it)
+            arrival.take(self.user)  # rate mode: the first task waits for an arrival too
 
     def on_stop(self) -> None:
         arrival.release(self.user)

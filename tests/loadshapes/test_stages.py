@@ -90,11 +90,15 @@ def test_every_shipped_scenario_resolves(name):
 def test_the_job_refuses_a_bad_stages_file_before_any_load(tmp_path):
     bad = tmp_path / "shape.yaml"
     bad.write_text("- {duration: 10s, users: 1}\n- {duration: 10s, users: many}\n")
-    with pytest.raises(job.JobError, match=r"shape.yaml:2: stages\[1\].users: not a number >= 0 \(got 'many'\)"):
+    with pytest.raises(
+        job.JobError, match=r"shape.yaml:2: stages\[1\].users: not a number >= 0 \(got 'many'\)"
+    ):
         job.parse_config(["--stages", str(bad)], {})
     with pytest.raises(job.JobError, match="--stages: replaces --profile; give one of them"):
         job.parse_config(["--stages", str(bad), "--profile", "spike"], {})
-    with pytest.raises(job.JobError, match="--find-capacity: drives the rate itself; drop --stages / --profile"):
+    with pytest.raises(
+        job.JobError, match="--find-capacity: drives the rate itself; drop --stages / --profile"
+    ):
         job.parse_config(["--find-capacity", "--profile", "spike"], {})
 
 
@@ -105,7 +109,9 @@ def test_the_job_passes_stages_and_capacity_settings_to_locust(tmp_path):
     cmd = job.locust_command(cfg, "http://127.0.0.1:1")
     assert cfg.profile is None and "--profile" not in cmd
     assert cmd[cmd.index("--stages") + 1] == str(shape) and cmd[cmd.index("--max-concurrency") + 1] == "8"
-    cap = job.parse_config(["--find-capacity", "--capacity-step-time", "6s"], {"LOADGATE_CAPACITY_START": "2"})
+    cap = job.parse_config(
+        ["--find-capacity", "--capacity-step-time", "6s"], {"LOADGATE_CAPACITY_START": "2"}
+    )
     cmd = job.locust_command(cap, "http://127.0.0.1:1")
     assert "--run-time" not in cmd and cmd[cmd.index("--sla") + 1] == str(cap.thresholds)
     assert "--find-capacity" in cmd and cmd[cmd.index("--capacity-start") + 1] == "2"

@@ -1,0 +1,213 @@
+"""Rate mode for real: headless Locust against the mock, counted from the mock's truth log.
+
+Load tests: run them under the shared lock (flock /tmp/loadgate-load.lock pytest tests/loadshapes)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from child_env import child_env
+from loadshapes.helpers import (
+    CHAT_ONLY,
+    LOCUSTFILE,
+    ZERO_LATENCY,
+    chat_requests,
+    read_json,
+    read_truth,
+    run_locust,
+)
+
+from loadgate.job import free_port
+from loadgate.schedule import exponential_cdf, ks_critical, ks_statistic
+
+
+def achieved_in_truth(truth_log, prefix: str) -> tuple[float, dict, dict]:
+    meta, summary = read_json(f"{prefix}_loadgate.json"), read_json(f"{prefix}_llm_summary.json")
+    start, end = meta["stats_reset_at"], meta["stopped_at"]
+    return len(chat_requests(read_truth(truth_log), start, end)) / (end - start), meta, summary
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("processes", [None, "2"], ids=["one-process", "processes-2"])
+def test_a_constant_rate_of_20_per_second_is_what_the_target_receives(tmp_path, mock_server, processes):
+    truth_log = tmp_path / "truth.jsonl"
+    mock = mock_server(config=ZERO_LATENCY, truth_log=truth_log)
+    extra = ["--processes", processes] if processes else []
+    done, prefix = run_locust(
+        tmp_path, mock.url, "--request-rate", "20", "--arrival", "constant", "-t", "22s", "--warmup", "2s",
+        *CHAT_ONLY, *extra,
+    )  # fmt: skip
+    mock.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    truth_rate, meta, summary = achieved_in_truth(truth_log, prefix)
+    assert meta["stopped_at"] - meta["stats_reset_at"] > 19
+    assert truth_rate == pytest.approx(20, rel=0.05)
+    assert summary["achieved_rate"] == pytest.approx(20, rel=0.05)
+    assert summary["requested_rate"] == pytest.approx(20)
+    assert summary["schedule_lag_p99"] < 100 and summary["arrivals_waiting_at_stop"] == 0
+    assert meta["load_mode"] == "rate" and meta["request_rate"] == 20 and meta["arrival"] == "constant"
+    assert meta["achieved_rate"] == summary["achieved_rate"]
+    assert "rate mode: requested 20 req/s, achieved" in done.stderr
+    assert "schedule lag p99" not in done.stderr  # no warning
+
+
+@pytest.mark.timeout(120)
+def test_poisson_arrivals_pass_a_goodness_of_fit_check(tmp_path, mock_server):
+    truth_log = tmp_path / "truth.jsonl"
+    mock = mock_server(config=ZERO_LATENCY, truth_log=truth_log)
+    done, prefix = run_locust(
+        tmp_path, mock.url, "--request-rate", "20", "-t", "17s", "--warmup", "2s", *CHAT_ONLY
+    )
+    mock.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = read_json(f"{prefix}_loadgate.json")
+    assert meta["arrival"] == "poisson"
+    times = chat_requests(read_truth(truth_log), meta["stats_reset_at"], meta["stopped_at"])
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert len(gaps) > 200
+    assert ks_statistic(gaps, exponential_cdf(20)) < ks_critical(len(gaps), 0.01)
+    # and the same arrivals are clearly not evenly spaced (the test can tell the two apart)
+    assert ks_statistic([0.05] * len(gaps), exponential_cdf(20)) > ks_critical(len(gaps), 0.01)
+
+
+SLOW = {
+    "models": {"loadgate-small": {"ttft": 0.5, "tokens_per_s": 0, "output_tokens": 16}},
+    "capacity": {"slots": 1000, "queue": 1000, "batching_slowdown": 0},
+}
+
+
+@pytest.mark.timeout(120)
+def test_the_cap_holds_and_its_lag_is_reported_with_a_warning(tmp_path, mock_server):
+    truth_log = tmp_path / "truth.jsonl"
+    mock = mock_server(config=SLOW, truth_log=truth_log)
+    done, prefix = run_locust(
+        tmp_path, mock.url, "--request-rate", "20", "--arrival", "constant", "--max-concurrency", "4",
+        "-t", "8s", "--warmup", "2s", *CHAT_ONLY, users=20,
+    )  # fmt: skip
+    mock.stop()
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    summary = read_json(f"{prefix}_llm_summary.json")
+    assert summary["schedule_lag_p99"] > 1000 and summary["schedule_lag_cause"] == "cap"
+    assert summary["max_concurrency"] == 4 and summary["arrivals_waiting_at_stop"] > 20
+    assert summary["achieved_rate"] < 10  # 4 in flight at 0.5 s each: 8/s at most
+    warnings = [line for line in done.stderr.splitlines() if "schedule lag p99" in line]
+    assert len(warnings) == 1 and "> 100 ms" in warnings[0]
+    assert "cause: the cap: arrivals waited for a slot under --max-concurrency 4" in warnings[0]
+    # the target never saw more than 4 requests at once
+    truth = [t for t in read_truth(truth_log) if t["path"] == "/v1/chat/completions"]
+    events = sorted([(t["t_received"], 1) for t in truth] + [(t["t_done"], -1) for t in truth])
+    in_flight = peak = 0
+    for _, step in events:
+        in_flight += step
+        peak = max(peak, in_flight)
+    assert peak == 4
+
+
+@pytest.mark.timeout(120)
+def test_without_enough_users_the_generator_is_named(tmp_path, mock_server):
+    mock = mock_server(config=SLOW)
+    done, prefix = run_locust(
+        tmp_path, mock.url, "--request-rate", "10", "--arrival", "constant", "-t", "6s", "--warmup", "1s",
+        *CHAT_ONLY, users=2,
+    )  # fmt: skip
+    summary = read_json(f"{prefix}_llm_summary.json")
+    assert summary["schedule_lag_cause"] == "executors" and summary["max_concurrency"] is None
+    assert "cause: the generator: all 2 users of a class were busy" in done.stderr
+
+
+@pytest.mark.timeout(150)
+def test_a_worker_joining_gets_its_share_instead_of_adding_to_the_rate(tmp_path, mock_server):
+    truth_log = tmp_path / "truth.jsonl"
+    mock = mock_server(config=ZERO_LATENCY, truth_log=truth_log)
+    port, prefix = free_port(), str(tmp_path / "run")
+    common = [sys.executable, "-m", "locust", "-f", LOCUSTFILE]
+    worker_cmd = [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    workers = [
+        subprocess.Popen(
+            worker_cmd, cwd=tmp_path, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    ]
+    master = subprocess.Popen(
+        [*common, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+         "--expect-workers", "1", "--enable-rebalancing", "--headless", "-u", "10", "-r", "10", "-t", "16s",
+         "--host", mock.url, "--csv", prefix, "--only-summary", "--models", "loadgate-small", "--embedded-target",
+         "off", "--stop-timeout", "5", "--warmup", "0s", "--request-rate", "20", "--arrival", "constant", *CHAT_ONLY],
+        cwd=tmp_path, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(6)
+        joined = time.time()
+        workers.append(
+            subprocess.Popen(
+                worker_cmd,
+                cwd=tmp_path,
+                env=child_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        _, errors = master.communicate(timeout=90)
+    finally:
+        for proc in [master, *workers]:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(15)
+    mock.stop()
+    assert master.returncode == 0, errors[-3000:]
+    meta = read_json(f"{prefix}_loadgate.json")
+    truth = read_truth(truth_log)
+    after = chat_requests(truth, joined + 4, meta["stopped_at"] - 1)
+    window = (meta["stopped_at"] - 1) - (joined + 4)
+    assert window > 3
+    assert len(after) / window == pytest.approx(20, rel=0.15)  # not 40: the new worker took half
+    assert meta["workers"] == 1  # (counted at the start)
+
+
+def get_json(url: str, form: bytes | None = None) -> dict:
+    with urllib.request.urlopen(url, data=form, timeout=5) as answer:
+        return json.loads(answer.read())
+
+
+@pytest.mark.timeout(90)
+def test_the_web_ui_start_form_takes_a_rate(tmp_path, mock_server):
+    mock = mock_server(config=ZERO_LATENCY)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "-H", mock.url, "--web-host", "127.0.0.1",
+         "--web-port", str(port), "--embedded-target", "off", "--models", "loadgate-small"],
+        cwd=tmp_path, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base, timeout=1).close()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        form = {"user_count": 5, "spawn_rate": 5, "request_rate": "8", "arrival": "constant",
+                "batch_weight": "0", "models_weight": "0", "warmup": "0s"}  # fmt: skip
+        assert get_json(f"{base}/swarm", urllib.parse.urlencode(form).encode())["success"] is True
+        rows: dict[str, str] = {}
+        for _ in range(60):
+            time.sleep(0.25)
+            stats = get_json(f"{base}/stats/requests")
+            summary = next(e["data"] for e in stats["extended_stats"] if e["key"] == "llm_summary")
+            rows = {r["figure"]: r["value"] for r in summary}
+            if float(rows.get("Achieved rate (req/s started)", "0")) > 0 and stats["total_rps"] > 0:
+                break
+        assert float(rows["Requested rate (req/s, rate mode)"]) == pytest.approx(8, rel=0.02)
+        assert 0 < float(rows["Achieved rate (req/s started)"]) <= 16
+        assert "Schedule lag p99 (ms)" in rows
+        assert get_json(f"{base}/stop", b"")["success"] is True
+    finally:
+        proc.terminate()
+        proc.wait(10)
