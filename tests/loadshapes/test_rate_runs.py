@@ -15,6 +15,9 @@ import urllib.request
 
 import pytest
 from child_env import child_env
+
+from loadgate.job import free_port
+from loadgate.schedule import exponential_cdf, ks_critical, ks_statistic
 from loadshapes.helpers import (
     CHAT_ONLY,
     LOCUSTFILE,
@@ -24,9 +27,6 @@ from loadshapes.helpers import (
     read_truth,
     run_locust,
 )
-
-from loadgate.job import free_port
-from loadgate.schedule import exponential_cdf, ks_critical, ks_statistic
 
 
 def achieved_in_truth(truth_log, prefix: str) -> tuple[float, dict, dict]:
