@@ -390,6 +390,10 @@ def test_examples_parse(block: Block):
         from loadgate.gate.config import parse_config
 
         parse_config(block.text, where)  # raises GateInputError naming the line
+    elif "stages" in data:
+        from loadgate.stages import parse as parse_stages
+
+        parse_stages(block.text, where)  # raises StagesError naming the line and field
     else:
         from loadgate.mock.config import parse_config as parse_mock_config
 
