@@ -173,7 +173,7 @@ class _Builder:
     def value(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.ScalarNode):
             return self.loader.construct_object(node, deep=True)
-        return {yaml.MappingNode: "a mapping", yaml.SequenceNode: "a list"}.get(type(node), "?")
+        return "a mapping" if isinstance(node, yaml.MappingNode) else "a list"
 
     def mapping(
         self, node: yaml.Node, field_: str, allowed: tuple[str, ...]
@@ -260,7 +260,7 @@ class _Builder:
                 self.value(keys["duration"][1]),
                 "use e.g. 30s",
             )
-        target = self.amount(keys[kind][1], f"{where}.{kind}", whole=kind == USERS and True)
+        target = self.amount(keys[kind][1], f"{where}.{kind}", whole=kind == USERS)
         hold = self.flag(keys["hold"][1], f"{where}.hold") if "hold" in keys else False
         spawn: Amount | str | None = None
         if "spawn_rate" in keys:

@@ -43,7 +43,7 @@ def install(environment: Any) -> None:
 
         def on_report_now(environment: Any, msg: Any, **_kw: Any) -> None:
             locust_compat.send_worker_report(runner)  # ahead of the answer on the same connection
-            runner.send_message(REPORTED, msg.data)
+            runner.send_message(REPORTED, msg.data)  # {"token": ...}
 
         environment.events.report_to_master.add_listener(on_report_to_master)
         runner.register_message(FLUSH, on_flush)
@@ -58,7 +58,7 @@ def install(environment: Any) -> None:
             state(environment).flushed.add(msg.node_id)
 
         def on_reported(environment: Any, msg: Any, **_kw: Any) -> None:
-            state(environment).reported.add((msg.node_id, msg.data))
+            state(environment).reported.add((msg.node_id, str((msg.data or {}).get("token"))))
 
         environment.events.worker_report.add_listener(on_worker_report)
         runner.register_message(FLUSHED, on_flushed)
@@ -78,7 +78,7 @@ def collect_reports(environment: Any, timeout_s: float = 5.0) -> None:
     st = state(environment)
     token = f"{time.monotonic():.6f}"
     for client_id in running:
-        runner.send_message(REPORT_NOW, token, client_id=client_id)
+        runner.send_message(REPORT_NOW, {"token": token}, client_id=client_id)
     expected = {(client_id, token) for client_id in running}
     deadline = time.monotonic() + timeout_s
     while not st.reported.issuperset(expected) and time.monotonic() < deadline:
