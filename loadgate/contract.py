@@ -164,6 +164,20 @@ def token_source(value: object, name: str) -> str | None:
     return source
 
 
+def capabilities(value: object, name: str) -> dict[str, dict[str, Any]] | None:
+    """The start-up probe's routes: {route: {"served": bool, "detail": str}}, or None (not probed)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("served"), bool) and isinstance(v.get("detail", ""), str)
+        for v in value.values()
+    ):
+        raise ContractError(
+            name, f'{name} must map routes to {{"served": true|false, "detail": text}}', value
+        )
+    return {str(k): dict(v) for k, v in value.items()}
+
+
 def _object(data: object, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ContractError("", f"{what} must be a JSON object", type(data).__name__)
@@ -192,9 +206,12 @@ class RunMeta:
     usage_source: str | None = None
     final_stats_written: bool | None = None
     token_source: str | None = None  # new: as in the summary
+    # new: what the start-up probe found per route (models, model, chat, async, batch, health):
+    # {"served": bool, "detail": "HTTP 404 (absent)" ...}; None when the run was not probed
+    capabilities: Mapping[str, Mapping[str, Any]] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as is
 
-    _NEW_KEYS: ClassVar[tuple[str, ...]] = ("token_source",)  # written only when set
+    _NEW_KEYS: ClassVar[tuple[str, ...]] = ("token_source", "capabilities")  # written only when set
 
     @classmethod
     def from_dict(cls, data: object) -> RunMeta:
@@ -216,6 +233,7 @@ class RunMeta:
             usage_source=text(d.get("usage_source"), "usage_source"),
             final_stats_written=flag(d.get("final_stats_written"), "final_stats_written"),
             token_source=token_source(d.get("token_source"), "token_source"),
+            capabilities=capabilities(d.get("capabilities"), "capabilities"),
             extra={k: v for k, v in d.items() if k not in known},
         )
         meta.check_times()
@@ -250,6 +268,8 @@ class RunMeta:
             value = getattr(self, f.name)
             if f.name in self._NEW_KEYS and value is None:
                 continue
+            if isinstance(value, Mapping):
+                value = {k: dict(v) for k, v in value.items()}
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return {**out, **self.extra}
 

@@ -9,7 +9,6 @@ requests) is judged by :func:`require` for the user classes that will run. Impor
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import socket
@@ -19,11 +18,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from loadgate.client import protocol as p
 from loadgate.options import api_key
-from loadgate.urls import normalize_host, public_url
+from loadgate.urls import basic_auth_header, normalize_host, public_url
 
 # The routes loadgate's user classes call, by capability name (PREFIX_loadgate.json "capabilities").
 MODELS, MODEL, CHAT, ASYNC, BATCH, HEALTH = "models", "model", "chat", "async", "batch", "health"
@@ -35,6 +34,30 @@ ROUTES: dict[str, str] = {
     BATCH: "POST /v1/files + POST /v1/batches + GET /v1/batches/{id} + GET /v1/files/{id}/content",
     HEALTH: "GET /health",
 }
+# What each task of loadgate's user classes calls, and so what each class (by its loadgate_role) needs.
+TASK_ROUTES: dict[str, str] = {
+    "stream_chat": CHAT,
+    "non_stream_chat": CHAT,
+    "multi_turn_chat": CHAT,
+    "async_job": ASYNC,
+    "batch_job": BATCH,
+    "list_models": MODELS,
+    "get_model": MODEL,
+    "health": HEALTH,
+}
+
+
+def role_routes(role: str, batch_mode: str = "both") -> set[str]:
+    """The routes a loadgate user class of this role calls (batch: as --batch-mode picks)."""
+    if role == "chat":
+        return {CHAT}
+    if role == "batch":
+        return {ASYNC, BATCH} if batch_mode == "both" else ({ASYNC} if batch_mode == "async" else {BATCH})
+    if role == "models":
+        return {MODELS, MODEL, HEALTH}
+    return set()
+
+
 PROBE_TIMEOUT_S = 5.0  # one probe request
 PROBE_BUDGET_S = 8.0  # the whole probe: routes not reached by then are assumed served (and said so)
 PROBE_ID_PREFIX = "loadgate-probe-"  # X-Request-Id of every probe request (truth logs can tell them apart)
@@ -117,7 +140,7 @@ class Client:
     from credentials in the host URL (which, as in Locust's own session, take the header's place).
     Certificates are not verified, as Locust's FastHttpUser does not."""
 
-    def __init__(self, host: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    def __init__(self, host: str, timeout_s: float = PROBE_TIMEOUT_S, basic_auth: str | None = None) -> None:
         parts = urlsplit(host)
         self.public = public_url(normalize_host(host)) or host
         self.scheme, self.hostname, self.port = parts.scheme, parts.hostname or "", parts.port
@@ -127,9 +150,9 @@ class Client:
         key = api_key()
         if key:
             self.headers["Authorization"] = f"Bearer {key}"
-        if parts.username:
-            user_pw = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode("latin1")
-            self.headers["Authorization"] = "Basic " + base64.b64encode(user_pw).decode("ascii")
+        basic = basic_auth_header(host) or basic_auth
+        if basic:
+            self.headers["Authorization"] = basic
 
     def request(
         self,
@@ -226,8 +249,8 @@ def _client_error(answer: Answer) -> bool:
 
 
 class _Probe:
-    def __init__(self, host: str, budget_s: float, timeout_s: float) -> None:
-        self.client = Client(host, timeout_s)
+    def __init__(self, host: str, budget_s: float, timeout_s: float, basic_auth: str | None) -> None:
+        self.client = Client(host, timeout_s, basic_auth)
         self.deadline = time.monotonic() + budget_s
         self.result = ProbeResult(self.client.public)
         self.first = True
@@ -273,13 +296,15 @@ def probe(
     max_tokens: int = 1,
     budget_s: float = PROBE_BUDGET_S,
     timeout_s: float = PROBE_TIMEOUT_S,
+    basic_auth: str | None = None,
 ) -> ProbeResult:
     """Probe ``host`` (with credentials, if any, in the URL) for ``routes`` (default: all of ROUTES).
-    ``models``: --models, used instead of the list for the model and chat checks. Raises TargetError
+    ``models``: --models, used instead of the list for the model and chat checks; ``basic_auth``: a
+    ``Basic ...`` header for credentials kept apart from the URL. Raises TargetError
     when nothing listens, the target cannot be reached, or it refuses the API key on the model list or
     chat; anything else is recorded per route."""
     wanted = set(ROUTES if routes is None else routes)
-    pr = _Probe(host, budget_s, timeout_s)
+    pr = _Probe(host, budget_s, timeout_s, basic_auth)
     given = [m for m in models if m]
     checks = [
         (MODELS, _models),
@@ -331,7 +356,8 @@ def _models(pr: _Probe, given: list[str], _max_tokens: int) -> None:
 
 
 def _a_model(pr: _Probe, given: list[str]) -> str | None:
-    return given[0] if given else (pr.result.models or [None])[0]
+    listed = pr.result.models or []
+    return given[0] if given else (listed[0] if listed else None)
 
 
 def _model(pr: _Probe, given: list[str], _max_tokens: int) -> None:

@@ -19,6 +19,7 @@ from loadgate.prompts import PromptSet
 if TYPE_CHECKING:
     from loadgate.harness.embedded import EmbeddedTargets
     from loadgate.harness.llm_stats import LlmStatsCSV
+    from loadgate.target import ProbeResult
 
 _ATTR = "loadgate"
 
@@ -38,6 +39,8 @@ class RunState:
     flushed: set[str] = field(default_factory=set)  # workers that answered the final flush
     embedded: EmbeddedTargets | None = None  # mock processes this process started
     live_sla: Any = None  # loadgate.harness.live_sla.LiveSla with --sla
+    probe: ProbeResult | None = None  # what the start-up probe found (None: not probed, all assumed served)
+    basic_auth: str | None = None  # "Basic ..." from credentials in --host (kept out of environment.host)
 
 
 def new_state(environment: Any) -> RunState:
