@@ -233,7 +233,7 @@ def _absent(answer: Answer, resource_in_path: bool = False) -> bool:
 
 
 def _absent_detail(answer: Answer) -> str:
-    return f"HTTP {answer.status} (absent)"
+    return f"HTTP {answer.status}, absent"
 
 
 def auth_line(where: str, answer: Answer) -> str:
@@ -338,21 +338,21 @@ def _models(pr: _Probe, given: list[str], _max_tokens: int) -> None:
         raise TargetError(auth_line("GET /v1/models", answer))
     if _absent(answer):
         pr.result.models_detail = f"GET /v1/models answered {answer.status}: the target has no model list"
-        return pr.route(MODELS, False, _absent_detail(answer))
+        return pr.route(MODELS, False, f"GET /v1/models: {_absent_detail(answer)}")
     if not answer.ok:
         pr.result.models_detail = f"GET /v1/models answered {answer.reason()}"
         pr.result.models_refused = _client_error(answer)
-        return pr.route(MODELS, False, answer.reason())
+        return pr.route(MODELS, False, f"GET /v1/models: {answer.reason()}")
     try:
         data = p.parse_json_body(answer.body)
         p.expect_object_list(data)
     except p.ResponseInvalid as e:
         pr.result.models_detail = f"GET /v1/models answered 200 with {e}"
-        return pr.route(MODELS, False, f"HTTP 200 but {e}")
+        return pr.route(MODELS, False, f"GET /v1/models: HTTP 200 but {e}")
     pr.result.models = p.model_ids(data)
     if not pr.result.models:
         pr.result.models_detail = "GET /v1/models listed no model"
-    pr.route(MODELS, True, "HTTP 200")
+    pr.route(MODELS, True, "GET /v1/models: HTTP 200")
 
 
 def _a_model(pr: _Probe, given: list[str]) -> str | None:
@@ -366,12 +366,11 @@ def _model(pr: _Probe, given: list[str], _max_tokens: int) -> None:
         return pr.route(MODEL, True, "not probed: no model id known")
     answer = pr.call("GET", f"{p.MODELS_PATH}/{model}")
     if p.is_auth_failure(answer.status, answer.body) or _absent(answer, resource_in_path=True):
-        return pr.route(
-            MODEL, False, answer.reason() if answer.status in (401, 403) else _absent_detail(answer)
-        )
+        why = answer.reason() if answer.status in (401, 403) else _absent_detail(answer)
+        return pr.route(MODEL, False, f"GET /v1/models/{{id}}: {why}")
     if answer.ok or p.error_code(answer.body) in p.RESOURCE_NOT_FOUND:
-        return pr.route(MODEL, True, answer.reason())
-    pr.route(MODEL, False, answer.reason())
+        return pr.route(MODEL, True, f"GET /v1/models/{{id}}: {answer.reason()}")
+    pr.route(MODEL, False, f"GET /v1/models/{{id}}: {answer.reason()}")
 
 
 def _chat(pr: _Probe, given: list[str], max_tokens: int) -> None:
@@ -381,8 +380,10 @@ def _chat(pr: _Probe, given: list[str], max_tokens: int) -> None:
         if p.is_auth_failure(answer.status, answer.body):
             raise TargetError(auth_line("POST /v1/chat/completions", answer))
         if _absent(answer):
-            return pr.route(CHAT, False, _absent_detail(answer))
-        return pr.route(CHAT, True, f"{answer.reason()} (to an empty body: no model known)")
+            return pr.route(CHAT, False, f"POST /v1/chat/completions: {_absent_detail(answer)}")
+        return pr.route(
+            CHAT, True, f"POST /v1/chat/completions: {answer.reason()} (to an empty body: no model known)"
+        )
     body = {
         "model": model,
         "messages": [{"role": "user", "content": "Reply with OK."}],
@@ -396,7 +397,7 @@ def _chat(pr: _Probe, given: list[str], max_tokens: int) -> None:
     if p.is_auth_failure(answer.status, answer.body):
         raise TargetError(auth_line("POST /v1/chat/completions", answer))
     if _absent(answer):
-        return pr.route(CHAT, False, _absent_detail(answer))
+        return pr.route(CHAT, False, f"POST /v1/chat/completions: {_absent_detail(answer)}")
     refused = None
     if _client_error(answer):
         refused = (
@@ -404,7 +405,7 @@ def _chat(pr: _Probe, given: list[str], max_tokens: int) -> None:
             f"POST /v1/chat/completions answered {answer.reason()}; check {KEY_HINT}, --models and the "
             "target's settings"
         )
-    pr.route(CHAT, True, answer.reason(), refused)
+    pr.route(CHAT, True, f"POST /v1/chat/completions: {answer.reason()}", refused)
 
 
 def _async(pr: _Probe, given: list[str], _max_tokens: int) -> None:
@@ -416,7 +417,7 @@ def _async(pr: _Probe, given: list[str], _max_tokens: int) -> None:
     poll = pr.call("GET", f"{p.ASYNC_PATH}/{PROBE_ID_PREFIX}{uuid.uuid4().hex[:8]}")
     if _absent(poll, resource_in_path=True):
         return pr.route(ASYNC, False, f"GET /v1/chat/completions/async/{{id}}: {_absent_detail(poll)}")
-    pr.route(ASYNC, True, answer.reason())
+    pr.route(ASYNC, True, f"POST /v1/chat/completions/async: {answer.reason()}")
 
 
 def _batch(pr: _Probe, given: list[str], max_tokens: int) -> None:
@@ -454,14 +455,14 @@ def _batch(pr: _Probe, given: list[str], max_tokens: int) -> None:
     content_answer = pr.call("GET", f"{p.FILES_PATH}/{file_id}/content")
     if _absent(content_answer, resource_in_path=True):
         return pr.route(BATCH, False, f"GET /v1/files/{{id}}/content: {_absent_detail(content_answer)}")
-    pr.route(BATCH, True, "HTTP 200 (upload)")
+    pr.route(BATCH, True, "POST /v1/files: HTTP 200")
 
 
 def _health(pr: _Probe, _given: list[str], _max_tokens: int) -> None:
     answer = pr.call("GET", p.HEALTH_PATH)
     if _absent(answer):
-        return pr.route(HEALTH, False, _absent_detail(answer))
-    pr.route(HEALTH, answer.ok, answer.reason())
+        return pr.route(HEALTH, False, f"GET /health: {_absent_detail(answer)}")
+    pr.route(HEALTH, answer.ok, f"GET /health: {answer.reason()}")
 
 
 # -- what a run needs ---------------------------------------------------------------------------------

@@ -80,7 +80,9 @@ def test_no_model_list_and_no_models_names_the_flag(mock_server):
     )
     given = target.probe(mock.url, models=["loadgate-small"])
     target.require(given, {target.CHAT}, models_given=True)
-    assert given.routes[target.MODEL].detail == "HTTP 404 (absent)"  # GET /v1/models/{id} went with the list
+    assert (
+        given.routes[target.MODEL].detail == "GET /v1/models/{id}: HTTP 404, absent"
+    )  # GET /v1/models/{id} went with the list
 
 
 def test_each_route_is_probed_on_its_own(mock_server):
@@ -95,7 +97,7 @@ def test_each_route_is_probed_on_its_own(mock_server):
         "batch": True,
         "health": True,
     }
-    assert found.routes["async"].detail == "POST /v1/chat/completions/async: HTTP 404 (absent)"
+    assert found.routes["async"].detail == "POST /v1/chat/completions/async: HTTP 404, absent"
 
 
 def test_a_chat_request_the_target_refuses_fails_the_run_with_the_servers_reason(mock_server):
@@ -114,7 +116,7 @@ def test_the_probe_round_trips_through_json(mock_server):
     found = target.probe(mock.url)
     again = target.ProbeResult.from_json(found.to_json())
     assert again == found
-    assert again.capabilities()["batch"] == {"served": False, "detail": "POST /v1/files: HTTP 404 (absent)"}
+    assert again.capabilities()["batch"] == {"served": False, "detail": "POST /v1/files: HTTP 404, absent"}
 
 
 # -- health: a missing route falls back to the probe --------------------------------------------------
