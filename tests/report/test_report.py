@@ -247,9 +247,9 @@ def test_report_with_a_capacity_search(tmp_path):
         ["1.00", "0.99", "PASS", "412 ms"],
         ["2.00", "1.98", "PASS", "455 ms"],
         ["4.00", "3.97", "PASS", "780 ms"],
+        ["8.00", "7.21", "FAIL", "9120 ms"],
         ["6.00", "5.94", "PASS", "1630 ms"],
         ["7.00", "6.71", "FAIL", "3410 ms"],
-        ["8.00", "7.21", "FAIL", "9120 ms"],
     ]
     data, layout = page.figure("chart-capacity")
     achieved = trace(data, "achieved rate")
