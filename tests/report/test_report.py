@@ -400,3 +400,27 @@ def test_request_names_are_shown_verbatim_and_cannot_break_the_page(tmp_path):
     assert (
         "<b>" not in (tmp_path / "results" / "report.html").read_text()
     )  # escaped everywhere, also in the JSON
+
+
+def test_a_run_without_full_history_has_fewer_charts_and_says_why(tmp_path):
+    """Without --csv-full-history Locust writes only the Aggregated history (cumulative percentiles) and
+    loadgate no LLM history: those charts are left out, the others say what they show."""
+    prefix = copy_run(RUN, tmp_path / "results")
+    Path(f"{prefix}_llm_stats_history.csv").unlink()
+    history = pd.read_csv(f"{prefix}_stats_history.csv", keep_default_na=False, dtype=str)
+    history[history["Name"] == "Aggregated"].to_csv(f"{prefix}_stats_history.csv", index=False)
+    assert report.main([prefix]) == 0
+    page = parse(tmp_path / "results" / "report.html")
+    assert [i for i in page.ids if i.startswith("chart-")] == [
+        "chart-throughput",
+        "chart-load",
+        "chart-http-latency",
+        "chart-tokens",
+    ]
+    assert "percentiles are cumulative since the start" in page.all_text()
+    tokens, _ = page.figure("chart-tokens")
+    assert [t["name"] for t in tokens] == [
+        "all requests, whole run: 381.307 tok/s",
+        "limit LLM: tokens_per_s > 50 [PASS]",
+    ]
+    assert page.sections == ["verdict", "summary", "charts", "llm-tables", "http-table", "run-info"]
