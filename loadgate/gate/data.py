@@ -83,6 +83,7 @@ class Row:
     figures: dict[str, float | None]
     kind: str = "http"  # which history holds its per-second samples: "http" or "llm"
     absent: set[str] = field(default_factory=set)  # metrics whose source field is missing (LLM row)
+    token_based: set[str] = field(default_factory=set)  # LLM-row metrics that depend on token counting
 
     @property
     def key(self) -> str:
@@ -183,7 +184,7 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
                     row.line,
                     "row also present in _stats.csv",
                     row.key,
-                    "LLM rows must use the LLM types TTFT/TTFB/ITL/TPOT/E2E/TOKENS/S",
+                    f"LLM rows must use the LLM types {'/'.join(contract.METRIC_TYPES)}",
                 )
             rows[row.key] = row
     window, rate_note = _window(meta, meta_source)
@@ -375,6 +376,9 @@ def _summary_row(summary: contract.LlmSummary, path: str, window_s: float | None
             figures["goodput"] = summary.good_requests / window_s
     row = Row("", LLM_ROW, path, 0, figures)
     row.absent = {m for m, key in SUMMARY_FIELDS.items() if key not in summary.present}
+    row.token_based = set(contract.LLM_TOKEN_METRICS)
+    if (summary.goodput_targets or {}).get("tpot_ms") is not None:
+        row.token_based.add("goodput")  # a TPOT target: whether a request is good depends on its tokens
     return row
 
 
