@@ -523,7 +523,7 @@ def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: M
     if cfg.profile and not manifest.profile_applied:
         say(
             f"warning: profile {cfg.profile} was not applied: {cfg.locustfile.name} does not import "
-            "loadgate.profiles.LoadProfileShape, so Locust ran a plain constant load (--users/--spawn-rate)"
+            "loadgate.harness.profiles.LoadProfileShape, so Locust ran a plain constant load (--users/--spawn-rate)"
         )
     return code
 

@@ -482,7 +482,7 @@ def test_a_profile_the_locustfile_cannot_apply_is_reported(tmp_path, tiny_target
     assert json.loads((tmp_path / "r" / "job.json").read_text())["profile_applied"] is applied
     warning = (
         "run_load_gate: warning: profile smoke was not applied: worker_locustfile.py does not import "
-        "loadgate.profiles.LoadProfileShape"
+        "loadgate.harness.profiles.LoadProfileShape"
     )
     assert (warning in done.stderr) is not applied
 
