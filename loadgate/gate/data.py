@@ -408,16 +408,19 @@ def _read_csv(
         raise GateInputError(path, 1, f"duplicate column {duplicate!r}", ",".join(header)[:200], CSV_FIX)
     numbers = [c for c in header if (c not in TEXT_COLUMNS if numeric else c in COUNT_COLUMNS)]
     try:
-        # Every cell as the exact text written (a field a row lacks reads as ""); one spare column catches
-        # a row with more fields than the header (pandas would shift the columns or drop the field).
+        # Numbers parsed natively (fast), text as the exact text written, "N/A" missing only in percentile
+        # columns; one spare column catches a row with more fields than the header (pandas would shift the
+        # columns or drop the field). A field a row lacks reads as missing: "not a number" outside
+        # percentiles, and the last column of every Locust CSV but _stats.csv is no percentile.
         frame = pd.read_csv(
             path if body is None else io.BytesIO(body),
             encoding="utf-8",
             header=None,
             skiprows=1 if body is None else 0,
             names=[*header, _SPARE],
-            dtype=str,
             keep_default_na=False,
+            na_values={c: ["N/A"] for c in numbers if c.endswith("%")},
+            dtype={c: str for c in [*header, _SPARE] if c not in numbers},
             index_col=False,
         )
     except UnicodeDecodeError as error:
@@ -484,15 +487,16 @@ def _check_values(frame: pd.DataFrame, path: str, columns: list[str], stats: boo
     floats: dict[str, np.ndarray] = {}
     for order, column in enumerate(columns):
         raw = frame[column]
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        parsed = raw if raw.dtype.kind in "iuf" else pd.to_numeric(raw, errors="coerce")  # slow: bad cells
+        values = parsed.to_numpy(dtype=float, na_value=np.nan)
         floats[column] = values
         missing = np.isnan(values)
-        allowed = raw.eq("N/A").to_numpy(dtype=bool) if column.endswith("%") else np.zeros(len(values), bool)
+        allowed = raw.isna().to_numpy(dtype=bool) if column.endswith("%") else np.zeros(len(values), bool)
         first(
             missing & ~allowed,
             order,
             f"column {column!r} is not a number",
-            lambda i, raw=raw: str(raw.iat[i]),
+            lambda i, raw=raw: "" if pd.isna(raw.iat[i]) else str(raw.iat[i]),
         )
         known = values[~missing]
         if known.size and (not np.isfinite(known).all() or (known < 0).any()):
