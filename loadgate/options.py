@@ -366,6 +366,14 @@ OPTIONS: tuple[Option, ...] = (
         number(above=0),
         web_ui=False,
     ),
+    Option(
+        "--lag-limit",
+        "5ms",
+        "warn while the run goes on when the load generator's event-loop lag p99 "
+        "exceeds this (its figures then read high)",
+        duration(positive=True),
+        web_ui=False,
+    ),
     # -- the live SLA check and the embedded target (read once, at start: not in the web UI) ----------
     Option(
         "--sla", "", "evaluate this thresholds file during the run; exit code 1 on breach", text, web_ui=False

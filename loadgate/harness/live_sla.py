@@ -34,7 +34,7 @@ from loadgate.gate.errors import GateInputError
 from loadgate.gate.evaluate import FAIL, Evaluation, Verdict, evaluate
 from loadgate.gate.language import RuleSyntaxError, parse_duration
 from loadgate.gate.report import table
-from loadgate.harness import precision
+from loadgate.harness import outputs, precision
 from loadgate.harness.state import has_state, state
 
 logger = logging.getLogger("loadgate.live_sla")
@@ -99,7 +99,7 @@ class LiveSla:
                 rows[row.key] = row
         llm = _llm_state(self.environment)
         if llm is not None:
-            summary = llm.summary()
+            summary = outputs.summary(state(self.environment))
             rows[LLM_ROW] = Row(
                 "",
                 LLM_ROW,
