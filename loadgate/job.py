@@ -145,6 +145,8 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
             )
         host = normalize_host(host)
     workers, expect, processes = values["workers"], values["expect_workers"], values["processes"]
+    if processes == "auto":
+        processes = auto_processes(embedded=not host)
     if sum(bool(n) for n in (workers, expect, processes)) > 1:
         raise JobError("--workers, --expect-workers and --processes exclude each other; pick one")
     run_time, warmup = int(values["run_time"]), values["warmup"]
@@ -202,6 +204,13 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         health_timeout=values["health_timeout"],
         locust_args=locust_args,
     )
+
+
+def auto_processes(embedded: bool, cores: int | None = None) -> int:
+    """--processes auto: one Locust process per core, leaving one core to the embedded target; 0 (a plain
+    local run) when that leaves a single process, which a master would only slow down."""
+    n = (cores or os.cpu_count() or 1) - (1 if embedded else 0)
+    return n if n >= 2 else 0
 
 
 def threshold_problem(path: Path, warmup_s: float) -> str | None:

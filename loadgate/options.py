@@ -146,6 +146,16 @@ def choice(*allowed: str, lower: bool = True) -> Callable[[str], str]:
     return parse
 
 
+def processes(text: str) -> int | str:
+    """N, -1, or "auto" (resolved by the job, which knows whether the embedded target shares the machine)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        return integer(-1)(text)
+    except BadValue as e:
+        raise BadValue(e.problem, "use a whole number >= -1, or auto", e.shown) from None
+
+
 def model_list(text: str) -> tuple[str, ...]:
     return tuple(m.strip() for m in str(text).split(",") if m.strip())
 
@@ -255,8 +265,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--processes",
         "0",
-        "Locust's fork mode: N worker processes (-1: one per core); Linux/macOS only",
-        integer(-1),
+        "Locust's fork mode: N worker processes (-1: one per core); auto: one per core, minus one when the "
+        "embedded target shares the machine (a plain local run when that leaves one); Linux/macOS only",
+        processes,
         JOB,
     ),
     Option(

@@ -9,7 +9,6 @@ import venv
 from pathlib import Path
 
 import pytest
-
 from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[1]

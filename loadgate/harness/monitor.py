@@ -69,7 +69,7 @@ class LoadgenMonitor:
         while True:
             gevent.sleep(max(0.0, expected - time.perf_counter()))
             now = time.perf_counter()
-            self.lag.log(max(0.0, (now - expected) * 1000), 0)  # type: ignore[arg-type]  (floats: see precision)
+            self.lag.log(max(0.0, (now - expected) * 1000), 0)  # type: ignore[arg-type]  # float ms: see precision
             expected = max(expected + TICK_S, now + TICK_S / 2)  # re-anchor after a long stall
 
     def _gc_callback(self, phase: str, _info: dict[str, Any]) -> None:
