@@ -519,3 +519,33 @@ def markdown_table(scope: str) -> str:
             default = f"`{o.default}`" if o.default else "empty"
             lines.append(f"| `{o.flag}` | `{o.env}` | {default} | {o.help.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
+
+
+def write_docs(paths: list[str]) -> list[str]:
+    """Rewrite the generated option tables in these Markdown files; returns the files changed."""
+    import re
+
+    changed = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = text
+        for scope in (JOB, LOCUST):
+            begin, end = (
+                f"<!-- BEGIN GENERATED options:{scope} -->",
+                f"<!-- END GENERATED options:{scope} -->",
+            )
+            pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+            new = pattern.sub(lambda _m, s=scope, b=begin, e=end: f"{b}\n{markdown_table(s)}{e}", new)
+        if new != text:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(new)
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":  # python -m loadgate.options docs/*.md: refresh the generated option tables
+    import sys
+
+    for changed_path in write_docs(sys.argv[1:]):
+        print(f"rewrote the option tables in {changed_path}")
