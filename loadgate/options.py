@@ -536,7 +536,7 @@ def write_docs(paths: list[str]) -> list[str]:
                 f"<!-- END GENERATED options:{scope} -->",
             )
             pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-            new = pattern.sub(lambda _m, s=scope, b=begin, e=end: f"{b}\n{markdown_table(s)}{e}", new)
+            new = pattern.sub(f"{begin}\n{markdown_table(scope)}{end}".replace("\\", "\\\\"), new)
         if new != text:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(new)
