@@ -39,7 +39,8 @@ def test_lag_monitor_sees_a_blocked_loop_and_only_then(tmp_path, busy_ms, late):
     assert done.returncode == 0, done.stderr[-2000:]
     assert summary["loadgen_lag_samples"] > 50  # ~20 a second, stalls stretch the gaps
     if late:
-        assert summary["loadgen_lag_p99"] > 20 and summary["loadgen_lag_max"] >= summary["loadgen_lag_p99"]
+        assert summary["loadgen_lag_p99"] > 20  # max is exact, p99 a 3-digit bucket: within 0.5% of it
+        assert summary["loadgen_lag_max"] >= summary["loadgen_lag_p99"] * 0.995
         assert WARNING in done.stderr  # logged while the run went on (the check runs every 5 s)
         assert gate(tmp_path) == 1
     else:
