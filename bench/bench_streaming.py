@@ -11,6 +11,8 @@ batching slowdown, truth log on) pinned to CPU 0, and headless Locust with loadg
     monitor counted during the test, when the run files carry it)
   - the load generator's own event-loop lag p99 and max and its longest GC pause, when the run files
     carry them (PREFIX_llm_summary.json / PREFIX_loadgate.json; else n/a)
+  - the mock's CPU over the run in cores (its arrival stamp comes after its event loop reads the request:
+    a mock near one full core stamps late, and that lateness shows as client TTFT error)
   - TTFT and ITL p50/p99: exact from the truth log (the mock's send time of every chunk) vs loadgate's
     PREFIX_llm_stats.csv, and the error (loadgate - truth) in ms
 then the largest count within the targets of issue 10 (|ITL p99 error| < 2 ms, |TTFT p99 error| < 5 ms,
@@ -76,6 +78,15 @@ def can_pin() -> bool:
 def locust_cpus() -> str:
     last = (os.cpu_count() or 2) - 1
     return "1" if last == 1 else LOCUST_CPUS.format(last=last)
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (its threads included); None without /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pin_process(pid: int, cpus: str) -> None:
@@ -151,6 +162,9 @@ class Result:
     lag_max_ms: float | None
     gc_pause_max_ms: float | None
     monitor_cpu_s: float | None
+    mock_cores: (
+        float | None
+    )  # the mock's CPU over the Locust run: near 1 on its one core, the truth runs late
     truth: dict[str, tuple[float, float]]  # metric -> (p50, p99)
     measured: dict[str, tuple[float, float]]
     samples: dict[str, tuple[int, int]]  # metric -> (truth count, loadgate count)
@@ -247,7 +261,12 @@ def run_count(args: argparse.Namespace, streams: int, workdir: Path) -> Result:
         if args.pin:
             pin_process(mock.proc.pid, MOCK_CPUS)
         cmd = locust_command(args, streams, str(mock.url), prefix, prompt)
+        mock_before = process_cpu_s(mock.proc.pid)
         code, cpu_s, wall_s = run_locust(cmd, workdir, timeout=args.duration + 120)
+        mock_after = process_cpu_s(mock.proc.pid)
+    mock_cores = (
+        (mock_after - mock_before) / wall_s if mock_before is not None and mock_after is not None else None
+    )
     llm_csv = Path(f"{prefix}_llm_stats.csv")
     if not llm_csv.exists():
         err = (workdir / "locust.err").read_text(errors="replace").strip().splitlines()
@@ -288,6 +307,7 @@ def run_count(args: argparse.Namespace, streams: int, workdir: Path) -> Result:
         lag_max_ms=loadgen(LAG_MAX_KEY),
         gc_pause_max_ms=loadgen(GC_PAUSE_KEY),
         monitor_cpu_s=loadgen(MONITOR_CPU_KEY),
+        mock_cores=mock_cores,
         truth={m: (exact_percentile(v, 0.5), exact_percentile(v, 0.99)) for m, v in truth.items()},
         measured={m: (float(rows[m]["50%"]), float(rows[m]["99%"])) for m in ("TTFT", "ITL")},
         samples={m: (len(truth[m]), int(rows[m]["Request Count"])) for m in ("TTFT", "ITL")},
@@ -338,6 +358,7 @@ def report(result: Result) -> None:
         )
         + f"), loadgen lag p99 {lag}, "
         f"{result.requests} requests, {result.failures} failures, Locust exit {result.exit_code}"
+        + (f"; mock {result.mock_cores:.2f} cores" if result.mock_cores is not None else "")
     )
     for metric in ("TTFT", "ITL"):
         truth_n, ours_n = result.samples[metric]

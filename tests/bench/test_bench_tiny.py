@@ -102,7 +102,7 @@ def test_bench_streaming_tiny_compares_ttft_and_itl_with_the_truth_log():
     head = lines_matching(
         rf"^streams 4: {NUMBER} tokens/s \(ideal \d+\), client CPU {NUMBER} s per 1k tokens .*"
         r"loadgen lag p99 [\d.]+ ms \(max [\d.]+ ms, longest GC pause [\d.]+ ms\), (\d+) requests, 0 failures, "
-        r"Locust exit 0$",
+        r"Locust exit 0; mock [\d.]+ cores$",
         out,
     )
     assert head and int(head[0].group(1)) > 0, out
