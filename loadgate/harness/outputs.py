@@ -76,6 +76,7 @@ def write_json(path: str, data: dict[str, Any]) -> None:
 
 def write_metadata(st: RunState) -> None:
     if st.csv_prefix:
+        contract.RunMeta.from_dict(st.meta)  # the writer keeps the contract the gate reads (else it raises)
         write_json(contract.path(st.csv_prefix, contract.LOADGATE_JSON), st.meta)
 
 
@@ -83,7 +84,9 @@ def _write_llm_files(st: RunState) -> None:
     if st.llm_csv is None or st.csv_prefix is None:
         return
     st.llm_csv.write_totals()
-    write_json(contract.path(st.csv_prefix, contract.LLM_SUMMARY_JSON), summary(st))
+    figures = summary(st)
+    contract.LlmSummary.from_dict(figures)  # the writer keeps the contract the gate reads (else it raises)
+    write_json(contract.path(st.csv_prefix, contract.LLM_SUMMARY_JSON), figures)
 
 
 def summary(st: RunState) -> dict[str, Any]:
