@@ -91,7 +91,9 @@ def on_test_start(environment: Any, **_kw: Any) -> None:
     apply_class_weights(environment, st.settings)  # web UI edits (a master has dispatched already)
     outputs.write_metadata(st)
     if st.settings.warmup_s > 0 and getattr(environment, "profile", None) == "breakpoint":
-        logger.info("loadgate: no warm-up reset with the breakpoint profile: each step is measured on its own")
+        logger.info(
+            "loadgate: no warm-up reset with the breakpoint profile: each step is measured on its own"
+        )
     elif st.settings.warmup_s > 0:
         st.warmup_greenlet = gevent.spawn_later(st.settings.warmup_s, end_warmup, environment)
 
