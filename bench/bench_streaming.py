@@ -192,7 +192,7 @@ def locust_command(args: argparse.Namespace, streams: int, url: str, prefix: Pat
         "-u",
         str(streams),
         "-r",
-        str(streams),
+        f"{args.spawn_rate or streams:g}",
         "-t",
         f"{args.duration}s",
         "--host",
@@ -400,6 +400,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes", type=int, default=0, help="Locust --processes N (fork mode); 0: one process"
     )
+    parser.add_argument(
+        "--spawn-rate",
+        type=float,
+        default=0,
+        help="Locust -r (users/s); 0 (default): N, all streams start in one burst and, with fixed answer "
+        "times, go on arriving in bursts",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin the mock and Locust to CPUs")
     parser.add_argument("--keep", type=Path, help="keep each count's files in DIR/streams-N")
     parser.add_argument("--tiny", action="store_true", help="one small count for a few seconds (smoke test)")
@@ -417,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"setup: {pinning}; ChatUser streaming only, think time 0, "
-        f"{'--processes ' + str(args.processes) if args.processes else '1 Locust process'}; "
+        f"{'--processes ' + str(args.processes) if args.processes else '1 Locust process'}, "
+        f"spawn rate {f'{args.spawn_rate:g}/s' if args.spawn_rate else 'N/s'}, warm-up {args.warmup:g} s; "
         f"mock TTFT {TTFT_S * 1000:.0f} ms, {TOKENS} tokens at {TOKENS_PER_S} tokens/s; {args.duration} s per count"
     )
     results: list[Result] = []
