@@ -14,6 +14,7 @@ from gevent.lock import Semaphore
 
 from loadgate import options as opts
 from loadgate.harness.llm_stats import LlmStats
+from loadgate.harness.monitor import LoadgenMonitor
 from loadgate.prompts import PromptSet
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ class RunState:
     flushed: set[str] = field(default_factory=set)  # workers that answered the final flush
     embedded: EmbeddedTargets | None = None  # mock processes this process started
     live_sla: Any = None  # loadgate.harness.live_sla.LiveSla with --sla
+    monitor: LoadgenMonitor = field(default_factory=LoadgenMonitor)  # event-loop lag, GC, CPU
+    monitor_watch: Any = None  # the greenlet warning about lag while the run goes on
     probe: ProbeResult | None = None  # what the start-up probe found (None: not probed, all assumed served)
     basic_auth: str | None = None  # "Basic ..." from credentials in --host (kept out of environment.host)
 
