@@ -28,9 +28,10 @@ from loadgate import options as opts
 from loadgate.contract import EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, STATS_CSV
 from loadgate.mock.process import MockProcess, MockStartError, resolve_profile, start_mock
 from loadgate.target import MODELS, ProbeResult, TargetError, probe, require, role_routes, wait_healthy
-from loadgate.urls import normalize_host, public_url
+from loadgate.urls import basic_auth_header, normalize_host, public_url, target_host
 
 PROBE_HANDOFF_ENV = "LOADGATE_PROBE_RESULT"  # as loadgate.harness.lifecycle reads it (no Locust import here)
+HOST_AUTH_ENV = "LOADGATE_HOST_BASIC_AUTH"  # the host URL's credentials, off Locust's command line
 
 PROG = "run_load_gate"
 PREFIX_NAME = "loadgate"  # CSV prefix inside the results folder: results/loadgate_stats.csv, ...
@@ -439,7 +440,12 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env["LOADGATE_EMBEDDED_TARGET"] = "off"  # the job manages the target itself
-    for name in ("LOADGATE_PROFILE", "LOADGATE_WARMUP"):  # the job passes these as flags
+    for name in (
+        "LOADGATE_PROFILE",
+        "LOADGATE_WARMUP",
+        HOST_AUTH_ENV,
+        PROBE_HANDOFF_ENV,
+    ):  # flags, or set here
         env.pop(name, None)
     return env
 
@@ -535,6 +541,9 @@ def run(cfg: JobConfig) -> int:
         env = child_env()
         if probed is not None:
             env[PROBE_HANDOFF_ENV] = probed.to_json()
+        basic = basic_auth_header(host)
+        if basic:  # Locust gets the URL without credentials (command line, report, logs): they go by env
+            env[HOST_AUTH_ENV] = basic
         port = cfg.master_port or (free_port() if cfg.workers or cfg.processes else 0)
         manifest.locust_command = locust_command(cfg, shown, port or None)
         say(
@@ -542,7 +551,11 @@ def run(cfg: JobConfig) -> int:
             f"{cfg.spawn_rate:g}/s for {cfg.run_time}s (warm-up {cfg.warmup}s); results in {cfg.results}"
         )
         master = spawn(
-            "locust", locust_command(cfg, host, port or None), cfg.results / "locust.log", env, echo=True
+            "locust",
+            locust_command(cfg, target_host(host), port or None),
+            cfg.results / "locust.log",
+            env,
+            echo=True,
         )
         children.append(master)
         manifest.processes["locust"] = master.proc.pid

@@ -35,6 +35,7 @@ def fail_setup(message: str) -> None:
 PROBE_HANDOFF_ENV = "LOADGATE_PROBE_RESULT"  # the job's probe (JSON), so Locust does not probe again
 PROBE_OPTION = "loadgate_probe"  # on parsed_options: Locust sends it to the workers with every spawn
 BASIC_AUTH_OPTION = "loadgate_basic_auth"  # the host URL's credentials, for the workers' users
+HOST_AUTH_ENV = "LOADGATE_HOST_BASIC_AUTH"  # the job passes --host's credentials here, not in the URL
 
 
 def apply_class_weights(environment: Any, s: opts.Settings) -> None:
@@ -58,7 +59,7 @@ def secure_host(environment: Any) -> None:
     if not host:
         return
     st = state(environment)
-    basic = basic_auth_header(host)
+    basic = basic_auth_header(host) or os.environ.get(HOST_AUTH_ENV) or None
     if basic:
         st.basic_auth = basic
     environment.host = target_host(host)
