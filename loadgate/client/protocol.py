@@ -346,8 +346,10 @@ def check_batch_output(body: bytes, custom_ids: list[str]) -> list[int]:
     for cid in custom_ids:
         response = seen[cid].get("response") or {}
         if seen[cid].get("error") or response.get("status_code") != 200:
-            body = response.get("body")
-            error = seen[cid].get("error") or (body.get("error") if isinstance(body, dict) else None)
+            answer_body = response.get("body")
+            error = seen[cid].get("error") or (
+                answer_body.get("error") if isinstance(answer_body, dict) else None
+            )
             detail = f": {describe_error(error)}" if error else ""
             raise ResponseInvalid(f"batch output line failed (status {response.get('status_code')}){detail}")
         answer = response.get("body") or {}
