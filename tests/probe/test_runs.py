@@ -206,3 +206,40 @@ def test_a_password_in_the_host_url_is_in_no_file_of_the_results(tmp_path, mock_
         assert "pw-NEVER-WRITE-42" not in text and "probe-user" not in text, path.name
     assert "pw-NEVER-WRITE-42" not in done.stdout + done.stderr
     assert mock.url in (results / "report.html").read_text()
+
+
+@pytest.mark.timeout(120)
+def test_the_job_probes_once_and_hands_the_result_to_locust(tmp_path):
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadgate.job",
+            "--profile",
+            "none",
+            "--users",
+            "2",
+            "--spawn-rate",
+            "2",
+            "--run-time",
+            "3s",
+            "--warmup",
+            "0",
+            "--results",
+            str(results),
+            "--thresholds",
+            str(REPO / "tests" / "ci" / "pass_thresholds.yaml"),
+        ],
+        cwd=tmp_path,
+        env=__import__("child_env").child_env(),
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    truth = [json.loads(line) for line in (results / "mock_truth.jsonl").read_text().splitlines() if line]
+    probes = [t for t in truth if str(t.get("x_request_id") or "").startswith("loadgate-probe-")]
+    assert [t["path"] for t in probes if t["path"] == "/v1/models"] == ["/v1/models"]  # one probe, not two
+    meta = json.loads((results / "loadgate_loadgate.json").read_text())
+    assert all(route["served"] for route in meta["capabilities"].values())
