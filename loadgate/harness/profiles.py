@@ -65,7 +65,8 @@ class Stage:
 
 
 def plan(profile: str, users: int, spawn_rate: float, run_time_s: float | None) -> list[Stage]:
-    """The steps of a (step-only) profile scaled to U users, R users/s and T seconds."""
+    """The steps of a (step-only) profile scaled to U users, R users/s and T seconds (docs/running.md,
+    "Load profiles")."""
     if profile not in PROFILES:
         raise ValueError(f"unknown load profile {profile!r}; choose one of {', '.join(PROFILES)}")
     u, r = max(1, int(users)), max(0.1, float(spawn_rate))

@@ -14,12 +14,14 @@ from gevent.lock import Semaphore
 
 from loadgate import options as opts
 from loadgate.harness.llm_stats import LlmStats
+from loadgate.harness.monitor import LoadgenMonitor
 from loadgate.prompts import PromptSet
 
 if TYPE_CHECKING:
     from loadgate.harness.arrival import Controller, Dispatcher
     from loadgate.harness.embedded import EmbeddedTargets
     from loadgate.harness.llm_stats import LlmStatsCSV
+    from loadgate.target import ProbeResult
 
 _ATTR = "loadgate"
 
@@ -43,6 +45,10 @@ class RunState:
     dispatcher: Dispatcher | None = None  # rate mode: this process's arrivals (loadgate.harness.arrival)
     rate: Controller | None = None  # rate mode, local or master: the plan and its split across processes
     capacity: Any = None  # loadgate.harness.capacity.CapacitySearch with --find-capacity
+    monitor: LoadgenMonitor = field(default_factory=LoadgenMonitor)  # event-loop lag, GC, CPU
+    monitor_watch: Any = None  # the greenlet warning about lag while the run goes on
+    probe: ProbeResult | None = None  # what the start-up probe found (None: not probed, all assumed served)
+    basic_auth: str | None = None  # "Basic ..." from credentials in --host (kept out of environment.host)
 
 
 def new_state(environment: Any) -> RunState:
