@@ -28,7 +28,7 @@ from loadgate import options as opts
 from loadgate.capacity import MAX_DOUBLINGS
 from loadgate.contract import CAPACITY_JSON, EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, STATS_CSV
 from loadgate.mock.process import MockProcess, MockStartError, resolve_profile, start_mock
-from loadgate.stages import StagesError, load_file, load_scenario, resolve
+from loadgate.stages import StagesError, load_scenario, load_stages, resolve
 from loadgate.target import MODELS, ProbeResult, TargetError, probe, require, role_routes, wait_healthy
 from loadgate.urls import basic_auth_header, normalize_host, public_url, target_host
 
@@ -213,7 +213,7 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         raise JobError("--sla: not with --find-capacity (the search judges each step against --thresholds)")
     if not find_capacity:
         try:
-            spec = load_file(stages) if stages else None
+            spec = load_stages(stages) if stages else None
             if spec is None and values["profile"] != "none":
                 spec = load_scenario(values["profile"])
             if spec is not None:

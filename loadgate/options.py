@@ -430,8 +430,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--stages",
         "",
-        "stages file (YAML: duration and users or rate per stage, k6-style ramps or held steps); "
-        "replaces --profile",
+        "stages file (YAML: duration and users or rate per stage, k6-style ramps or held steps) or a "
+        "shipped scenario's name; replaces --profile",
         text,
     ),
     Option(

@@ -122,11 +122,21 @@ def load_scenario(name: str) -> StagesFile:
     return load_file(scenario_path(name))
 
 
+def load_stages(value: str) -> StagesFile:
+    """--stages: a YAML file, or the name of a shipped scenario (loadgate/harness/scenarios/NAME.yaml)."""
+    if not Path(value).is_file() and value in SCENARIOS:
+        return load_scenario(value)
+    return load_file(value)
+
+
 def load_file(path: str | Path) -> StagesFile:
     name = str(path)
     p = Path(path)
     if not p.is_file():
-        raise StagesError(name, None, "--stages", "file not found", name, "give a stages YAML file")
+        raise StagesError(
+            name, None, "--stages", "file not found", name,
+            f"give a stages YAML file or a shipped scenario ({', '.join(SCENARIOS)})",
+        )  # fmt: skip
     if p.stat().st_size > MAX_STAGES_BYTES:
         raise StagesError(
             name, None, "--stages", "file too large for a stages file", p.stat().st_size, "check the path"

@@ -35,16 +35,7 @@ from loadgate import options as opts
 from loadgate.contract import EXIT_BAD_INPUT
 from loadgate.harness import locust_compat
 from loadgate.options import BY_FLAG, PROFILES, parse_value
-from loadgate.stages import (
-    RATE,
-    Span,
-    StagesError,
-    StagesFile,
-    Timeline,
-    load_file,
-    load_scenario,
-    resolve,
-)
+from loadgate.stages import RATE, Span, StagesError, StagesFile, Timeline, load_scenario, load_stages, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +82,7 @@ def stages_spec(environment: Any) -> StagesFile | None:
     options = environment.parsed_options
     path = str(getattr(options, "stages", "") or "").strip() if options is not None else ""
     if path:
-        return load_file(path)
+        return load_stages(path)
     name = profile_name(environment)
     return load_scenario(name) if name else None
 

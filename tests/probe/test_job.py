@@ -56,6 +56,9 @@ OVERRIDES = {  # a valid, non-default value per Locust-scope option (others: the
     "--sla": "sla.yaml",
     "--sla-abort": None,
     "--sla-interval": "2s",
+    "--request-rate": "5",
+    "--max-concurrency": "4",
+    "--stages": "spike",  # a shipped scenario's name (a path works too)
 }
 
 
