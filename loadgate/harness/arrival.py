@@ -331,7 +331,10 @@ class Controller:
 
     def requested(self, t0: float, t1: float) -> float | None:
         """The offered rate averaged over the wall-clock window [t0, t1]."""
-        if t1 <= t0 or not self.history:
+        if not self.history:
+            return None
+        t0 = max(t0, self.history[0][0])  # from the first plan on (the controller starts just after the test)
+        if t1 <= t0:
             return None
         due = 0.0
         for i, (start, plan) in enumerate(self.history):
