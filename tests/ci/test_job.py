@@ -82,7 +82,7 @@ SHORT = ["--run-time", "5s", "--warmup", "2s", "--users", "4", "--spawn-rate", "
         (
             ["--profile", "ramp"],
             {},
-            "run_load_gate: error: --profile: unknown value (got 'ramp'); choose one of smoke, load, stress, spike, soak, breakpoint, none",
+            "run_load_gate: error: --profile: unknown value (got 'ramp'); choose one of smoke, load, stress, spike, soak, breakpoint, normal-day, black-friday, maintenance-window, none",
         ),
         (
             ["--workers", "2", "--processes", "2"],

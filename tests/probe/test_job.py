@@ -119,7 +119,7 @@ def test_the_embedded_target_options_are_not_the_jobs():
         ),
         (
             ["--profile", ""],
-            "--profile: unknown value (got ''); choose one of smoke, load, stress, spike, soak, breakpoint, none",
+            "--profile: unknown value (got ''); choose one of smoke, load, stress, spike, soak, breakpoint, normal-day, black-friday, maintenance-window, none",
         ),
         (
             ["--goodput", "ttft:nan"],
