@@ -94,6 +94,7 @@ class CapacitySearch:
         self.finished = False
         self.exit_code: int | None = None
         self.error: str | None = None
+        self.charted = False
 
     # -- the search ----------------------------------------------------------------------------------------
 
@@ -116,6 +117,8 @@ class CapacitySearch:
             logger.error("%s", self.error)
             self.exit_code = contract.EXIT_BAD_INPUT
         self.write_outputs()
+        self.write_chart()  # now, not at quit: Locust's CSV writer must not be held up at shutdown
+        self.charted = True
         self.environment.process_exit_code = self.exit_code
         gevent.spawn(self.environment.runner.quit)
 
@@ -301,7 +304,9 @@ class CapacitySearch:
             self.exit_code = contract.EXIT_BAD_INPUT
             self.environment.process_exit_code = self.exit_code
         self.write_outputs()
-        self.write_chart()
+        if not self.charted:
+            self.write_chart()
+            gevent.sleep(0)  # let Locust's CSV writer run its overdue tick while its files are open
         self.log_result()
 
     def log_result(self) -> None:

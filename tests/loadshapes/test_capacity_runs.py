@@ -79,6 +79,7 @@ def test_the_search_finds_the_mocks_capacity_and_leaves_json_csv_and_png(tmp_pat
     image = matplotlib.image.imread(f"{prefix}_capacity.png")
     assert image.shape[0] > 400 and image.shape[1] > 600
     assert "run_load_gate: CAPACITY " in done.stderr
+    assert "Traceback" not in (tmp_path / "results" / "locust.log").read_text()
     assert read_json(tmp_path / "results" / "job.json")["exit_code"] == 0
 
 
@@ -141,4 +142,5 @@ def test_locust_alone_runs_a_search_to_its_files(tmp_path, mock_server):
         (6, "fail"),
     ]
     assert document["capacity"]["rate_rps"] == 4 and document["max_concurrency"] == 4
+    assert "Traceback" not in done.stderr and "Unhandled exception" not in done.stderr
     assert document["limiting"]["row"] == "LLM" and document["limiting"]["rule"] == "schedule_lag_p99 < 100"
