@@ -157,6 +157,7 @@ class CapacitySearch:
         distributed.collect_reports(env)
         env.runner.stats.reset_all()
         st.llm.reset()
+        st.monitor.reset()
         reset_at = time.time()
         st.meta["stats_reset_at"] = reset_at
         prefix = f"{self.prefix}_capacity_step{index:02d}"
@@ -180,7 +181,7 @@ class CapacitySearch:
         llm.append_history(now)
         http.write_totals()
         llm.write_totals()
-        summary = st.llm.summary()
+        summary = outputs.summary(st)  # the LLM figures and the load generator's own (loadgen_lag_*)
         outputs.write_json(contract.path(prefix, contract.LLM_SUMMARY_JSON), summary)
         outputs.write_json(
             contract.path(prefix, contract.LOADGATE_JSON), self._meta(started_at, reset_at, stopped_at, rate)
