@@ -5,7 +5,7 @@ The search (``--find-capacity``) runs steps at a constant offered rate: from ``-
 doubles until a step fails, then bisects between the last pass and the first fail until the gap is under
 ``--capacity-resolution`` of the last pass. A step passes when the thresholds file passes on the step's
 window, judged by the gate's own evaluator (:func:`loadgate.gate.evaluate.evaluate`), and the target
-sustained the rate (the arrivals started are at least 90% of those due). Rules that cannot be judged on
+sustained the rate (at least 90% of the offered arrivals started; see :func:`sustain_dict`). Rules that cannot be judged on
 one step are skipped and named: regression rules (no baseline), ``for`` windows longer than the step's
 measured part, and volume floors (``rps``, ``requests``, ``tokens_per_s``, ``output_tokens``, ``goodput``,
 ``achieved_rate`` with ``>``/``>=``), which measure the offered rate rather than the target at it.
@@ -24,8 +24,9 @@ from loadgate.gate.config import RowSpec, RuleSpec, SlaConfig
 from loadgate.gate.evaluate import FAIL, PASS, Evaluation, Verdict
 
 PASSED, FAILED, NO_DATA = "pass", "fail", "no data"
-SUSTAINED_SHARE = 0.9  # a step sustains its rate when >= 90% of the arrivals due in it started...
+SUSTAINED_SHARE = 0.9  # a step sustains its rate when >= 90% of the arrivals it offered started...
 SUSTAIN_SLACK = 2  # ...give or take two at the window's edges (due just before its end, started after it)
+SUSTAIN_SIGMAS = 3  # ...and three standard deviations of a random (poisson, gamma) arrival count
 MAX_DOUBLINGS = 12  # from --capacity-start, at most 2**12 times it: then the search reports a lower bound
 WARMUP_SHARE = 1 / 3  # the first third of each step is its warm-up
 SUSTAIN_ROW = "loadgate"  # the row name of the implicit "the rate was sustained" check in the outputs
@@ -135,19 +136,32 @@ def verdict_dict(v: Verdict) -> dict[str, Any]:
     }
 
 
-def sustain_dict(due: int, started: int) -> dict[str, Any]:
-    share = started / due if due else None
-    ok = share is not None and started + SUSTAIN_SLACK >= SUSTAINED_SHARE * due
+def sustain_dict(
+    offered: float, started: int, kind: str = "constant", burstiness: float = 1.0, cause: str | None = None
+) -> dict[str, Any]:
+    """Did the step start the arrivals it offered? ``offered``: the rate times the window (arrivals
+    expected); ``started``: those that started. A Poisson count spreads by sqrt(offered), a gamma one by
+    sqrt(offered / burstiness); a constant one not at all. Short: the target (or the cap, or the
+    generator: ``cause``) did not keep up, and the arrivals piled up or went out late."""
+    spread = 0.0 if kind == "constant" else math.sqrt(offered / (burstiness if kind == "gamma" else 1.0))
+    need = SUSTAINED_SHARE * offered - SUSTAIN_SIGMAS * spread - SUSTAIN_SLACK
+    share = started / offered if offered > 0 else None
+    ok = share is not None and started >= need
+    why = {"cap": "the cap was full", "executors": "every user was busy (raise --users)",
+           "late": "the load generator sent them late (CPU-bound?)"}.get(cause or "", "")  # fmt: skip
     return {
         "row": SUSTAIN_ROW,
         "metric": "sustained",
-        "rule": f"arrivals started >= {SUSTAINED_SHARE:.0%} of those due (-{SUSTAIN_SLACK})",
+        "rule": f"arrivals started >= {SUSTAINED_SHARE:.0%} of those offered",
         "limit": SUSTAINED_SHARE,
         "observed": None if share is None else round(share, 4),
-        "observed_text": "no arrivals due" if share is None else f"{share:.1%} ({started} of {due})",
+        "observed_text": "no arrivals offered"
+        if share is None
+        else f"{share:.1%} ({started} of {offered:.0f})",
         "status": PASS if ok else FAIL,
-        "reason": "" if ok else "the offered rate was not sustained (arrivals piled up waiting)",
+        "reason": "" if ok else "the offered rate was not sustained" + (f": {why}" if why else ""),
         "line": 0,
+        "cause": cause,
     }
 
 
@@ -210,6 +224,7 @@ CSV_COLUMNS = [
     "rate_rps",
     "achieved_rps",
     "result",
+    "arrivals_offered",
     "arrivals_due",
     "arrivals_started",
     "concurrency_p95",

@@ -191,13 +191,19 @@ class CapacitySearch:
         evaluation = evaluate(self.step_config, run)
         with open(f"{prefix}_verdict.json", "w") as f:
             f.write(report.to_json(evaluation, prefix, self.config.path, None))
-        sustained = cap.sustain_dict(counters.due, counters.started)
+        arrivals, window = st.llm.arrivals, st.llm.window()
+        mean = arrivals.requested(*window) if arrivals.requested is not None and window is not None else None
+        offered = (mean or 0.0) * (window[1] - window[0]) if window is not None else 0.0
+        sustained = cap.sustain_dict(
+            offered, counters.started, st.settings.arrival, st.settings.burstiness, arrivals.cause()
+        )
         thresholds = [cap.verdict_dict(v) for v in evaluation.verdicts] + [sustained]
         return {
             "step": index,
             "rate_rps": rate,
             "achieved_rps": summary.get("achieved_rate"),
             "result": cap.step_result(evaluation, sustained),
+            "arrivals_offered": round(offered, 2),
             "arrivals_due": counters.due,
             "arrivals_started": counters.started,
             "concurrency_p95": _p95(in_flight),
@@ -318,7 +324,8 @@ class CapacitySearch:
                 "loadgate capacity: %s: %g req/s (achieved %s req/s, %s output tokens/s, %s requests in flight p95)%s",
                 doc["result"], found["rate_rps"], found["achieved_rps"], found["output_tokens_per_s"],
                 found["concurrency_p95"],
-                f"; limiting: {lim['row']}: {lim['rule']} observed {lim['observed_text']} at {lim['rate_rps']:g} req/s" if lim else "",
+                f"; limiting: {lim['row']}: {lim['rule']} observed {lim['observed_text']} at {lim['rate_rps']:g} req/s"
+                + (f" ({lim['reason']})" if lim.get("reason") else "") if lim else "",
             )  # fmt: skip
         else:
             logger.warning(

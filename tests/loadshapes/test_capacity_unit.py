@@ -106,9 +106,16 @@ def test_the_limiting_threshold_is_the_worst_on_the_lowest_failing_step_above():
     assert cap.limiting(steps[:1], 4) is None
 
 
-def test_sustained_allows_two_at_the_edges_only():
-    assert cap.sustain_dict(10, 8)["status"] == "PASS"
+def test_sustained_allows_the_edges_and_a_random_counts_spread():
+    assert cap.sustain_dict(10, 7)["status"] == "PASS"  # 9 - 2 at the edges
     assert cap.sustain_dict(40, 30)["status"] == "FAIL"
+    assert cap.sustain_dict(640, 519)["status"] == "FAIL"  # 81% of a constant rate: not sustained
+    assert cap.sustain_dict(640, 519, "poisson")["status"] == "PASS"  # within 3 sigma of 90% of Poisson's
+    assert cap.sustain_dict(640, 480, "poisson")["status"] == "FAIL"
+    late = cap.sustain_dict(640, 400, "constant", cause="late")
+    assert (
+        late["reason"] == "the offered rate was not sustained: the load generator sent them late (CPU-bound?)"
+    )
     assert cap.sustain_dict(0, 0)["observed"] is None and cap.sustain_dict(0, 0)["status"] == "FAIL"
 
 
