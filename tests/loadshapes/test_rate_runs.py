@@ -211,3 +211,21 @@ def test_the_web_ui_start_form_takes_a_rate(tmp_path, mock_server):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.timeout(120)
+def test_rate_mode_keeps_the_class_weights(tmp_path, mock_server):
+    """Chat 3 : models 1 by weight: each arrival goes to a class in that proportion (one request each)."""
+    truth_log = tmp_path / "truth.jsonl"
+    mock = mock_server(config=ZERO_LATENCY, truth_log=truth_log)
+    done, prefix = run_locust(
+        tmp_path, mock.url, "--request-rate", "24", "-t", "10s", "--warmup", "0s", "--chat-weight", "3",
+        "--models-weight", "1", "--batch-weight", "0", "--multi-turn-ratio", "0", users=8,
+    )  # fmt: skip
+    mock.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    truth = read_truth(truth_log)
+    chat = sum(t["path"] == "/v1/chat/completions" for t in truth)
+    models = sum(t["path"].startswith("/v1/models") or t["path"] == "/health" for t in truth)
+    assert chat + models > 150
+    assert chat / (chat + models) == pytest.approx(0.75, abs=0.08)

@@ -99,3 +99,16 @@ def test_every_shipped_scenario_runs_compressed(tmp_path, mock_server, name):
     if spec.breakpoint:
         record = json.loads((tmp_path / "run_breakpoint.json").read_text())
         assert record["steps"] and record["breached"] is False
+
+
+@pytest.mark.timeout(60)
+def test_a_bad_stages_file_stops_locust_before_any_load_in_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages:\n  - {duration: 10s, users: 2}\n  - {duration: soon, users: 4}\n")
+    done, _ = run_locust(tmp_path, "http://127.0.0.1:9", "--stages", str(bad))
+    assert done.returncode == 2
+    assert (
+        f"loadgate: error: {bad}:3: stages[1].duration: not a duration (got 'soon'); "
+        "use e.g. 30s, 5m, 1h30m or N% of --run-time\n"
+    ) in done.stderr
+    assert "Traceback" not in done.stderr
