@@ -366,9 +366,12 @@ OPTIONS: tuple[Option, ...] = (
         number(above=0),
         web_ui=False,
     ),
-    # -- the live SLA check and the embedded target (read once, at start: not in the web UI) ----------
+    # -- the live SLA check, progress and the embedded target (read at start; --sla also in the web UI) --
     Option(
-        "--sla", "", "evaluate this thresholds file during the run; exit code 1 on breach", text, web_ui=False
+        "--sla",
+        "",
+        "SLA thresholds file evaluated live during the run (the web UI's SLA tab); exit code 1 on breach",
+        text,
     ),
     Option(
         "--sla-abort",
@@ -383,6 +386,14 @@ OPTIONS: tuple[Option, ...] = (
         "5s",
         "how often to evaluate the thresholds during the run",
         duration(positive=True),
+        web_ui=False,
+    ),
+    Option(
+        "--progress-interval",
+        "10s",
+        "headless runs: one status line on stderr this often (elapsed, users, requests/s, failures, "
+        "TTFT/ITL p95, tokens/s, SLA breaches); 0 turns it off",
+        duration(),
         web_ui=False,
     ),
     Option(

@@ -15,7 +15,7 @@ from locust.runners import MasterRunner, WorkerRunner
 import loadgate
 from loadgate import options as opts
 from loadgate.contract import EXIT_BAD_INPUT
-from loadgate.harness import distributed, llm_stats, outputs
+from loadgate.harness import distributed, llm_stats, outputs, progress
 from loadgate.harness.state import has_state, new_state, state
 from loadgate.prompts import PromptFileError, PromptSet
 
@@ -50,14 +50,13 @@ def on_init(environment: Any, **_kw: Any) -> None:
     environment.events.quit.add_listener(lambda **_kw: print_llm_summary(environment))  # quit has no env
     outputs.start_writing(environment, st)
     options = environment.parsed_options
-    if (
-        options is not None
-        and getattr(options, "sla", None)
-        and not isinstance(environment.runner, WorkerRunner)
-    ):
-        from loadgate.harness.live_sla import start  # pandas and the gate: only for runs that use --sla
+    if not isinstance(environment.runner, WorkerRunner):
+        if options is not None and getattr(options, "sla", None):
+            from loadgate.harness.live_sla import start  # pandas and the gate: only for runs with --sla
 
-        start(environment, options)
+            start(environment, options)
+        install_live_sla(environment)
+        st.progress = progress.install(environment)
     logger.info(
         "loadgate %s: prompts from %s (%d), goodput targets %s",
         loadgate.__version__,
@@ -65,6 +64,39 @@ def on_init(environment: Any, **_kw: Any) -> None:
         len(st.prompts),
         st.settings.goodput.as_dict(),
     )
+
+
+def install_live_sla(environment: Any) -> None:
+    """Evaluate the live SLA file (if any: --sla, or the web UI's start form) through each test."""
+
+    def live() -> Any:
+        return state(environment).live_sla
+
+    def start(**_kw: Any) -> None:
+        if live() is not None:
+            live().begin()
+
+    def stop(**_kw: Any) -> None:
+        if live() is not None:
+            live().end()
+
+    def quitting(**_kw: Any) -> None:
+        if live() is not None and live().started_at is not None:
+            live().finish()
+
+    environment.events.test_start.add_listener(start)
+    environment.events.test_stop.add_listener(stop)
+    environment.events.quitting.add_listener(quitting)
+
+
+def follow_sla_form(environment: Any, st: Any) -> None:
+    """A web-UI test: the SLA file the start form names now (read only when there is one)."""
+    if environment.web_ui is None:
+        return
+    if getattr(environment.parsed_options, "sla", None) or st.live_sla is not None or st.live_sla_error:
+        from loadgate.harness.live_sla import follow_form
+
+        follow_form(environment)
 
 
 @events.test_start.add_listener
@@ -83,6 +115,7 @@ def on_test_start(environment: Any, **_kw: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
     apply_class_weights(environment, st.settings)  # web UI edits (a master has dispatched already)
+    follow_sla_form(environment, st)
     outputs.write_metadata(st)
     if st.settings.warmup_s > 0:
         st.warmup_greenlet = gevent.spawn_later(st.settings.warmup_s, end_warmup, environment)

@@ -59,6 +59,7 @@ class LlmStats:
     def __init__(self, goodput: GoodputTargets | None = None) -> None:
         self.stats = RequestStats(use_response_times_cache=True)
         self.counters = LlmCounters()
+        self.tokens_by_name: dict[str, int] = {}  # output tokens per endpoint (the LLM charts' tokens/s)
         self.goodput = goodput or GoodputTargets()
         self.window_start: float | None = None  # test start or warm-up end (epoch s)
         self.window_end: float | None = None  # test stop; None while running
@@ -93,6 +94,7 @@ class LlmStats:
         c = self.counters
         c.completed += 1
         c.output_tokens += timing.output_tokens
+        self._add_tokens(name, timing.output_tokens)
         if timing.usage_tokens is None:
             c.usage_counted += 1
         else:
@@ -106,11 +108,16 @@ class LlmStats:
         if job.outcome == "completed":
             c.jobs_completed += 1
             c.output_tokens += job.tokens
+            self._add_tokens(job.name, job.tokens)
             self.log(E2E, job.name, job.e2e_ms)
         elif job.outcome == "failed":
             c.jobs_failed += 1
         elif job.outcome == "lost":
             c.jobs_lost += 1
+
+    def _add_tokens(self, name: str, tokens: int) -> None:
+        if tokens:
+            self.tokens_by_name[name] = self.tokens_by_name.get(name, 0) + tokens
 
     def record_lost_at_stop(self, name: str) -> None:
         """A job still being polled when the run stopped its user."""
@@ -120,12 +127,14 @@ class LlmStats:
     def reset(self) -> None:
         self.stats.reset_all()
         self.counters = LlmCounters()
+        self.tokens_by_name = {}
         self.window_start, self.window_end = time.time(), None
 
     def clear(self) -> None:
         """A new test: drop every row, as Locust clears its own stats at test start."""
         self.stats.clear_all()
         self.counters = LlmCounters()
+        self.tokens_by_name = {}
         self.window_start, self.window_end = time.time(), None
 
     # -- worker -> master ------------------------------------------------------------------------
@@ -136,8 +145,10 @@ class LlmStats:
             "stats": self.stats.serialize_stats(),
             "stats_total": self.stats.total.get_stripped_report(),
             "counters": asdict(self.counters),
+            "tokens_by_name": self.tokens_by_name,
         }
         self.counters = LlmCounters()
+        self.tokens_by_name = {}
         return data
 
     def merge(self, data: dict[str, Any]) -> None:
@@ -147,6 +158,8 @@ class LlmStats:
             self.stats.get(entry.name, entry.method).extend(entry)
         self.stats.total.extend(StatsEntry.unserialize(data["stats_total"], self.stats))
         self.counters.add(data["counters"])
+        for name, tokens in data.get("tokens_by_name", {}).items():
+            self._add_tokens(str(name), int(tokens))
 
     # -- figures ---------------------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ class RunState:
     flushed: set[str] = field(default_factory=set)  # workers that answered the final flush
     embedded: EmbeddedTargets | None = None  # mock processes this process started
     live_sla: Any = None  # loadgate.harness.live_sla.LiveSla with --sla
+    live_sla_error: str = ""  # why the file named in the web UI's start form could not be loaded
+    progress: Any = None  # loadgate.harness.progress.Progress in headless runs
 
 
 def new_state(environment: Any) -> RunState:
