@@ -2,23 +2,35 @@
 
 Steps: start the embedded mock (unless a target host is given) and wait for its /health; run headless
 Locust (locally, as a master with N local workers, as a master waiting for N remote workers, or with
-Locust's --processes); run the gate (`loadgate gate`) on the master's CSVs; stop everything it started, also on
-SIGINT/SIGTERM; exit with the gate's code. Exit 2 when the job cannot produce a valid measurement (bad
-input, unhealthy target, Locust failing to start or crashing): never a pass.
+Locust's --processes); run the gate (`loadgate gate`) on the master's CSVs, then `loadgate report`; stop
+everything it started, also on SIGINT/SIGTERM; exit with the gate's code. Exit 2 when the job cannot
+produce a valid measurement (bad input, unhealthy target, Locust failing to start or crashing): never a
+pass.
+
+One run's files, never a mix: the run writes into a fresh hidden folder inside the results folder
+(``.partial-*``, locked while the job lives) and, when it ends (passed, failed, broke or was
+interrupted), replaces the previous run's files with its own. A job killed outright leaves the previous
+run's files as they were, beside its partial folder, which the next run removes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
+import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, NoReturn
@@ -34,10 +46,10 @@ PROG = "run_load_gate"
 PREFIX_NAME = "loadgate"  # CSV prefix inside the results folder: results/loadgate_stats.csv, ...
 SHIPPED_LOCUSTFILE = Path(__file__).parent / "harness" / "locustfile.py"
 SHIPPED_THRESHOLDS = Path(__file__).parent / "data" / "thresholds.yaml"
-# Files the job writes into the results folder besides PREFIX_*; removed before each run so nothing stale
-# is ever gated or uploaded.
+# Files the job writes into the results folder besides PREFIX_*; a run's files replace the previous run's.
 REPORT_FILES = (
     "report.html",
+    "locust_report.html",
     "junit.xml",
     "verdict.json",
     "verdict.md",
@@ -45,6 +57,13 @@ REPORT_FILES = (
     "locust.log",
     "mock_truth.jsonl",
     "job.json",
+)
+STAGING_PREFIX = ".partial-"  # the run's own folder inside the results folder until it ends
+STAGING_LOCK = ".lock"
+# Appended to verdict.md (the CI step summary): where the charts are.
+REPORT_LINK = (
+    "\nCharts, LLM metrics and every threshold over time: `report.html` in the results folder (in CI: the "
+    "run's results artifact).\n"
 )
 MISSING_WORKER = re.compile(r"Worker (\S+) failed to send heartbeat, setting state to missing")
 SHAPE_STARTED = "Shape test starting"  # Locust's log line when a LoadTestShape drives the run
@@ -82,10 +101,16 @@ class JobConfig:
     health_path: str
     health_timeout: int
     locust_args: list[str] = field(default_factory=list)  # loadgate's Locust-side settings given to the job
+    staging: Path | None = None  # where this run writes until it ends (inside `results`)
+
+    @property
+    def out(self) -> Path:
+        """The folder the run writes into: its staging folder while it runs."""
+        return self.staging or self.results
 
     @property
     def prefix(self) -> Path:
-        return self.results / PREFIX_NAME
+        return self.out / PREFIX_NAME
 
     @property
     def run_mode(self) -> str:
@@ -246,7 +271,7 @@ def locust_command(cfg: JobConfig, host: str, master_port: int | None = None) ->
         str(cfg.prefix),
         "--csv-full-history",
         "--html",
-        str(cfg.results / "report.html"),
+        str(cfg.out / "locust_report.html"),
         "--only-summary",
     ]
     cmd += ["--warmup", f"{cfg.warmup:g}s", *cfg.locust_args]
@@ -297,21 +322,31 @@ def worker_command(cfg: JobConfig, master_host: str, master_port: int) -> list[s
 
 
 def gate_command(cfg: JobConfig) -> list[str]:
+    """Run in the run's folder (paths relative to it), so the verdict names the run `loadgate` wherever the
+    folder ends up."""
     cmd = [
         sys.executable,
         "-m",
         "loadgate",
         "gate",
-        str(cfg.prefix),
+        PREFIX_NAME,
         "--thresholds",
         str(cfg.thresholds),
         "--junit",
-        str(cfg.results / "junit.xml"),
+        "junit.xml",
         "--json",
-        str(cfg.results / "verdict.json"),
+        "verdict.json",
         "--markdown",
-        str(cfg.results / "verdict.md"),
+        "verdict.md",
     ]
+    if cfg.baseline:
+        cmd += ["--baseline", cfg.baseline]
+    return cmd
+
+
+def report_command(cfg: JobConfig) -> list[str]:
+    """loadgate's HTML report of the run (beside the gate's verdict.json), also run in the run's folder."""
+    cmd = [sys.executable, "-m", "loadgate", "report", PREFIX_NAME, "--out", "report.html"]
     if cfg.baseline:
         cmd += ["--baseline", cfg.baseline]
     return cmd
@@ -381,6 +416,7 @@ def child_env() -> dict[str, str]:
 class Manifest:
     """results/job.json: what ran, for the CI log and for post-mortems (no secrets)."""
 
+    run_id: str
     run_mode: str
     host: str
     profile: str | None
@@ -391,6 +427,8 @@ class Manifest:
     profile_applied: bool = False
     locust_command: list[str] = field(default_factory=list)
     gate_command: list[str] = field(default_factory=list)
+    report_command: list[str] = field(default_factory=list)
+    report_exit_code: int | None = None
     exit_code: int | None = None
     stopped_at: float | None = None
 
@@ -402,28 +440,108 @@ def say(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr, flush=True)
 
 
-def clean_results(results: Path) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    for path in [
-        *results.glob(f"{PREFIX_NAME}_*"),
-        *results.glob("worker-*.log"),
-        *(results / name for name in REPORT_FILES),
-    ]:
-        if path.is_file():
-            path.unlink()
+def run_files(folder: Path) -> list[Path]:
+    """The files a run leaves in a results folder (other files there are not the job's and stay)."""
+    paths = [
+        *folder.glob(f"{PREFIX_NAME}_*"),
+        *folder.glob("worker-*.log"),
+        *(folder / name for name in REPORT_FILES),
+    ]
+    return [p for p in paths if p.is_file()]
+
+
+@dataclass
+class Staging:
+    """This run's folder inside the results folder, locked (flock) while the job lives."""
+
+    path: Path
+    lock: IO[str]
+
+    @classmethod
+    def create(cls, results: Path) -> Staging:
+        """Remove what killed runs left, refuse a results folder another live job is writing to, and make a
+        fresh locked folder."""
+        try:
+            results.mkdir(parents=True, exist_ok=True)
+            for old in results.glob(f"{STAGING_PREFIX}*"):
+                if old.is_dir():
+                    if _locked(old / STAGING_LOCK):
+                        raise JobError(
+                            f"--results: another run is writing into {results} ({old.name}); wait for it to "
+                            "end or give another --results"
+                        )
+                    shutil.rmtree(old, ignore_errors=True)
+            path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=results))
+            lock = open(path / STAGING_LOCK, "w")  # noqa: SIM115 (held until the run is published)
+        except OSError as e:
+            raise JobError(
+                f"--results: cannot write into {results} ({e.strerror or e}); give a writable folder"
+            ) from None
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return cls(path, lock)
+
+    def publish(self, results: Path) -> None:
+        """Replace the previous run's files in ``results`` by this run's. SIGINT/SIGTERM wait until it is
+        done; a kill in the middle leaves only this run's files (some still in the staging folder)."""
+        blocked = {signal.SIGINT, signal.SIGTERM}
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        try:
+            for path in run_files(results):
+                path.unlink()
+            for entry in sorted(self.path.iterdir()):
+                if entry.name != STAGING_LOCK:
+                    os.replace(entry, results / entry.name)
+            self.discard()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+    def discard(self) -> None:
+        self.lock.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _locked(lock_file: Path) -> bool:
+    """Whether a live job holds this staging folder's lock."""
+    try:
+        with open(lock_file) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return False
 
 
 def start_embedded(cfg: JobConfig) -> MockProcess:
     try:
-        return start_mock(cfg.mock_config, truth_log=cfg.results / "mock_truth.jsonl")
+        return start_mock(cfg.mock_config, truth_log=cfg.out / "mock_truth.jsonl")
     except MockStartError as e:
         raise JobError(f"embedded target did not start: {e}") from None
 
 
 def run(cfg: JobConfig) -> int:
-    clean_results(cfg.results)
+    """The run in a staging folder, then its files replace the previous run's (whatever the outcome)."""
+    try:
+        staging = Staging.create(cfg.results)
+    except JobError as e:
+        say(f"error: {e}")
+        return EXIT_BAD_INPUT
+    cfg.staging = staging.path
+    try:
+        code = measure(cfg)
+    finally:
+        staging.publish(cfg.results)
+        cfg.staging = None
+    if code in (EXIT_PASS, EXIT_BREACH):
+        verdict = "PASS" if code == EXIT_PASS else "FAIL (SLA breached or no data)"
+        say(f"{verdict}, exit {code}; results in {cfg.results}")
+    return code
+
+
+def measure(cfg: JobConfig) -> int:
+    """Target, Locust, gate and report, writing into ``cfg.out``; the job's exit code."""
     mock, children = None, []
-    manifest = Manifest(cfg.run_mode, "", cfg.profile, time.time())
+    manifest = Manifest(uuid.uuid4().hex[:12], cfg.run_mode, "", cfg.profile, time.time())
     try:
         if cfg.host:
             host = cfg.host
@@ -444,7 +562,7 @@ def run(cfg: JobConfig) -> int:
             f"{cfg.spawn_rate:g}/s for {cfg.run_time}s (warm-up {cfg.warmup}s); results in {cfg.results}"
         )
         master = spawn(
-            "locust", locust_command(cfg, host, port or None), cfg.results / "locust.log", env, echo=True
+            "locust", locust_command(cfg, host, port or None), cfg.out / "locust.log", env, echo=True
         )
         children.append(master)
         manifest.processes["locust"] = master.proc.pid
@@ -452,13 +570,13 @@ def run(cfg: JobConfig) -> int:
             worker = spawn(
                 f"worker-{i + 1}",
                 worker_command(cfg, "127.0.0.1", port),
-                cfg.results / f"worker-{i + 1}.log",
+                cfg.out / f"worker-{i + 1}.log",
                 env,
                 echo=False,
             )
             children.append(worker)
             manifest.processes[worker.name] = worker.proc.pid
-        manifest.save(cfg.results)
+        manifest.save(cfg.out)
         code = wait_locust(cfg, master, children[1:], manifest)
         if code not in (0, 1) or not Path(f"{cfg.prefix}{STATS_CSV}").is_file():
             raise JobError(
@@ -468,7 +586,7 @@ def run(cfg: JobConfig) -> int:
         _stop_all(children, mock)
         manifest.exit_code = EXIT_BAD_INPUT
         manifest.stopped_at = time.time()
-        manifest.save(cfg.results)
+        manifest.save(cfg.out)
         say("interrupted; stopped everything it started" if isinstance(e, Interrupted) else f"error: {e}")
         return EXIT_BAD_INPUT
     except BaseException:  # a bug must not leave a mock or Locust running behind the CI job
@@ -476,13 +594,15 @@ def run(cfg: JobConfig) -> int:
         raise
     _stop_all(children, mock)
     manifest.gate_command = gate_command(cfg)
+    manifest.save(cfg.out)
     code = run_gate(cfg)
+    if code in (EXIT_PASS, EXIT_BREACH):
+        manifest.report_command = report_command(cfg)
+        manifest.report_exit_code = run_report(cfg)
+    else:
+        say(f"ERROR (bad input), exit {code}; results in {cfg.results}")
     manifest.exit_code, manifest.stopped_at = code, time.time()
-    manifest.save(cfg.results)
-    verdict = {EXIT_PASS: "PASS", EXIT_BREACH: "FAIL (SLA breached or no data)"}.get(
-        code, "ERROR (bad input)"
-    )
-    say(f"{verdict}, exit {code}; results in {cfg.results}")
+    manifest.save(cfg.out)
     return code
 
 
@@ -529,14 +649,36 @@ def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: M
 
 
 def run_gate(cfg: JobConfig) -> int:
-    with open(cfg.results / "verdict.txt", "w") as out:
-        gate = subprocess.Popen(gate_command(cfg), env=child_env(), stdout=subprocess.PIPE, text=True)
+    env = child_env()
+    # The job's verdict.md is what CI shows (the workflow appends it to the step summary, with the link to
+    # the report): the gate must not append its own copy too.
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    with open(cfg.out / "verdict.txt", "w") as out:
+        gate = subprocess.Popen(gate_command(cfg), cwd=cfg.out, env=env, stdout=subprocess.PIPE, text=True)
         for line in gate.stdout or ():
             out.write(line)
             sys.stdout.write(line)
         sys.stdout.flush()
         code = gate.wait()
     return code if code in (EXIT_PASS, EXIT_BREACH, EXIT_BAD_INPUT) else EXIT_BAD_INPUT
+
+
+def run_report(cfg: JobConfig) -> int | None:
+    """report.html from the run's files and the verdict; a failure is a warning (the verdict stands).
+    None when this install has no `loadgate report`."""
+    if importlib.util.find_spec("loadgate.report") is None:
+        say("warning: this loadgate has no `loadgate report`; no report.html")
+        return None
+    done = subprocess.run(
+        report_command(cfg), cwd=cfg.out, env=child_env(), capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        problem = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        say(f"warning: no report.html: {problem}")
+        return done.returncode
+    with contextlib.suppress(OSError), open(cfg.out / "verdict.md", "a", encoding="utf-8") as md:
+        md.write(REPORT_LINK)
+    return 0
 
 
 def _stop_all(children: list[Child], mock: MockProcess | None) -> None:

@@ -73,11 +73,13 @@ class Progress:
         planned = getattr(options, "run_time", None) if options is not None else None
         clock = _clock(now - self.started_at) + (f"/{_clock(planned)}" if planned else "")
         parts = [clock, self.load_text(http)]
-        requests = http.counters.get("requests", 0.0) if http else 0.0
-        failures = http.counters.get("failures", 0.0) if http else 0.0
-        window = f"last {_seconds(http.seconds if http else self.every_s)}:"
+        if http is None or http.seconds < 1:  # the warm-up (or a reset) ended just now: nothing to show yet
+            return f"{PREFIX} " + " | ".join([*parts, "statistics reset just now"])
+        requests = http.counters.get("requests", 0.0)
+        failures = http.counters.get("failures", 0.0)
+        window = f"last {_seconds(http.seconds)}:"
         figures = [
-            f"{_number(http.rate('requests') if http else None)} req/s",
+            f"{_number(http.rate('requests'))} req/s",
             f"{_percent(failures, requests)} failed",
             f"TTFT p95 {_ms(llm.percentile(TTFT, 0.95) if llm else None)}",
             f"ITL p95 {_ms(llm.percentile(ITL, 0.95) if llm else None)}",
