@@ -1,16 +1,23 @@
 """Benchmark the loadgate mock: non-streaming req/s vs fakellm under wrk, and 2,000 concurrent streams.
 
     python bench/bench_mock.py [--duration 6] [--rounds 5] [--connections 64] [--streams 2000] [--skip-fakellm]
+    python bench/bench_mock.py --tiny     # seconds: one 1 s round, 50 short streams (the test's mode)
 
-1. Throughput: the same non-streaming chat request, zero-latency config, each server pinned to CPU 0
-   (`taskset`), `wrk` pinned to CPU 1, in alternating rounds. fakellm (PyPI) is installed into a
-   throwaway venv under /tmp and run under uvicorn with its access log off (its fastest setting).
-   Prints wall requests/s and requests per server CPU-second (user + system time from /proc: what one
-   dedicated core would serve, robust to other jobs sharing the machine) and both ratios (target >= 2x).
-2. Streams: the mock (pinned to CPU 0) holds N concurrent SSE streams from an aiohttp client (CPU 1);
-   prints how many completed with every token and [DONE], the peak concurrency the mock reported on
-   /health, and the mock's peak RSS.
-Needs Linux, `wrk` and `taskset` on PATH.
+1. Throughput: the same non-streaming chat request, zero-latency config, each server pinned to CPU 0,
+   `wrk` pinned to CPU 1, in alternating rounds. fakellm (PyPI) is installed on first use into a
+   throwaway venv, /tmp/loadgate-bench-fakellm (python -m venv + pip install fakellm), and run under
+   uvicorn with its access log off (its fastest setting). Prints wall requests/s and requests per server
+   CPU-second (user + system time from /proc: what one dedicated core would serve, robust to other jobs
+   sharing the machine) and both ratios (target >= 2x).
+2. Streams: the mock (pinned to CPU 0) holds N concurrent SSE streams from an aiohttp client (CPU 1, this
+   script run again with --hold-streams); prints how many completed with every token and [DONE], the peak
+   concurrency the mock reported on /health, and the mock's peak RSS.
+
+Needs Linux, loadgate installed (pip install -e . in a clone) and, for part 1, `wrk` on PATH (Debian:
+apt-get install wrk); a full run without wrk, or whose fakellm install fails, exits 2 with one line naming
+the fix. --tiny instead skips what it cannot run (the wrk rounds, or fakellm) with the reason printed,
+after starting both servers and checking that each answers. Pinning uses `taskset` where it exists and
+the machine has 2+ CPUs; otherwise everything runs unpinned (said in the output).
 """
 
 from __future__ import annotations
@@ -27,18 +34,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import yaml
 
+from loadgate.job import free_port
+from loadgate.mock.config import PROFILES_DIR
+from loadgate.mock.process import MockProcess
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from loadgate.job import free_port  # noqa: E402
-from loadgate.mock.config import PROFILES_DIR  # noqa: E402
-from loadgate.mock.process import MockProcess  # noqa: E402
-
 FAKELLM_VENV = Path(tempfile.gettempdir()) / "loadgate-bench-fakellm"
 REQUEST = {"model": "loadgate-small", "messages": [{"role": "user", "content": "Benchmark request, please."}]}
 WRK_SCRIPT = """wrk.method = "POST"
@@ -46,6 +52,21 @@ wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
 """
 SERVER_CPU, CLIENT_CPU = "0", "1"
+PIN = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+
+class Unavailable(Exception):
+    """A comparison that cannot run on this machine; str() is the reason and the fix."""
+
+
+def pinned(cmd: list[str], cpu: str) -> list[str]:
+    return ["taskset", "-c", cpu, *cmd] if PIN else cmd
+
+
+def pin_process(pid: int, cpu: str) -> None:
+    """Pin every thread of a running process to `cpu` (no-op without taskset)."""
+    if PIN:
+        subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(pid)], check=True, capture_output=True)
 
 
 def wait_port(port: int, timeout: float = 30.0) -> None:
@@ -59,37 +80,50 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise SystemExit(f"bench: nothing listening on port {port} after {timeout:g}s")
 
 
-def ensure_fakellm() -> Path:
+def ensure_fakellm() -> tuple[Path, str]:
+    """fakellm's venv python and fakellm's version, installing it first when the venv lacks it;
+    Unavailable (one line) when the venv or the install fails."""
     python = FAKELLM_VENV / "bin" / "python"
     if not (FAKELLM_VENV / "bin" / "fakellm").exists():
-        print(f"installing fakellm into {FAKELLM_VENV} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(FAKELLM_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "fakellm"], check=True)
-    return python
+        print(
+            f"installing fakellm into {FAKELLM_VENV} (python -m venv + pip install fakellm) ...", flush=True
+        )
+        for label, step in (
+            ("python -m venv", [sys.executable, "-m", "venv", "--clear", str(FAKELLM_VENV)]),
+            (
+                "pip install fakellm",
+                [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "fakellm"],
+            ),
+        ):
+            done = subprocess.run(step, capture_output=True, text=True)
+            if done.returncode != 0:
+                errors = [
+                    line for line in done.stderr.splitlines() if "ERROR" in line
+                ] or done.stderr.splitlines()
+                raise Unavailable(
+                    f"`{label}` failed (exit {done.returncode}): "
+                    f"{errors[-1].strip() if errors else '(no stderr)'}; check the network access to PyPI, "
+                    "or pass --skip-fakellm"
+                )
+    done = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('fakellm'))"],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise Unavailable(f"fakellm is not importable in {FAKELLM_VENV}; delete that folder to reinstall it")
+    return python, done.stdout.strip()
 
 
 def wrk(url: str, duration: int, connections: int, workdir: Path) -> dict:
     script = workdir / "post.lua"
     script.write_text(WRK_SCRIPT.format(body=json.dumps(REQUEST)))
-    done = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            CLIENT_CPU,
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{duration}s",
-            "--latency",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
+    done = subprocess.run(pinned(cmd, CLIENT_CPU), capture_output=True, text=True)
     out = done.stdout
+    if done.returncode != 0 or "Requests/sec:" not in out:
+        last = (done.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+        raise SystemExit(f"bench: error: wrk exited {done.returncode} against {url}: {last}")
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     p99 = re.search(r"^\s*99%\s+(\S+)\s*$", out, re.M)  # the --latency distribution line
     return {
@@ -113,54 +147,54 @@ def check_answer(url: str) -> None:
     request = urllib.request.Request(
         url, data=json.dumps(REQUEST).encode(), headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body = json.loads(response.read())
-    assert body["choices"][0]["message"]["content"], body
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read())
+        content = body["choices"][0]["message"]["content"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        raise SystemExit(f"bench: error: {url} did not answer a chat completion: {e}") from None
+    if not content:
+        raise SystemExit(f"bench: error: {url} answered an empty completion: {body}")
 
 
 def start_loadgate(port: int) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        "-m",
+        "loadgate.mock",
+        "--port",
+        str(port),
+        "--config",
+        str(PROFILES_DIR / "zero-latency.yaml"),
+    ]
     return subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            SERVER_CPU,
-            sys.executable,
-            "-m",
-            "loadgate.mock",
-            "--port",
-            str(port),
-            "--config",
-            str(PROFILES_DIR / "zero-latency.yaml"),
-        ],
+        pinned(cmd, SERVER_CPU),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
 
 
-def start_fakellm(port: int, workdir: Path) -> subprocess.Popen:
-    python = ensure_fakellm()
+def start_fakellm(python: Path, port: int, workdir: Path) -> subprocess.Popen:
     config = workdir / "fakellm.yaml"
     config.write_text(
         yaml.safe_dump({"version": 1, "defaults": {"fallback": "deterministic_echo"}, "rules": []})
     )
+    cmd = [
+        str(python),
+        "-m",
+        "uvicorn",
+        "fakellm.server:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     return subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            SERVER_CPU,
-            str(python),
-            "-m",
-            "uvicorn",
-            "fakellm.server:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
+        pinned(cmd, SERVER_CPU),
         cwd=workdir,
         env={**os.environ, "FAKELLM_CONFIG": str(config)},
         stdout=subprocess.DEVNULL,
@@ -170,9 +204,18 @@ def start_fakellm(port: int, workdir: Path) -> subprocess.Popen:
 
 def bench_throughput(args: argparse.Namespace, workdir: Path) -> None:
     """Alternate wrk rounds between the servers so machine noise hits both alike; report best and median."""
-    servers = {"loadgate mock": start_loadgate}
-    if not args.skip_fakellm:
-        servers[f"fakellm {_fakellm_version()}"] = lambda port: start_fakellm(port, workdir)
+    servers: dict[str, Callable[[int], subprocess.Popen]] = {"loadgate mock": start_loadgate}
+    if args.skip_fakellm:
+        print("  fakellm: skipped (--skip-fakellm)")
+    else:
+        try:
+            python, version = ensure_fakellm()
+        except Unavailable as e:
+            if not args.tiny:
+                raise SystemExit(f"bench: error: fakellm: {e}") from None
+            print(f"  fakellm comparison skipped: {e}")
+        else:
+            servers[f"fakellm {version}"] = lambda port: start_fakellm(python, port, workdir)
     procs, urls = [], {}
     try:
         for name, start in servers.items():
@@ -181,6 +224,10 @@ def bench_throughput(args: argparse.Namespace, workdir: Path) -> None:
             wait_port(port)
             urls[name] = f"http://127.0.0.1:{port}/v1/chat/completions"
             check_answer(urls[name])
+            print(f"  {name} serves {urls[name]} and answers the request")
+        if shutil.which("wrk") is None:
+            print("  throughput rounds skipped: `wrk` not found on PATH (Debian: apt-get install wrk)")
+            return
         pids = dict(zip(urls, (proc.pid for proc in procs), strict=True))
         rates: dict[str, list[float]] = {name: [] for name in urls}
         per_cpu: dict[str, list[float]] = {name: [] for name in urls}
@@ -262,30 +309,28 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def bench_streams(args: argparse.Namespace) -> None:
-    tokens = 50
+    tokens, speed, ttft = (10, 20, 0.1) if args.tiny else (50, 5, 0.5)
     config = {
-        "models": {"loadgate-small": {"ttft": 0.5, "tokens_per_s": 5, "output_tokens": tokens}},
+        "models": {"loadgate-small": {"ttft": ttft, "tokens_per_s": speed, "output_tokens": tokens}},
         "capacity": {"slots": args.streams + 100, "queue": 0, "batching_slowdown": 0},
     }
     with MockProcess(config=config) as mock:
-        subprocess.run(["taskset", "-pc", SERVER_CPU, str(mock.proc.pid)], check=True, capture_output=True)
+        pin_process(mock.proc.pid, SERVER_CPU)
         idle = peak_rss_mib(mock.proc.pid)
         started = time.monotonic()
-        client = (
-            f"import asyncio, sys; sys.path.insert(0, {str(ROOT)!r}); from bench.bench_mock import hold_streams; "
-            f"print(*asyncio.run(hold_streams({mock.url!r}, {args.streams}, {tokens})))"
-        )
+        client = [sys.executable, __file__, "--hold-streams", str(mock.url), "--streams", str(args.streams)]
         done = subprocess.run(
-            ["taskset", "-c", CLIENT_CPU, sys.executable, "-c", client],
-            capture_output=True,
-            text=True,
-            check=True,
+            pinned([*client, "--stream-tokens", str(tokens)], CLIENT_CPU), capture_output=True, text=True
         )
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+            raise SystemExit(f"bench: error: the stream client exited {done.returncode}: {last}")
         completed, peak = map(int, done.stdout.split())
         elapsed = time.monotonic() - started
         rss = peak_rss_mib(mock.proc.pid)
     print(
-        f"\nconcurrent streams ({tokens} tokens at 5 tokens/s each, ttft 0.5 s; ideal {0.5 + (tokens - 1) / 5:.1f} s)"
+        f"\nconcurrent streams ({tokens} tokens at {speed} tokens/s each, ttft {ttft:g} s; "
+        f"ideal {ttft + (tokens - 1) / speed:.1f} s)"
     )
     print(f"  opened {args.streams}, completed {completed} with every token and [DONE], peak active {peak}")
     print(
@@ -294,42 +339,38 @@ def bench_streams(args: argparse.Namespace) -> None:
     )
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=6, help="wrk seconds per round (default 6)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating wrk rounds per server (default 5)")
     parser.add_argument("--streams", type=int, default=2000, help="concurrent streams to hold (default 2000)")
     parser.add_argument("--skip-fakellm", action="store_true", help="only measure loadgate's mock")
-    args = parser.parse_args()
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
-            print(
-                f"bench: error: `{tool}` not found on PATH; install it (Debian: apt-get install {tool})",
-                file=sys.stderr,
-            )
-            return 2
+    parser.add_argument("--tiny", action="store_true", help="one 1 s round, 50 short streams (smoke test)")
+    parser.add_argument("--hold-streams", metavar="URL", help=argparse.SUPPRESS)  # the stream client (part 2)
+    parser.add_argument("--stream-tokens", type=int, default=50, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.hold_streams:
+        print(*asyncio.run(hold_streams(args.hold_streams, args.streams, args.stream_tokens)))
+        return 0
+    if args.tiny:
+        args.duration, args.rounds, args.connections, args.streams = 1, 1, 8, 50
+    elif shutil.which("wrk") is None:
+        print(
+            "bench: error: `wrk` not found on PATH; install it (Debian: apt-get install wrk)", file=sys.stderr
+        )
+        return 2
+    pinning = (
+        f"server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}" if PIN else "unpinned (no taskset or 1 CPU)"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-mock-") as tmp:
         print(
-            f"non-streaming chat completion, zero latency, server on CPU {SERVER_CPU}, wrk -t1 "
-            f"-c{args.connections} -d{args.duration}s on CPU {CLIENT_CPU}, {args.rounds} alternating rounds"
+            f"non-streaming chat completion, zero latency, wrk -t1 -c{args.connections} -d{args.duration}s, "
+            f"{args.rounds} alternating rounds; {pinning}"
         )
         bench_throughput(args, Path(tmp))
     bench_streams(args)
     return 0
-
-
-def _fakellm_version() -> str:
-    done = subprocess.run(
-        [
-            str(FAKELLM_VENV / "bin" / "python"),
-            "-c",
-            "import importlib.metadata as m; print(m.version('fakellm'))",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip() or "?"
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ left the file. Run it under the load lock (it loads the CPU):
 
     flock /tmp/loadgate-load.lock .venv/bin/python bench/bench_report.py            # 2 h of history
     .venv/bin/python bench/bench_report.py --tiny                                   # 10 min, for a test
+    .venv/bin/python bench/bench_report.py --open results/report.html --screenshot docs/img/report.png
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from loadgate import contract
+from loadgate.report import main as report_main
 
-from loadgate import contract  # noqa: E402
-from loadgate.report import main as report_main  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TEMPLATE = ROOT / "tests" / "report" / "fixtures" / "run" / "loadgate"
 CHROMIUM = "/usr/bin/chromium"
+SCREENSHOT_HEIGHT = 1700  # px from the top: the verdict, the summary and the first chart
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 COPIED = (contract.STATS_CSV, contract.LLM_STATS_CSV, contract.FAILURES_CSV, contract.LLM_SUMMARY_JSON)
 
@@ -107,7 +108,7 @@ DRAWN = """() => {
 }"""
 
 
-def open_in_chromium(html: Path, loads: int) -> list[dict]:
+def open_in_chromium(html: Path, loads: int, screenshot: str | None = None) -> list[dict]:
     from playwright.sync_api import sync_playwright
 
     results = []
@@ -128,11 +129,36 @@ def open_in_chromium(html: Path, loads: int) -> list[dict]:
                 page.goto(html.as_uri(), wait_until="load", timeout=60_000)
                 result = page.evaluate(DRAWN)
                 result.update(outside=outside, errors=errors)
+                if screenshot and not results:
+                    height = min(page.evaluate("document.body.scrollHeight"), SCREENSHOT_HEIGHT)
+                    page.screenshot(
+                        path=screenshot,
+                        full_page=True,
+                        clip={"x": 0, "y": 0, "width": 1400, "height": height},
+                    )
                 results.append(result)
                 page.close()
         finally:
             browser.close()
     return results
+
+
+def report_in_chromium(html: Path, loads: int, screenshot: str | None) -> int:
+    if not Path(CHROMIUM).exists():
+        print(f"bench_report: {CHROMIUM} not found; apt-get install -y chromium")
+        return 2
+    results = open_in_chromium(html, loads, screenshot)
+    for i, r in enumerate(results, start=1):
+        print(
+            f"chromium load {i}: load event {r['load_ms'] / 1000:.2f} s, charts drawn {r['drawn_ms'] / 1000:.2f} s "
+            f"({r['charts']} charts, {r['traces']} traces, max {r['max_points']} points per trace, "
+            f"{len(r['outside'])} requests outside the file, {len(r['errors'])} page errors)"
+        )
+    drawn = [r["drawn_ms"] / 1000 for r in results]
+    print(
+        f"charts drawn: median {statistics.median(drawn):.2f} s, max {max(drawn):.2f} s over {len(drawn)} loads"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loads", type=int, default=3, help="page loads to time (default 3)")
     parser.add_argument("--keep", metavar="DIR", help="write the run and report here (kept)")
     parser.add_argument("--no-browser", action="store_true", help="build the report only")
+    parser.add_argument("--open", metavar="HTML", help="time an existing report instead of a synthetic one")
+    parser.add_argument("--screenshot", metavar="PNG", help="save the top of the report (first load)")
     args = parser.parse_args(argv)
+    if args.open:
+        return report_in_chromium(Path(args.open), args.loads, args.screenshot)
     seconds, max_points, warmup = (600, 200, 60) if args.tiny else (args.seconds, 2000, 60)
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-report-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -158,25 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"history: {seconds} s, {rows:,} rows; report {html.stat().st_size / 1e6:.2f} MB built in {built:.2f} s"
     )
-    if args.no_browser:
-        return 0
-    if not Path(CHROMIUM).exists():
-        print(f"bench_report: {CHROMIUM} not found; apt-get install -y chromium")
-        return 2
-    results = open_in_chromium(html, args.loads)
-    for i, r in enumerate(results, start=1):
-        print(
-            f"chromium load {i}: load event {r['load_ms'] / 1000:.2f} s, charts drawn {r['drawn_ms'] / 1000:.2f} s "
-            f"({r['charts']} charts, {r['traces']} traces, max {r['max_points']} points per trace, "
-            f"{len(r['outside'])} requests outside the file, {len(r['errors'])} page errors)"
-        )
-    drawn = [r["drawn_ms"] / 1000 for r in results]
-    print(
-        f"charts drawn: median {statistics.median(drawn):.2f} s, max {max(drawn):.2f} s over {len(drawn)} loads"
-    )
+    code = 0 if args.no_browser else report_in_chromium(html, args.loads, args.screenshot)
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -192,9 +192,17 @@ class RunMeta:
     usage_source: str | None = None
     final_stats_written: bool | None = None
     token_source: str | None = None  # new: as in the summary
+    loadgen_lag_p50: float | None = None  # new: ms, the load generator's event-loop lag
+    loadgen_lag_p99: float | None = None
+    loadgen_lag_max: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as is
 
-    _NEW_KEYS: ClassVar[tuple[str, ...]] = ("token_source",)  # written only when set
+    _NEW_KEYS: ClassVar[tuple[str, ...]] = (  # written only when set
+        "token_source",
+        "loadgen_lag_p50",
+        "loadgen_lag_p99",
+        "loadgen_lag_max",
+    )
 
     @classmethod
     def from_dict(cls, data: object) -> RunMeta:
@@ -216,6 +224,9 @@ class RunMeta:
             usage_source=text(d.get("usage_source"), "usage_source"),
             final_stats_written=flag(d.get("final_stats_written"), "final_stats_written"),
             token_source=token_source(d.get("token_source"), "token_source"),
+            loadgen_lag_p50=finite_number(d.get("loadgen_lag_p50"), "loadgen_lag_p50"),
+            loadgen_lag_p99=finite_number(d.get("loadgen_lag_p99"), "loadgen_lag_p99"),
+            loadgen_lag_max=finite_number(d.get("loadgen_lag_max"), "loadgen_lag_max"),
             extra={k: v for k, v in d.items() if k not in known},
         )
         meta.check_times()
@@ -278,7 +289,12 @@ class LlmSummary:
     cancelled: int | None = None  # new: requests cut by the run stopping
     token_source: str | None = None  # new: see TOKEN_SOURCES
     token_source_shares: Mapping[str, float | None] | None = None  # new: fractions of 1 per source
+    loadgen_lag_p50: float | None = None  # new: ms, the load generator's event-loop lag
     loadgen_lag_p99: float | None = None  # new: ms
+    loadgen_lag_max: float | None = None  # new: ms
+    loadgen_lag_samples: int | None = None  # new
+    loadgen_cpu_s: float | None = None  # new: CPU seconds of every Locust process in the window
+    loadgen_gc_pause_max: float | None = None  # new: ms, the longest garbage-collector pause
     achieved_rate: float | None = None  # new: req/s
     schedule_lag_p99: float | None = None  # new: ms
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -295,12 +311,17 @@ class LlmSummary:
         "lost_jobs",
         "lost_jobs_at_stop",
         "cancelled",
+        "loadgen_lag_samples",
     )
     _FIGURES: ClassVar[tuple[str, ...]] = (
         "duration_s",
         "output_tokens_per_s",
         "goodput_req_per_s",
+        "loadgen_lag_p50",
         "loadgen_lag_p99",
+        "loadgen_lag_max",
+        "loadgen_cpu_s",
+        "loadgen_gc_pause_max",
         "achieved_rate",
         "schedule_lag_p99",
     )
@@ -308,7 +329,12 @@ class LlmSummary:
         "cancelled",
         "token_source",
         "token_source_shares",
+        "loadgen_lag_p50",
         "loadgen_lag_p99",
+        "loadgen_lag_max",
+        "loadgen_lag_samples",
+        "loadgen_cpu_s",
+        "loadgen_gc_pause_max",
         "achieved_rate",
         "schedule_lag_p99",
     )

@@ -170,6 +170,8 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
             )
         host = normalize_host(host)
     workers, expect, processes = values["workers"], values["expect_workers"], values["processes"]
+    if processes == "auto":
+        processes = auto_processes(embedded=not host)
     if sum(bool(n) for n in (workers, expect, processes)) > 1:
         raise JobError("--workers, --expect-workers and --processes exclude each other; pick one")
     run_time, warmup = int(values["run_time"]), values["warmup"]
@@ -227,6 +229,13 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         health_timeout=values["health_timeout"],
         locust_args=locust_args,
     )
+
+
+def auto_processes(embedded: bool, cores: int | None = None) -> int:
+    """--processes auto: one Locust process per core, leaving one core to the embedded target; 0 (a plain
+    local run) when that leaves a single process, which a master would only slow down."""
+    n = (cores or os.cpu_count() or 1) - (1 if embedded else 0)
+    return n if n >= 2 else 0
 
 
 def threshold_problem(path: Path, warmup_s: float) -> str | None:
@@ -643,7 +652,7 @@ def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: M
     if cfg.profile and not manifest.profile_applied:
         say(
             f"warning: profile {cfg.profile} was not applied: {cfg.locustfile.name} does not import "
-            "loadgate.profiles.LoadProfileShape, so Locust ran a plain constant load (--users/--spawn-rate)"
+            "loadgate.harness.profiles.LoadProfileShape, so Locust ran a plain constant load (--users/--spawn-rate)"
         )
     return code
 

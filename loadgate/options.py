@@ -146,6 +146,16 @@ def choice(*allowed: str, lower: bool = True) -> Callable[[str], str]:
     return parse
 
 
+def processes(text: str) -> int | str:
+    """N, -1, or "auto" (resolved by the job, which knows whether the embedded target shares the machine)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        return integer(-1)(text)
+    except BadValue as e:
+        raise BadValue(e.problem, "use a whole number >= -1, or auto", e.shown) from None
+
+
 def model_list(text: str) -> tuple[str, ...]:
     return tuple(m.strip() for m in str(text).split(",") if m.strip())
 
@@ -255,8 +265,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--processes",
         "0",
-        "Locust's fork mode: N worker processes (-1: one per core); Linux/macOS only",
-        integer(-1),
+        "Locust's fork mode: N worker processes (-1: one per core); auto: one per core, minus one when the "
+        "embedded target shares the machine (a plain local run when that leaves one); Linux/macOS only",
+        processes,
         JOB,
     ),
     Option(
@@ -364,6 +375,14 @@ OPTIONS: tuple[Option, ...] = (
         "10000",
         "breakpoint profile: stop when a step's aggregated p95 exceeds this (ms)",
         number(above=0),
+        web_ui=False,
+    ),
+    Option(
+        "--lag-limit",
+        "5ms",
+        "warn while the run goes on when the load generator's event-loop lag p99 "
+        "exceeds this (its figures then read high)",
+        duration(positive=True),
         web_ui=False,
     ),
     # -- the live SLA check, progress and the embedded target (read at start; --sla also in the web UI) --
@@ -511,3 +530,33 @@ def markdown_table(scope: str) -> str:
             default = f"`{o.default}`" if o.default else "empty"
             lines.append(f"| `{o.flag}` | `{o.env}` | {default} | {o.help.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
+
+
+def write_docs(paths: list[str]) -> list[str]:
+    """Rewrite the generated option tables in these Markdown files; returns the files changed."""
+    import re
+
+    changed = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = text
+        for scope in (JOB, LOCUST):
+            begin, end = (
+                f"<!-- BEGIN GENERATED options:{scope} -->",
+                f"<!-- END GENERATED options:{scope} -->",
+            )
+            pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+            new = pattern.sub(f"{begin}\n{markdown_table(scope)}{end}".replace("\\", "\\\\"), new)
+        if new != text:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(new)
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":  # python -m loadgate.options docs/*.md: refresh the generated option tables
+    import sys
+
+    for changed_path in write_docs(sys.argv[1:]):
+        print(f"rewrote the option tables in {changed_path}")

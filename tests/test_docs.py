@@ -289,6 +289,9 @@ def test_every_command_is_exercised(command: Command):
             assert (ROOT / path.split("::")[0]).exists(), f"{command.where}: `{command.text}`: no {path}"
     elif name == "locust":
         check_options("locust", args, command)
+        for flag, value in zip(args, args[1:], strict=False):
+            if flag in ("-f", "--locustfile"):
+                assert (ROOT / value).is_file(), f"{command.where}: `{command.text}`: no locustfile {value}"
     elif name.startswith("python bench/"):
         script = name.split()[1]
         assert (ROOT / script).is_file(), f"{command.where}: `{command.text}`: no {script}"

@@ -6,6 +6,7 @@ error names its line, and so duplicate keys (which ``yaml.safe_load`` silently o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,27 @@ def load_config(path: str | Path, option: str = "--thresholds") -> SlaConfig:
     return parse_config(text, name)
 
 
+MAX_FLOW_DEPTH = 64  # [ ] and { } nesting; PyYAML's flow scanner slows down with depth, then recurses out
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of [ ] and { } (quotes not considered: a rough, fast bound before parsing)."""
+    depth = deepest = 0
+    for char in re.sub(r"[^\[\]{}]+", "", text):
+        depth = depth + 1 if char in "[{" else max(0, depth - 1)
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def parse_config(text: str, name: str) -> SlaConfig:
+    if _flow_depth(text) > MAX_FLOW_DEPTH:
+        raise GateInputError(
+            name,
+            None,
+            "YAML nested too deeply",
+            f"more than {MAX_FLOW_DEPTH} levels of [ ] or {{ }}",
+            "flatten the file",
+        )
     loader: yaml.SafeLoader | None = None
     try:
         loader = yaml.SafeLoader(text)  # the reader refuses NUL and other control characters here

@@ -4,6 +4,11 @@ Locust quirks handled here: the Aggregated row's empty Type, "N/A" figures on ro
 names with commas, quotes or non-ASCII (read as strings, never as NaN/None), custom request types,
 history percentiles that are windowed only with ``--csv-full-history``, and a final ``_stats.csv``
 that disagrees with the history's last totals (reported; the newer figures win).
+
+Fails closed: every file must be a regular file of a sane size before it is read, every figure finite
+and >= 0 with whole counts, and loadgate's JSON files pass the contract's checks (exit 2 otherwise).
+Per-second figures (rps, fail_rps, the summary's tokens/s and goodput) are computed over the measured
+window recorded in ``PREFIX_loadgate.json``, not Locust's time to the last request.
 """
 
 from __future__ import annotations
@@ -83,6 +88,7 @@ class Row:
     figures: dict[str, float | None]
     kind: str = "http"  # which history holds its per-second samples: "http" or "llm"
     absent: set[str] = field(default_factory=set)  # metrics whose source field is missing (LLM row)
+    token_based: set[str] = field(default_factory=set)  # LLM-row metrics that depend on token counting
 
     @property
     def key(self) -> str:
@@ -183,7 +189,7 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
                     row.line,
                     "row also present in _stats.csv",
                     row.key,
-                    "LLM rows must use the LLM types TTFT/TTFB/ITL/TPOT/E2E/TOKENS/S",
+                    f"LLM rows must use the LLM types {'/'.join(contract.METRIC_TYPES)}",
                 )
             rows[row.key] = row
     window, rate_note = _window(meta, meta_source)
@@ -214,7 +220,7 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
             _reconcile(run, path, reset_at, llm_path if kind == "llm" else stats_path)
     if window is not None:
         for row in rows.values():
-            if row.key != LLM_ROW:
+            if row.source != summary_path:  # the summary's rates were recomputed by _summary_row
                 apply_window(row.figures, window)
     failures_path = contract.path(prefix, contract.FAILURES_CSV)
     if _present(failures_path):
@@ -375,6 +381,9 @@ def _summary_row(summary: contract.LlmSummary, path: str, window_s: float | None
             figures["goodput"] = summary.good_requests / window_s
     row = Row("", LLM_ROW, path, 0, figures)
     row.absent = {m for m, key in SUMMARY_FIELDS.items() if key not in summary.present}
+    row.token_based = set(contract.LLM_TOKEN_METRICS)
+    if (summary.goodput_targets or {}).get("tpot_ms") is not None:
+        row.token_based.add("goodput")  # a TPOT target: whether a request is good depends on its tokens
     return row
 
 
@@ -404,16 +413,19 @@ def _read_csv(
         raise GateInputError(path, 1, f"duplicate column {duplicate!r}", ",".join(header)[:200], CSV_FIX)
     numbers = [c for c in header if (c not in TEXT_COLUMNS if numeric else c in COUNT_COLUMNS)]
     try:
-        # Every cell as the exact text written (a field a row lacks reads as ""); one spare column catches
-        # a row with more fields than the header (pandas would shift the columns or drop the field).
+        # Numbers parsed natively (fast), text as the exact text written, "N/A" missing only in percentile
+        # columns; one spare column catches a row with more fields than the header (pandas would shift the
+        # columns or drop the field). A field a row lacks reads as missing: "not a number" outside
+        # percentiles, and the last column of every Locust CSV but _stats.csv is no percentile.
         frame = pd.read_csv(
             path if body is None else io.BytesIO(body),
             encoding="utf-8",
             header=None,
             skiprows=1 if body is None else 0,
             names=[*header, _SPARE],
-            dtype=str,
             keep_default_na=False,
+            na_values={c: ["N/A"] for c in numbers if c.endswith("%")},
+            dtype={c: str for c in [*header, _SPARE] if c not in numbers},
             index_col=False,
         )
     except UnicodeDecodeError as error:
@@ -480,15 +492,16 @@ def _check_values(frame: pd.DataFrame, path: str, columns: list[str], stats: boo
     floats: dict[str, np.ndarray] = {}
     for order, column in enumerate(columns):
         raw = frame[column]
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        parsed = raw if raw.dtype.kind in "iuf" else pd.to_numeric(raw, errors="coerce")  # slow: bad cells
+        values = parsed.to_numpy(dtype=float, na_value=np.nan)
         floats[column] = values
         missing = np.isnan(values)
-        allowed = raw.eq("N/A").to_numpy(dtype=bool) if column.endswith("%") else np.zeros(len(values), bool)
+        allowed = raw.isna().to_numpy(dtype=bool) if column.endswith("%") else np.zeros(len(values), bool)
         first(
             missing & ~allowed,
             order,
             f"column {column!r} is not a number",
-            lambda i, raw=raw: str(raw.iat[i]),
+            lambda i, raw=raw: "" if pd.isna(raw.iat[i]) else str(raw.iat[i]),
         )
         known = values[~missing]
         if known.size and (not np.isfinite(known).all() or (known < 0).any()):

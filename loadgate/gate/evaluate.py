@@ -242,7 +242,7 @@ def _token_source(run: RunData, row: Row, metric: Metric) -> str | None:
     if not source or source == contract.TOKEN_SERVER:
         return None
     if row.key == LLM_ROW:
-        return source if metric.name in contract.LLM_TOKEN_METRICS else None
+        return source if metric.name in row.token_based else None
     return source if row.kind == "llm" and row.type in contract.TOKEN_BASED else None
 
 

@@ -24,6 +24,7 @@ from loadgate.harness.state import state
 logger = logging.getLogger("loadgate")
 
 REPORT_KEY = "loadgate_llm"  # key of our payload in the worker -> master report
+LAG_KEY = "loadgate_lag"  # the worker's event-loop lag, GC and CPU (loadgate.harness.monitor)
 FLUSH, FLUSHED = "loadgate_flush", "loadgate_flushed"
 
 
@@ -34,7 +35,9 @@ def install(environment: Any) -> None:
     if isinstance(runner, WorkerRunner):
 
         def on_report_to_master(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
-            data[REPORT_KEY] = state(environment).llm.report()
+            st = state(environment)
+            data[REPORT_KEY] = st.llm.report()
+            data[LAG_KEY] = st.monitor.report()
 
         def on_flush(environment: Any, msg: Any, **_kw: Any) -> None:
             runner.stop()  # fires test_stop, which sends the final report (see final_report)
@@ -47,6 +50,8 @@ def install(environment: Any) -> None:
         def on_worker_report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
             if REPORT_KEY in data:
                 state(environment).llm.merge(data[REPORT_KEY])
+            if LAG_KEY in data:
+                state(environment).monitor.merge(data[LAG_KEY])
 
         def on_flushed(environment: Any, msg: Any, **_kw: Any) -> None:
             state(environment).flushed.add(msg.node_id)

@@ -15,7 +15,7 @@ from locust.runners import MasterRunner, WorkerRunner
 import loadgate
 from loadgate import options as opts
 from loadgate.contract import EXIT_BAD_INPUT
-from loadgate.harness import distributed, llm_stats, outputs, progress
+from loadgate.harness import distributed, llm_stats, monitor, outputs, progress
 from loadgate.harness.state import has_state, new_state, state
 from loadgate.prompts import PromptFileError, PromptSet
 
@@ -111,13 +111,23 @@ def on_test_start(environment: Any, **_kw: Any) -> None:
     except (opts.SettingError, PromptFileError) as e:
         logger.error("loadgate: %s (keeping the previous settings)", e)
     st.llm.clear()
+    st.monitor.reset()
+    if not isinstance(environment.runner, MasterRunner):
+        st.monitor.start()  # the processes that run users
     st.meta = outputs.metadata(environment, st)
     if isinstance(environment.runner, WorkerRunner):
         return
+    options = environment.parsed_options
+    lag_limit_s = opts.parse_value("--lag-limit", getattr(options, "lag_limit", None) or "5ms")
+    st.monitor_watch = monitor.watch(st.monitor, lag_limit_s * 1000)
     apply_class_weights(environment, st.settings)  # web UI edits (a master has dispatched already)
     follow_sla_form(environment, st)
     outputs.write_metadata(st)
-    if st.settings.warmup_s > 0:
+    if st.settings.warmup_s > 0 and getattr(environment, "profile", None) == "breakpoint":
+        logger.info(
+            "loadgate: no warm-up reset with the breakpoint profile: each step is measured on its own"
+        )
+    elif st.settings.warmup_s > 0:
         st.warmup_greenlet = gevent.spawn_later(st.settings.warmup_s, end_warmup, environment)
 
 
@@ -125,6 +135,7 @@ def end_warmup(environment: Any) -> None:
     st = state(environment)
     environment.runner.stats.reset_all()
     st.llm.reset()
+    st.monitor.reset()
     st.meta["stats_reset_at"] = time.time()
     logger.info("loadgate: warm-up of %gs over: statistics reset", st.settings.warmup_s)
     outputs.write_metadata(st)
@@ -133,12 +144,16 @@ def end_warmup(environment: Any) -> None:
 @events.test_stop.add_listener
 def on_test_stop(environment: Any, **_kw: Any) -> None:
     runner = environment.runner
+    st = state(environment)
+    st.monitor.stop()
+    if st.monitor_watch is not None:
+        st.monitor_watch.kill(block=False)
+        st.monitor_watch = None
     if isinstance(runner, WorkerRunner):
         distributed.final_report(runner)
         return
     if isinstance(runner, MasterRunner):
         distributed.flush_workers(environment)
-    st = state(environment)
     st.llm.window_end = time.time()
     if st.warmup_greenlet is not None:
         st.warmup_greenlet.kill(block=False)
@@ -157,6 +172,13 @@ def print_llm_summary(environment: Any) -> None:
     if isinstance(environment.runner, WorkerRunner) or not has_state(environment):
         return
     console = logging.getLogger("locust.stats_logger")
-    for line in llm_stats.summary_lines(state(environment).llm):
+    st = state(environment)
+    for line in llm_stats.summary_lines(st.llm):
         console.info(line)
+    s = outputs.summary(st)
+    if s["loadgen_lag_samples"]:
+        console.info(
+            f"load generator: event-loop lag p50 {s['loadgen_lag_p50']:g} / p99 {s['loadgen_lag_p99']:g} / max "
+            f"{s['loadgen_lag_max']:g} ms, CPU {s['loadgen_cpu_s']:g} s, longest GC pause {s['loadgen_gc_pause_max']:g} ms"
+        )
     console.info("")

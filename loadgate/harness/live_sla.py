@@ -33,14 +33,15 @@ import gevent
 import pandas as pd
 from locust.stats import PERCENTILES_TO_REPORT, RequestStats, StatsEntry, get_readable_percentiles
 
+from loadgate.contract import EXIT_BAD_INPUT
 from loadgate.gate.config import SlaConfig, load_config
 from loadgate.gate.data import LLM_ROW, SUMMARY_FIELDS, History, Row, RunData, derive_figures, row_key
 from loadgate.gate.errors import GateInputError
 from loadgate.gate.evaluate import FAIL, SKIP, Evaluation, Verdict, evaluate
-from loadgate.gate.language import RuleSyntaxError, parse_duration
 from loadgate.gate.report import table
-from loadgate.harness import precision
+from loadgate.harness import outputs, precision
 from loadgate.harness.state import has_state, state
+from loadgate.options import SettingError, parse_value
 
 logger = logging.getLogger("loadgate.live_sla")
 
@@ -112,7 +113,7 @@ class LiveSla:
                 rows[row.key] = row
         llm = _llm_state(self.environment)
         if llm is not None:
-            summary = llm.summary()
+            summary = outputs.summary(state(self.environment))
             rows[LLM_ROW] = Row(
                 "",
                 LLM_ROW,
@@ -352,9 +353,9 @@ def _llm_state(environment: Any) -> Any:
 
 
 def load(environment: Any, options: Any) -> LiveSla:
-    """The --sla file and settings of ``options`` as a LiveSla; GateInputError / RuleSyntaxError when bad."""
+    """The --sla file and settings of ``options`` as a LiveSla; GateInputError / SettingError when bad."""
+    interval_s = parse_value("--sla-interval", options.sla_interval or "5s")
     config = load_config(options.sla, option="--sla")
-    interval_s = parse_duration(options.sla_interval, allow_zero=False)
     if not config.thresholds:
         logger.warning(
             "--sla %s has only regression rules: nothing to evaluate live (no baseline)", options.sla
@@ -362,10 +363,10 @@ def load(environment: Any, options: Any) -> LiveSla:
     return LiveSla(environment, config, bool(options.sla_abort), interval_s, str(options.sla))
 
 
-def error_line(error: GateInputError | RuleSyntaxError) -> str:
+def error_line(error: GateInputError | SettingError) -> str:
     if isinstance(error, GateInputError):
         return error.line().replace("check_sla: error:", "loadgate live SLA: error:", 1)
-    return f"loadgate live SLA: error: --sla-interval: {error.what} (got {error.got!r}); {error.fix}"
+    return f"loadgate live SLA: error: {error}"
 
 
 def start(environment: Any, options: Any) -> None:
@@ -373,9 +374,9 @@ def start(environment: Any, options: Any) -> None:
     :mod:`loadgate.harness.lifecycle` installs evaluate it through each test."""
     try:
         state(environment).live_sla = load(environment, options)
-    except (GateInputError, RuleSyntaxError) as error:
+    except (GateInputError, SettingError) as error:
         sys.stderr.write(error_line(error) + "\n")
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_BAD_INPUT) from None
 
 
 def follow_form(environment: Any) -> None:
@@ -392,7 +393,7 @@ def follow_form(environment: Any) -> None:
         return
     try:
         st.live_sla = load(environment, environment.parsed_options)
-    except (GateInputError, RuleSyntaxError) as error:
+    except (GateInputError, SettingError) as error:
         st.live_sla_error = error_line(error)
         logger.error("%s", st.live_sla_error)
         return

@@ -51,7 +51,7 @@ class Stage:
 
 
 def plan(profile: str, users: int, spawn_rate: float, run_time_s: float | None) -> list[Stage]:
-    """The stages of a profile scaled to U users, R users/s and T seconds (see README.md, "Load profiles")."""
+    """The stages of a profile scaled to U users, R users/s and T seconds (see docs/running.md, "Load profiles")."""
     if profile not in DEFAULT_RUN_TIME_S:
         raise ValueError(f"unknown load profile {profile!r}; choose one of {', '.join(PROFILES)}")
     u, r = max(1, int(users)), max(0.1, float(spawn_rate))

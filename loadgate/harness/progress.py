@@ -22,6 +22,7 @@ import gevent
 from locust.runners import WorkerRunner
 
 from loadgate.contract import ITL, TTFT
+from loadgate.harness import outputs
 from loadgate.harness.state import state
 from loadgate.harness.windows import Span, Window, snapshot
 
@@ -93,7 +94,7 @@ class Progress:
 
     def load_text(self, http: Span | None) -> str:
         """Users, or in rate mode the offered and achieved request rate."""
-        summary: Mapping[str, Any] = state(self.environment).llm.summary()
+        summary: Mapping[str, Any] = outputs.summary(state(self.environment))
         requested = summary.get("requested_rate")
         if isinstance(requested, int | float) and not isinstance(requested, bool):
             achieved = summary.get("achieved_rate")

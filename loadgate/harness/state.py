@@ -14,6 +14,7 @@ from gevent.lock import Semaphore
 
 from loadgate import options as opts
 from loadgate.harness.llm_stats import LlmStats
+from loadgate.harness.monitor import LoadgenMonitor
 from loadgate.prompts import PromptSet
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class RunState:
     live_sla: Any = None  # loadgate.harness.live_sla.LiveSla with --sla
     live_sla_error: str = ""  # why the file named in the web UI's start form could not be loaded
     progress: Any = None  # loadgate.harness.progress.Progress in headless runs
+    monitor: LoadgenMonitor = field(default_factory=LoadgenMonitor)  # event-loop lag, GC, CPU
+    monitor_watch: Any = None  # the greenlet warning about lag while the run goes on
 
 
 def new_state(environment: Any) -> RunState:

@@ -1,6 +1,6 @@
 """The simulated inference server: slots + bounded queue, latency draws, continuous-batching pacing.
 
-Timing model of one generation (documented in README.md, "Latency and capacity model"):
+Timing model of one generation (documented in docs/mock.md, "Latency and capacity model"):
   queue wait (FIFO, until one of capacity.slots frees)
   + (ttft draw + prompt_tokens / prefill_tokens_per_s) x (1 + prefill_slowdown x (active - 1))
   + per token: (1 / tokens_per_s) x (1 + batching_slowdown x (active - 1))

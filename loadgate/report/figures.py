@@ -253,7 +253,7 @@ def throughput_chart(
             if name == AGGREGATED:
                 fig.add_trace(_line(x, rps, _name(f"requests/s ({label})", is_base), "#1f77b4", dash), 1, 1)
                 fig.add_trace(_line(x, fails, _name(f"failures/s ({label})", is_base), "#d62728", dash), 1, 1)
-            color = "#d62728" if name == AGGREGATED else colors(name)
+            color = "#ff7f0e" if name == AGGREGATED else colors(name)
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = np.where(rps > 0, fails / np.where(rps > 0, rps, 1) * 100, np.nan)
             fig.add_trace(_line(x, ratio, _name(f"failure % ({label})", is_base), color, dash), 2, 1)
@@ -529,22 +529,28 @@ def capacity_charts(capacity: Capacity) -> list[Chart]:
                 keys.append(key)
     if keys:
         shown = keys[:8]
+        titles = [f"{key} (%)" if key.split(": ", 1)[-1].startswith("fail_ratio") else key for key in shown]
         per = make_subplots(
-            rows=len(shown), cols=1, shared_xaxes=True, subplot_titles=shown, vertical_spacing=0.06
+            rows=len(shown),
+            cols=1,
+            shared_xaxes=True,
+            subplot_titles=titles,
+            vertical_spacing=70 / (190 * len(shown) + 90),
         )
         for row, key in enumerate(shown, start=1):
             xs, ys, cs, limit = [], [], [], None
             for step in steps:
                 for value in step.values:
                     if _threshold_key(value) == key and isinstance(value.get("observed"), int | float):
+                        scale = 100.0 if value.get("metric") == "fail_ratio" else 1.0  # a fraction: in %
                         xs.append(step.rate)
-                        ys.append(float(value["observed"]))
+                        ys.append(float(value["observed"]) * scale)
                         status = str(value.get("status", "")).upper()
                         cs.append(
                             "#d62728" if status == "FAIL" else "#2ca02c" if status == "PASS" else "#7f7f7f"
                         )
                         if isinstance(value.get("limit"), int | float):
-                            limit = float(value["limit"])
+                            limit = float(value["limit"]) * scale
             per.add_trace(
                 go.Scatter(
                     x=xs,
@@ -580,7 +586,7 @@ def capacity_charts(capacity: Capacity) -> list[Chart]:
                 "x": 0,
                 "font": {"size": 15},
             },
-            height=170 * len(shown) + 90,
+            height=190 * len(shown) + 90,
             margin={"l": 60, "r": 20, "t": 70, "b": 40},
         )
         per.update_xaxes(title_text="offered rate (req/s)", row=len(shown), col=1)

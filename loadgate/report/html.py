@@ -428,7 +428,7 @@ def capacity_section(capacity: Capacity) -> str:
             if key not in keys:
                 keys.append(key)
     rows = []
-    for i, step in enumerate(sorted(capacity.steps, key=lambda s: s.rate), start=1):
+    for i, step in enumerate(capacity.steps, start=1):  # in the search's order: doubling, then bisecting
         result = {True: "PASS", False: "FAIL"}.get(step.passed, "SKIP") if step.passed is not None else "SKIP"
         by_key = {fg._threshold_key(v): v for v in step.values}
         cells = []

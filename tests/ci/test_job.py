@@ -482,7 +482,7 @@ def test_a_profile_the_locustfile_cannot_apply_is_reported(tmp_path, tiny_target
     assert json.loads((tmp_path / "r" / "job.json").read_text())["profile_applied"] is applied
     warning = (
         "run_load_gate: warning: profile smoke was not applied: worker_locustfile.py does not import "
-        "loadgate.profiles.LoadProfileShape"
+        "loadgate.harness.profiles.LoadProfileShape"
     )
     assert (warning in done.stderr) is not applied
 
@@ -497,3 +497,18 @@ def test_a_baseline_inside_the_results_folder_is_refused(tmp_path):
         "which each run empties; copy it elsewhere first, e.g. baseline/loadgate\n"
     )
     assert (tmp_path / "results" / "loadgate_stats.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    "cores, embedded, expected", [(2, True, 0), (2, False, 2), (4, True, 3), (8, False, 8), (1, False, 0)]
+)
+def test_processes_auto_is_one_per_core_minus_the_embedded_target(cores, embedded, expected):
+    assert job_module.auto_processes(embedded, cores) == expected
+
+
+def test_processes_auto_is_accepted_and_resolved_before_load(tmp_path):
+    cfg = job_module.parse_config(["--processes", "auto", "--host", "http://127.0.0.1:9"], {})
+    assert cfg.processes == job_module.auto_processes(embedded=False)
+    with pytest.raises(job_module.JobError) as info:
+        job_module.parse_config(["--processes", "many"], {})
+    assert str(info.value) == "--processes: not an integer (got 'many'); use a whole number >= -1, or auto"

@@ -247,9 +247,9 @@ def test_report_with_a_capacity_search(tmp_path):
         ["1.00", "0.99", "PASS", "412 ms"],
         ["2.00", "1.98", "PASS", "455 ms"],
         ["4.00", "3.97", "PASS", "780 ms"],
+        ["8.00", "7.21", "FAIL", "9120 ms"],
         ["6.00", "5.94", "PASS", "1630 ms"],
         ["7.00", "6.71", "FAIL", "3410 ms"],
-        ["8.00", "7.21", "FAIL", "9120 ms"],
     ]
     data, layout = page.figure("chart-capacity")
     achieved = trace(data, "achieved rate")
@@ -277,6 +277,10 @@ def test_report_with_a_capacity_search(tmp_path):
         ),
         (["{run}", "--baseline", "{tmp}/base"], "loadgate report: error: --baseline: no run found"),
         (["{run}", "--max-points", "3"], "loadgate report: error: --max-points: must be at least 10 (got 3)"),
+        (
+            ["{run}", "--bogus"],
+            'loadgate report: error: arguments: unrecognized arguments: --bogus (got "{run} --bogus")',
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, expected):
@@ -348,3 +352,79 @@ def test_report_imports_neither_locust_nor_gevent():
         [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), cwd=REPO
     )
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_rate_mode_draws_offered_and_achieved_rate(tmp_path):
+    """A run driven at a request rate (issue 11) has request_rate/achieved_rate in _loadgate.json."""
+    prefix = copy_run(RUN, tmp_path / "results")
+    meta_path = Path(f"{prefix}_loadgate.json")
+    meta = json.loads(meta_path.read_text())
+    meta.update(request_rate=8.0, achieved_rate=7.9)
+    meta_path.write_text(json.dumps(meta))
+    assert report.main([prefix]) == 0
+    page = parse(tmp_path / "results" / "report.html")
+    data, layout = page.figure("chart-load")
+    assert layout["title"]["text"] == "Load: users, offered and achieved rate"
+    assert values(trace(data, "requested rate: 8 req/s")["y"]) == [8, 8]
+    assert values(trace(data, "achieved rate (run): 7.9 req/s")["y"]) == [7.9, 7.9]
+    history = pd.read_csv(f"{prefix}_stats_history.csv", keep_default_na=False, na_values=["N/A"])
+    total = history[history["Name"] == "Aggregated"]
+    assert values(trace(data, "achieved req/s")["y"]) == total["Requests/s"].tolist()
+    assert "8.00 req/s requested rate" in page.all_text()
+
+
+def test_a_run_the_gate_cannot_judge_is_not_judged_but_its_limits_are_drawn(tmp_path):
+    prefix = copy_run(RUN, tmp_path / "results")
+    thresholds = tmp_path / "sla.yaml"
+    thresholds.write_text('warmup: 60s\nthresholds:\n  "ITL /v1/chat/completions [stream]": ["p(95) < 40"]\n')
+    assert report.main([prefix, "--thresholds", str(thresholds)]) == 0
+    page = parse(tmp_path / "results" / "report.html")
+    text = page.all_text()
+    assert "NOT JUDGED" in text and "SLA MET" not in text
+    assert "check_sla: error: " in text and "warmed up less than the thresholds' warmup (60s)" in text
+    assert "verdict-table" not in page.tables
+    itl, _ = page.figure("chart-itl")
+    limit = trace(itl, "limit ITL /v1/chat/completions [stream]: p(95) < 40")
+    assert limit["name"].endswith("< 40") and values(limit["y"]) == [40, 40]  # no state: not judged
+
+
+def test_request_names_are_shown_verbatim_and_cannot_break_the_page(tmp_path):
+    """Locust names can hold commas, quotes, non-ASCII and markup; they are text, never HTML."""
+    prefix = copy_run(RUN, tmp_path / "results")
+    odd = '/v1/mödels/{id},"x"</script><b>'
+    for suffix in ("_stats.csv", "_stats_history.csv"):
+        frame = pd.read_csv(f"{prefix}{suffix}", keep_default_na=False, dtype=str)
+        frame["Name"] = frame["Name"].replace("/v1/models/{id}", odd)
+        frame.to_csv(f"{prefix}{suffix}", index=False)
+    assert report.main([prefix]) == 0
+    page = parse(tmp_path / "results" / "report.html")
+    assert ["GET", odd] == page.tables["http-stats"][10][:2]
+    data, _ = page.figure("chart-http-latency")
+    assert trace(data, f"p95 GET {odd}")
+    assert (
+        "<b>" not in (tmp_path / "results" / "report.html").read_text()
+    )  # escaped everywhere, also in the JSON
+
+
+def test_a_run_without_full_history_has_fewer_charts_and_says_why(tmp_path):
+    """Without --csv-full-history Locust writes only the Aggregated history (cumulative percentiles) and
+    loadgate no LLM history: those charts are left out, the others say what they show."""
+    prefix = copy_run(RUN, tmp_path / "results")
+    Path(f"{prefix}_llm_stats_history.csv").unlink()
+    history = pd.read_csv(f"{prefix}_stats_history.csv", keep_default_na=False, dtype=str)
+    history[history["Name"] == "Aggregated"].to_csv(f"{prefix}_stats_history.csv", index=False)
+    assert report.main([prefix]) == 0
+    page = parse(tmp_path / "results" / "report.html")
+    assert [i for i in page.ids if i.startswith("chart-")] == [
+        "chart-throughput",
+        "chart-load",
+        "chart-http-latency",
+        "chart-tokens",
+    ]
+    assert "percentiles are cumulative since the start" in page.all_text()
+    tokens, _ = page.figure("chart-tokens")
+    assert [t["name"] for t in tokens] == [
+        "all requests, whole run: 381.307 tok/s",
+        "limit LLM: tokens_per_s > 50 [PASS]",
+    ]
+    assert page.sections == ["verdict", "summary", "charts", "llm-tables", "http-table", "run-info"]

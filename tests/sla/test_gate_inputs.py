@@ -754,3 +754,14 @@ def test_token_based_verdicts_name_a_token_source_other_than_server(
     }
     table_lines = [line for line in out.splitlines() if line.startswith("PASS")]
     assert sum(line.endswith(f"tokens: {named}") for line in table_lines) == (2 if named else 0)
+
+
+def test_goodput_names_the_token_source_only_with_a_tpot_target(gate, write_yaml, tmp_path):
+    prefix = copy_run(tmp_path)
+    thresholds = write_yaml("thresholds:\n  LLM: ['goodput >= 1']\n")
+    write_summary(prefix, token_source="estimate", goodput_targets={"ttft_ms": 500, "tpot_ms": None})
+    code, out, _ = gate(prefix, "--thresholds", thresholds)
+    assert code == 0 and "tokens: estimate" not in out
+    write_summary(prefix, token_source="estimate", goodput_targets={"ttft_ms": 500, "tpot_ms": 50})
+    code, out, _ = gate(prefix, "--thresholds", thresholds)
+    assert code == 0 and out.splitlines()[1].endswith("tokens: estimate")

@@ -336,18 +336,19 @@ def test_a_nul_byte_in_the_yaml(gate, write_yaml, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "nested",
-    ["[" * 5000 + "]" * 5000, "{a: " * 5000 + "1" + "}" * 5000],
-    ids=["lists", "mappings"],
+    ("nested", "got"),
+    [
+        ("[" * 5000 + "]" * 5000, "more than 64 levels of [ ] or { }"),
+        ("{a: " * 5000 + "1" + "}" * 5000, "more than 64 levels of [ ] or { }"),
+        ("\n    " + "- " * 5000 + "x", "more levels than the parser can follow"),
+    ],
+    ids=["lists", "mappings", "block lists"],
 )
-def test_yaml_nested_5000_levels(gate, write_yaml, tmp_path, nested):
+def test_yaml_nested_5000_levels(gate, write_yaml, tmp_path, nested, got):
     thresholds = write_yaml(f"thresholds:\n  Aggregated: {nested}\n")
     code, _, err = gate(copy_job(tmp_path), "--thresholds", thresholds)
     assert code == 2
-    assert err == (
-        f'check_sla: error: {thresholds}: YAML nested too deeply (got "more levels than the parser can '
-        'follow"); flatten the file\n'
-    )
+    assert err == f'check_sla: error: {thresholds}: YAML nested too deeply (got "{got}"); flatten the file\n'
 
 
 def test_yaml_that_is_not_utf8(gate, tmp_path):

@@ -91,3 +91,55 @@ def test_durations(value, seconds):
 def test_bad_durations(value):
     with pytest.raises(RuleSyntaxError):
         parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "kind"),
+    [
+        ("cancelled <= 5", "cancelled", "count"),
+        ("loadgen_lag_p99 < 50ms", "loadgen_lag_p99", "time"),
+        ("achieved_rate >= 9.5", "achieved_rate", "rate"),
+        ("schedule_lag_p99 < 1s", "schedule_lag_p99", "time"),
+    ],
+)
+def test_llm_summary_metrics_of_the_load_generator(text, metric, kind):
+    rule = parse_rule(text)
+    assert (rule.metric.name, rule.metric.kind) == (metric, kind)
+
+
+def test_every_llm_summary_metric_has_a_key_in_the_contract():
+    from loadgate import contract
+    from loadgate.gate.language import SUMMARY_METRICS
+
+    assert set(SUMMARY_METRICS) | {"requests"} == set(contract.LLM_SUMMARY_METRICS)
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("p(95) < " + "9" * 400, "value '" + "9" * 40 + "' is out of range"),
+        ("max <= baseline + " + "9" * 400 + "ms", "value '" + "9" * 40 + "' is out of range"),
+        ("p(95) < 4000 for " + "9" * 400 + "s", "duration must be a finite number of seconds"),
+        ("p(95) < inf", "bad value 'inf'"),
+        ("p(95) < nan", "bad value 'nan'"),
+        ("p(95) < -5", "bad value '-5'"),
+    ],
+)
+def test_limits_and_windows_must_be_finite(text, what):
+    with pytest.raises(RuleSyntaxError) as caught:
+        parse_rule(text)
+    assert caught.value.what == what
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [
+        (float("inf"), "duration must be a finite number of seconds"),
+        (float("nan"), "duration must be a finite number of seconds"),
+        (10**400, "bad duration"),
+    ],
+)
+def test_durations_must_be_finite(value, what):
+    with pytest.raises(RuleSyntaxError) as caught:
+        parse_duration(value)
+    assert caught.value.what == what

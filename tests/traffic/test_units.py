@@ -8,14 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from loadgate.harness import precision
 from loadgate.client.protocol import ResponseInvalid, check_batch_output, completion_text, content_of
-from loadgate.harness.llm_stats import LlmStats
-from loadgate.client.timing import GoodputTargets, RequestTiming, parse_goodput
-from loadgate.prompts import PromptFileError, PromptSet
-from loadgate.durations import parse_duration
-from loadgate.options import SettingError, load
 from loadgate.client.sse import SSEParser
+from loadgate.client.timing import GoodputTargets, RequestTiming, parse_goodput
+from loadgate.durations import parse_duration
+from loadgate.harness import precision
+from loadgate.harness.llm_stats import LlmStats
+from loadgate.options import SettingError, load
+from loadgate.prompts import PromptFileError, PromptSet
 
 
 def feed_all(parser: SSEParser, *chunks: bytes) -> list[str]:

@@ -15,7 +15,7 @@ import pytest
 
 from loadgate.harness.embedded import EXIT_EMBEDDED_TARGET, EmbeddedTargets, LoopbackEndpoint, port_is_free
 
-from .support import REPO, clean_env, free_port, pids_with_args, processes_args, stop
+from .support import clean_env, free_port, pids_with_args, processes_args, stop
 
 LOCUSTFILE = Path(__file__).with_name("health_locustfile.py")
 

@@ -7,8 +7,8 @@ import socket
 import pytest
 
 from loadgate.harness import embedded
-from loadgate.mock.config import PROFILES_DIR
 from loadgate.harness.embedded import EmbeddedTargetError, EmbeddedTargets, LoopbackEndpoint
+from loadgate.mock.config import PROFILES_DIR
 
 
 @pytest.mark.parametrize(
