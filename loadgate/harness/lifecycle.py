@@ -56,7 +56,10 @@ def on_init(environment: Any, **_kw: Any) -> None:
 
             start(environment, options)
         install_live_sla(environment)
-        st.progress = progress.install(environment)
+        try:
+            st.progress = progress.install(environment)
+        except opts.SettingError as e:
+            fail_setup(str(e))
     logger.info(
         "loadgate %s: prompts from %s (%d), goodput targets %s",
         loadgate.__version__,

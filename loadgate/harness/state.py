@@ -41,6 +41,7 @@ class RunState:
     live_sla: Any = None  # loadgate.harness.live_sla.LiveSla with --sla
     live_sla_error: str = ""  # why the file named in the web UI's start form could not be loaded
     progress: Any = None  # loadgate.harness.progress.Progress in headless runs
+    charts: Any = None  # loadgate.harness.llm_charts.LlmCharts behind the web UI's LLM charts tab
     monitor: LoadgenMonitor = field(default_factory=LoadgenMonitor)  # event-loop lag, GC, CPU
     monitor_watch: Any = None  # the greenlet warning about lag while the run goes on
 

@@ -260,6 +260,8 @@ def install(environment: Environment) -> None:
         return response
 
     charts = LlmCharts(environment)
+    if has_state(environment):
+        state(environment).charts = charts
 
     @blueprint.route(CHARTS_DATA_ROUTE)
     @web_ui.auth_required_if_enabled

@@ -187,7 +187,14 @@ def test_job_passes_and_leaves_one_results_folder(tmp_path):
     results = tmp_path / "out"
     results.mkdir()
     (results / "loadgate_stale_stats.csv").write_text("left over by an older run\n")
-    done = job([*SHORT, "--results", str(results), "--thresholds", PASS], tmp_path, OPENAI_API_KEY=SECRET)
+    (results / "notes.txt").write_text("not the job's: kept\n")
+    summary = tmp_path / "step_summary.md"  # as on GitHub Actions
+    done = job(
+        [*SHORT, "--results", str(results), "--thresholds", PASS],
+        tmp_path,
+        OPENAI_API_KEY=SECRET,
+        GITHUB_STEP_SUMMARY=str(summary),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     names = {p.name for p in results.iterdir()}
     assert {
@@ -197,6 +204,8 @@ def test_job_passes_and_leaves_one_results_folder(tmp_path):
         "loadgate_llm_stats.csv",
         "loadgate_loadgate.json",
         "report.html",
+        "locust_report.html",
+        "notes.txt",
         "junit.xml",
         "verdict.json",
         "verdict.md",
@@ -206,11 +215,21 @@ def test_job_passes_and_leaves_one_results_folder(tmp_path):
         "mock_truth.jsonl",
     } <= names
     assert "loadgate_stale_stats.csv" not in names
+    assert not [n for n in names if n.startswith(job_module.STAGING_PREFIX)]  # published and removed
     assert "SLA MET" in done.stdout and "run_load_gate: PASS, exit 0" in done.stderr
+    # loadgate's report and Locust's are different files
+    assert "<title>loadgate report" in (results / "report.html").read_text()
+    assert "locust" in (results / "locust_report.html").read_text()[:3000].lower()
+    # the verdict table once: in verdict.md, which the workflow appends; the gate writes no copy of its own
+    verdict_md = (results / "verdict.md").read_text()
+    assert verdict_md.count("| Result | Row |") == 1 and verdict_md.count("`report.html`") == 1
+    assert verdict_md.startswith("### loadgate SLA gate: SLA MET") and "Run: `loadgate`" in verdict_md
+    assert not summary.exists()
     meta = json.loads((results / "loadgate_loadgate.json").read_text())
     assert meta["profile"] == "load" and meta["warmup_s"] == 2 and meta["run_mode"] == "local"
     manifest = json.loads((results / "job.json").read_text())
     assert manifest["exit_code"] == 0 and manifest["exit_codes"]["locust"] in (0, 1)
+    assert manifest["report_exit_code"] == 0 and len(manifest["run_id"]) == 12
     aggregated = stats_rows(results / "loadgate")["Aggregated"]
     assert int(aggregated["Request Count"]) > 0
     for path in results.iterdir():
@@ -408,37 +427,75 @@ def test_master_waits_for_workers_started_elsewhere(tmp_path):
     assert int(stats_rows(tmp_path / "r" / "loadgate")["Aggregated"]["Request Count"]) == sum(sent.values())
 
 
-@pytest.mark.timeout(60)
-def test_sigterm_stops_everything_the_job_started(tmp_path):
-    results = tmp_path / "r"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "loadgate.job",
-            "--run-time",
-            "60s",
-            "--warmup",
-            "0",
-            "--users",
-            "2",
-            "--results",
-            str(results),
-            "--thresholds",
-            PASS,
-        ],
-        cwd=tmp_path,
+def job_process(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "loadgate.job", *args],
+        cwd=cwd,
         env=repo_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def staging_folder(results: Path, timeout_s: float = 20) -> Path:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = [p for p in results.glob(f"{job_module.STAGING_PREFIX}*") if p.is_dir()]
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    pytest.fail(f"no staging folder in {results}")
+
+
+@pytest.mark.timeout(60)
+def test_progress_lines_arrive_while_the_run_goes_on(tmp_path):
+    proc = job_process(
+        ["--run-time", "8s", *SHORT[2:], "--progress-interval", "1s", "--results", str(tmp_path / "r")]
+        + ["--thresholds", PASS],
+        tmp_path,
+    )
     try:
+        seen = []
+        for line in proc.stderr:  # read as the job writes: a line is seen when it is printed
+            if line.startswith("loadgate: 0:"):
+                seen.append((line, proc.poll()))
+                if len(seen) >= 2 and "| last " in line:  # past the warm-up reset: full figures
+                    break
+        _, rest = proc.communicate(timeout=50)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest[-3000:]
+    assert len(seen) >= 2 and {running for _, running in seen} == {None}  # all before the job ended
+    line = seen[-1][0]
+    assert line.startswith("loadgate: 0:0") and "/0:08 | 4 users | " in line
+    for part in ("req/s", "% failed", "TTFT p95 ", "ITL p95 ", "tok/s out"):
+        assert part in line, line
+
+
+@pytest.mark.timeout(60)
+def test_an_interrupted_run_replaces_the_last_run_and_stops_everything_it_started(tmp_path):
+    results = tmp_path / "r"
+    results.mkdir()
+    old_run = {"loadgate_stats.csv": "old", "verdict.md": "OLD PASS", "report.html": "old", "junit.xml": "x"}
+    for name, text in old_run.items():
+        (results / name).write_text(text)
+    proc = job_process(
+        ["--run-time", "60s", "--warmup", "0", "--users", "2", "--results", str(results)]
+        + ["--thresholds", PASS],
+        tmp_path,
+    )
+    try:
+        staging = staging_folder(results)
         for _ in range(200):
-            if (results / "loadgate_stats_history.csv").is_file():
+            if (staging / "loadgate_stats_history.csv").is_file():
                 break
             time.sleep(0.1)
-        started = json.loads((results / "job.json").read_text())["processes"]
+        # while the run goes on, the last run's files are untouched beside it
+        assert {name: (results / name).read_text() for name in old_run} == old_run
+        started = json.loads((staging / "job.json").read_text())["processes"]
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
     finally:
@@ -451,7 +508,37 @@ def test_sigterm_stops_everything_the_job_started(tmp_path):
     for pid in started.values():  # every process the job started is gone
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    # one run's files: the interrupted run's (no verdict: it never got one), nothing of the old run
+    names = {p.name for p in results.iterdir()}
+    assert not names & {"verdict.md", "report.html", "junit.xml"}
+    assert "loadgate_stats.csv" not in names or (results / "loadgate_stats.csv").read_text() != "old"
+    assert {"job.json", "locust.log", "loadgate_stats_history.csv"} <= names
+    assert not [n for n in names if n.startswith(job_module.STAGING_PREFIX)]
     assert json.loads((results / "job.json").read_text())["exit_code"] == 2
+
+
+def test_a_killed_runs_leftovers_are_removed_and_a_live_run_is_not_disturbed(tmp_path):
+    results = tmp_path / "r"
+    left = results / f"{job_module.STAGING_PREFIX}killed"
+    left.mkdir(parents=True)
+    (left / "loadgate_stats.csv").write_text("half a run\n")
+    (left / job_module.STAGING_LOCK).write_text("")  # nobody holds it: the job that made it is gone
+    (results / "verdict.md").write_text("the last complete run\n")
+    staging = job_module.Staging.create(results)
+    try:
+        assert not left.exists() and (results / "verdict.md").is_file()
+        # a second job on the same folder while the first lives: refused, one line, before any load
+        done = job(["--results", str(results), "--thresholds", PASS], tmp_path, timeout=30)
+        assert done.returncode == 2
+        assert done.stderr == (
+            f"run_load_gate: error: --results: another run is writing into {results} ({staging.path.name}); "
+            "wait for it to end or give another --results\n"
+        )
+        (staging.path / "verdict.md").write_text("this run\n")
+    finally:
+        staging.publish(results)
+    assert (results / "verdict.md").read_text() == "this run\n"
+    assert sorted(p.name for p in results.iterdir()) == ["verdict.md"]
 
 
 @pytest.mark.timeout(60)

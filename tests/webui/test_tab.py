@@ -56,13 +56,16 @@ def test_index_declares_the_tabs_tables_and_csv_link(ui_env):
     args = json.loads(html.split("window.templateArgs = ", 1)[1].split("\n", 1)[0])
     assert args["extended_tabs"] == [
         {"key": "llm_metrics", "title": "LLM metrics"},
+        {"key": "llm_charts", "title": "LLM charts"},
+        {"key": "sla", "title": "SLA"},
         {"key": "llm_summary", "title": "LLM summary"},
     ]
     tables = {
         table["key"]: [column["key"] for column in table["structure"]] for table in args["extended_tables"]
     }
-    assert tables == {
+    assert tables == {  # no table for the charts tab: ui.js puts the charts page there
         "llm_metrics": ["type", "name", "unit", "count", "p50", "p90", "p95", "p99", "avg", "min", "max"],
+        "sla": ["row", "rule", "value", "limit", "state", "breach"],
         "llm_summary": ["figure", "value"],
     }
     assert args["extended_csv_files"] == [
