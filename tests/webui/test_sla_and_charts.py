@@ -161,7 +161,9 @@ def test_sla_tab_shows_live_values_states_and_time_in_breach(ui_env, tmp_path):
     for _ in range(1000):
         environment.stats.log_request("POST", "/v1/chat/completions", 100, 10)
     live.tick(now=T0 + 50)
-    requests = {(r["row"], r["rule"]): r for r in live.ui_rows(now=T0 + 55)}[("Aggregated", "requests > 1000")]
+    requests = {(r["row"], r["rule"]): r for r in live.ui_rows(now=T0 + 55)}[
+        ("Aggregated", "requests > 1000")
+    ]
     assert (requests["state"], requests["breach"]) == ("pass", "earlier: 20 s, ended 0:50")
     assert live.breach_count() == (0, 4, True)
 
@@ -173,7 +175,9 @@ def test_start_form_names_the_sla_file_at_test_start(ui_env, tmp_path):
     lifecycle.follow_sla_form(environment, st)
     assert st.live_sla is not None and len(sla_tab(client)) == 5
 
-    environment.parsed_options.sla = write(tmp_path, "thresholds:\n  Aggregated: ['p(95) < lots']\n", "bad.yaml")
+    environment.parsed_options.sla = write(
+        tmp_path, "thresholds:\n  Aggregated: ['p(95) < lots']\n", "bad.yaml"
+    )
     lifecycle.follow_sla_form(environment, st)  # a bad file cannot stop the web UI: it shows instead
     assert st.live_sla is None
     (row,) = sla_tab(client)
