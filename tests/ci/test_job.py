@@ -346,12 +346,13 @@ def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
     )
     started = time.monotonic()
     try:
+        staging = staging_folder(results)  # the run's own folder until it ends
         for _ in range(200):  # the job writes its manifest once every process is started
-            if (results / "job.json").is_file() and (results / "loadgate_stats_history.csv").is_file():
+            if (staging / "job.json").is_file() and (staging / "loadgate_stats_history.csv").is_file():
                 break
             time.sleep(0.1)
         time.sleep(3)
-        victim = json.loads((results / "job.json").read_text())["processes"]["worker-2"]
+        victim = json.loads((staging / "job.json").read_text())["processes"]["worker-2"]
         os.kill(victim, signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
