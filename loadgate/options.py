@@ -250,7 +250,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--results",
         "results",
-        "results folder (CSVs, HTML reports, verdict, logs), emptied at each run",
+        "results folder (CSVs, HTML reports, verdict, logs); each run's files replace the last run's",
         text,
         JOB,
     ),
