@@ -159,16 +159,30 @@ def test_web_ui_sla_tab_and_llm_charts_fill_live(locust_with_sla):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{web_port}/", timeout=UI_TIMEOUT_MS)
 
-            # The start form: the SLA file is a field (filled from --sla); an empty field's label is
-            # above its box, whole, not cut off inside it.
+            # The start form: the SLA file is a field (filled from --sla); an empty field's label sits
+            # where a filled field's does (on the box's top edge), whole, not cut off inside the box.
             page.get_by_text("Custom parameters").click()
             expect(page.locator("input[name=sla]")).to_have_value(str(sla))
-            goodput = page.locator("input[name=goodput]")
-            expect(goodput).to_have_value("")
-            label = page.locator("label", has_text="Goodput")
-            label_box, input_box = label.bounding_box(), goodput.bounding_box()
-            assert label_box["y"] + label_box["height"] <= input_box["y"] + 4
-            assert label.evaluate("(e) => e.scrollWidth <= e.clientWidth + 1")  # nothing cut off
+            expect(page.locator("input[name=goodput]")).to_have_value("")
+            page.wait_for_timeout(800)  # the accordion's and the labels' animations
+
+            def label_offset(field: str, title: str) -> float:
+                label = page.locator("label", has_text=title)
+                assert label.evaluate("(e) => e.scrollWidth <= e.clientWidth + 1"), title  # nothing cut off
+                box, field_box = label.bounding_box(), page.locator(f"input[name={field}]").bounding_box()
+                return box["y"] + box["height"] / 2 - field_box["y"]
+
+            filled = label_offset("thinkTime", "Think Time")
+            for field, title in (
+                ("goodput", "Goodput"),
+                ("models", "Models ("),
+                ("promptFile", "Prompt File"),
+            ):
+                assert abs(label_offset(field, title) - filled) < 2, (
+                    field,
+                    label_offset(field, title),
+                    filled,
+                )
             page.locator("input[name=userCount]").fill("6")
             page.locator("input[name=spawnRate]").fill("6")
             page.get_by_role("button", name="Start").click()
