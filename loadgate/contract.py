@@ -164,6 +164,20 @@ def token_source(value: object, name: str) -> str | None:
     return source
 
 
+def capabilities(value: object, name: str) -> dict[str, dict[str, Any]] | None:
+    """The start-up probe's routes: {route: {"served": bool, "detail": str}}, or None (not probed)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("served"), bool) and isinstance(v.get("detail", ""), str)
+        for v in value.values()
+    ):
+        raise ContractError(
+            name, f'{name} must map routes to {{"served": true|false, "detail": text}}', value
+        )
+    return {str(k): dict(v) for k, v in value.items()}
+
+
 def _object(data: object, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ContractError("", f"{what} must be a JSON object", type(data).__name__)
@@ -195,6 +209,9 @@ class RunMeta:
     loadgen_lag_p50: float | None = None  # new: ms, the load generator's event-loop lag
     loadgen_lag_p99: float | None = None
     loadgen_lag_max: float | None = None
+    # new: what the start-up probe found per route (models, model, chat, async, batch, health):
+    # {"served": bool, "detail": "GET /v1/models: HTTP 404, absent" ...}; None when the run was not probed
+    capabilities: Mapping[str, Mapping[str, Any]] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as is
 
     _NEW_KEYS: ClassVar[tuple[str, ...]] = (  # written only when set
@@ -202,6 +219,7 @@ class RunMeta:
         "loadgen_lag_p50",
         "loadgen_lag_p99",
         "loadgen_lag_max",
+        "capabilities",
     )
 
     @classmethod
@@ -227,6 +245,7 @@ class RunMeta:
             loadgen_lag_p50=finite_number(d.get("loadgen_lag_p50"), "loadgen_lag_p50"),
             loadgen_lag_p99=finite_number(d.get("loadgen_lag_p99"), "loadgen_lag_p99"),
             loadgen_lag_max=finite_number(d.get("loadgen_lag_max"), "loadgen_lag_max"),
+            capabilities=capabilities(d.get("capabilities"), "capabilities"),
             extra={k: v for k, v in d.items() if k not in known},
         )
         meta.check_times()
@@ -261,6 +280,8 @@ class RunMeta:
             value = getattr(self, f.name)
             if f.name in self._NEW_KEYS and value is None:
                 continue
+            if isinstance(value, Mapping):
+                value = {k: dict(v) for k, v in value.items()}
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return {**out, **self.extra}
 

@@ -44,7 +44,7 @@ def _finite(text: str, what: str, fix: str) -> float:
     except ValueError:
         raise BadValue(f"not {what}", fix) from None
     if not math.isfinite(number):
-        raise BadValue(f"not a finite number ({what})", fix)
+        raise BadValue("not a finite number", fix)
     return number
 
 
@@ -418,8 +418,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--embedded-target",
         "auto",
-        "start loadgate's mock on --host: auto = when --host is a loopback URL "
-        "whose port is free; on = always; off = never",
+        "start loadgate's mock on --host: auto = only for locust.conf's default host "
+        "http://127.0.0.1:8000 when its port is free; on = on any loopback --host; off = never",
         choice(*EMBEDDED_MODES),
         web_ui=False,
         in_job=False,

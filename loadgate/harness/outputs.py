@@ -48,7 +48,7 @@ def metadata(environment: Any, st: RunState) -> dict[str, Any]:
         workers = runner.worker_count
     else:
         mode, workers = "local", 0
-    return {
+    meta = {
         "loadgate_version": loadgate.__version__,
         "locust_version": locust.__version__,
         "host": public_url(environment.host),
@@ -63,6 +63,9 @@ def metadata(environment: Any, st: RunState) -> dict[str, Any]:
         "usage_source": None,
         "final_stats_written": False,
     }
+    if st.probe is not None:  # the start-up probe's routes (contract.RunMeta.capabilities)
+        meta["capabilities"] = st.probe.capabilities()
+    return meta
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:

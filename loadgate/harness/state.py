@@ -20,6 +20,7 @@ from loadgate.prompts import PromptSet
 if TYPE_CHECKING:
     from loadgate.harness.embedded import EmbeddedTargets
     from loadgate.harness.llm_stats import LlmStatsCSV
+    from loadgate.target import ProbeResult
 
 _ATTR = "loadgate"
 
@@ -44,6 +45,8 @@ class RunState:
     charts: Any = None  # loadgate.harness.llm_charts.LlmCharts behind the web UI's LLM charts tab
     monitor: LoadgenMonitor = field(default_factory=LoadgenMonitor)  # event-loop lag, GC, CPU
     monitor_watch: Any = None  # the greenlet warning about lag while the run goes on
+    probe: ProbeResult | None = None  # what the start-up probe found (None: not probed, all assumed served)
+    basic_auth: str | None = None  # "Basic ..." from credentials in --host (kept out of environment.host)
 
 
 def new_state(environment: Any) -> RunState:
