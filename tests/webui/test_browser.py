@@ -13,6 +13,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,7 @@ def locust_with_sla(tmp_path):
         LOCUST_WEB_PORT=str(web_port),
         LOCUST_WEB_HOST="127.0.0.1",
         LOCUST_HOST=f"http://127.0.0.1:{target_port}",
+        LOADGATE_EMBEDDED_TARGET="on",  # auto starts it only for locust.conf's own port, 8000 (may be busy)
     )
     log = tmp_path / "locust.log"
     with log.open("w") as out:
@@ -142,6 +145,23 @@ CHART_POINTS = """() => ['ttft', 'itl', 'e2e', 'tokens'].map((id) => {
 })"""
 
 
+def wait_for_page(url: str, process: subprocess.Popen, timeout_s: float) -> None:
+    """Locust logs "Starting web interface" before its init listeners (the start-up probe) have run;
+    the page answers once they have."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None:
+            pytest.fail(f"locust exited with {process.returncode} before serving {url}")
+        time.sleep(0.2)
+    pytest.fail(f"{url} did not answer within {timeout_s}s")
+
+
 def sla_rows(page) -> list[list[str]]:
     rows = page.get_by_role("row").all()
     return [row.get_by_role("cell").all_inner_texts() for row in rows[1:]]  # without the header
@@ -152,7 +172,9 @@ def test_web_ui_sla_tab_and_llm_charts_fill_live(locust_with_sla):
     from playwright.sync_api import expect, sync_playwright
 
     process, log, web_port, sla = locust_with_sla
+    wait_for_log(log, r"embedded target started at ", process, STARTUP_TIMEOUT_S)
     wait_for_log(log, r"Starting web interface", process, STARTUP_TIMEOUT_S)
+    wait_for_page(f"http://127.0.0.1:{web_port}/", process, STARTUP_TIMEOUT_S)  # after loadgate's init
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
