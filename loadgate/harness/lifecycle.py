@@ -14,8 +14,9 @@ from locust.runners import MasterRunner, WorkerRunner
 
 import loadgate
 from loadgate import options as opts
+from loadgate.client.tokens import TokenizerError, load_counter
 from loadgate.contract import EXIT_BAD_INPUT
-from loadgate.harness import distributed, llm_stats, outputs
+from loadgate.harness import capacity, distributed, llm_stats, outputs
 from loadgate.harness.state import has_state, new_state, state
 from loadgate.prompts import PromptFileError, PromptSet
 
@@ -42,11 +43,12 @@ def apply_class_weights(environment: Any, s: opts.Settings) -> None:
 def on_init(environment: Any, **_kw: Any) -> None:
     try:
         st = new_state(environment)
-    except (opts.SettingError, PromptFileError) as e:
+    except (opts.SettingError, PromptFileError, TokenizerError) as e:
         fail_setup(str(e))
         return
     apply_class_weights(environment, st.settings)
     distributed.install(environment)
+    capacity.enable_rebalancing(environment)
     environment.events.quit.add_listener(lambda **_kw: print_llm_summary(environment))  # quit has no env
     outputs.start_writing(environment, st)
     options = environment.parsed_options
@@ -74,25 +76,38 @@ def on_test_start(environment: Any, **_kw: Any) -> None:
         new = opts.load(environment.parsed_options)
         if new.prompt_file != st.settings.prompt_file:
             st.prompts = PromptSet.load(new.prompt_file or None)
+        if new.tokenizer != st.settings.tokenizer:
+            st.tokens = load_counter(new.tokenizer)
+            st.llm.token_counter = st.tokens.name
         st.settings = new
         st.llm.goodput = new.goodput
-    except (opts.SettingError, PromptFileError) as e:
+    except (opts.SettingError, PromptFileError, TokenizerError) as e:
         logger.error("loadgate: %s (keeping the previous settings)", e)
-    st.llm.clear()
-    st.meta = outputs.metadata(environment, st)
+    now = time.time()
+    st.llm.clear(now)
+    st.meta = outputs.metadata(environment, st, started_at=now)
     if isinstance(environment.runner, WorkerRunner):
         return
     apply_class_weights(environment, st.settings)  # web UI edits (a master has dispatched already)
+    if isinstance(environment.runner, MasterRunner):
+        capacity.start(environment, now)
     outputs.write_metadata(st)
     if st.settings.warmup_s > 0:
         st.warmup_greenlet = gevent.spawn_later(st.settings.warmup_s, end_warmup, environment)
 
 
 def end_warmup(environment: Any) -> None:
+    """The warm-up is over: every statistic restarts now, the measured window's start. On a master the
+    workers drop what they have not reported yet (warm-up requests), so nothing of the warm-up leaks in."""
     st = state(environment)
+    now = time.time()
+    if isinstance(environment.runner, MasterRunner):
+        distributed.reset_workers(environment)
     environment.runner.stats.reset_all()
-    st.llm.reset()
-    st.meta["stats_reset_at"] = time.time()
+    st.llm.reset(now)
+    if st.capacity is not None:
+        st.capacity.reset(now)
+    st.meta["stats_reset_at"] = now
     logger.info("loadgate: warm-up of %gs over: statistics reset", st.settings.warmup_s)
     outputs.write_metadata(st)
 
@@ -103,20 +118,31 @@ def on_test_stop(environment: Any, **_kw: Any) -> None:
     if isinstance(runner, WorkerRunner):
         distributed.final_report(runner)
         return
-    if isinstance(runner, MasterRunner):
-        distributed.flush_workers(environment)
     st = state(environment)
-    st.llm.window_end = time.time()
     if st.warmup_greenlet is not None:
         st.warmup_greenlet.kill(block=False)
         st.warmup_greenlet = None
-    st.meta["stopped_at"] = st.llm.window_end
+    unflushed = distributed.flush_workers(environment) if isinstance(runner, MasterRunner) else []
+    now = time.time()
+    st.llm.window_end = now
+    st.meta["stopped_at"] = now
+    if st.capacity is not None:
+        st.capacity.finish(environment, now, unflushed)
+    summary = st.llm.summary()
     if st.llm.counters.usage_counted:
         logger.warning(
-            "loadgate: %d responses carried no usage: their output tokens were counted from content events "
-            "(usage source 'counted' in _llm_summary.json)",
+            "loadgate: %d answers carried no usage: their output tokens were counted from the text (token "
+            "source %s in _llm_summary.json)",
             st.llm.counters.usage_counted,
+            llm_stats.token_source_text(summary),
         )
+    if st.llm.counters.cancelled:
+        logger.info(
+            "loadgate: %d requests were cut off by the stop (cancelled: not failures; counted in "
+            "_llm_summary.json, not in Locust's tables; raise --stop-timeout to let them finish)",
+            st.llm.counters.cancelled,
+        )
+    outputs.write_metadata(st)
 
 
 def print_llm_summary(environment: Any) -> None:

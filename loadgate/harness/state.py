@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from gevent.lock import Semaphore
 
 from loadgate import options as opts
+from loadgate.client.tokens import TokenCounter, load_counter
 from loadgate.harness.llm_stats import LlmStats
 from loadgate.prompts import PromptSet
 
@@ -38,12 +39,17 @@ class RunState:
     flushed: set[str] = field(default_factory=set)  # workers that answered the final flush
     embedded: EmbeddedTargets | None = None  # mock processes this process started
     live_sla: Any = None  # loadgate.harness.live_sla.LiveSla with --sla
+    tokens: TokenCounter | None = None  # counts answers without usage (--tokenizer)
+    capacity: Any = None  # loadgate.harness.capacity.CapacityWatch on a master
 
 
 def new_state(environment: Any) -> RunState:
-    """Validate the options (SettingError / PromptFileError when bad) and attach a fresh state."""
+    """Validate the options (SettingError / PromptFileError / TokenizerError when bad) and attach a fresh
+    state."""
     settings = opts.load(environment.parsed_options)
     st = RunState(settings, LlmStats(settings.goodput), PromptSet.load(settings.prompt_file or None))
+    st.tokens = load_counter(settings.tokenizer)
+    st.llm.token_counter = st.tokens.name
     setattr(environment, _ATTR, st)
     return st
 
