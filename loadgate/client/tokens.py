@@ -109,12 +109,18 @@ def _tiktoken_encoding(name: str) -> TokenCounter:
             f"--tokenizer: tiktoken is not installed (got {name!r}); pip install tiktoken, or give a "
             "tokenizer.json path, auto or estimate"
         ) from None
+    known = tiktoken.list_encoding_names()
+    if name not in known:
+        raise TokenizerError(
+            f"--tokenizer: not a file, auto, estimate or a tiktoken encoding (got {name!r}); use auto, "
+            f"estimate, a tokenizer.json path or one of {', '.join(sorted(known))}"
+        )
     try:
         encoding = tiktoken.get_encoding(name)
     except Exception as error:  # unknown name (ValueError), or no network and no cached file (requests...)
         raise TokenizerError(
             f"--tokenizer: cannot load the tiktoken encoding (got {name!r}: {type(error).__name__}: "
-            f"{str(error)[:120]}); use auto, estimate, a tokenizer.json path, or set TIKTOKEN_CACHE_DIR to a "
+            f"{(str(error).splitlines() or [''])[0][:120]}); use auto, estimate, a tokenizer.json path, or set TIKTOKEN_CACHE_DIR to a "
             "folder holding the encoding file"
         ) from None
     return _from_tiktoken(encoding, f"tiktoken {name}")
@@ -141,7 +147,8 @@ def _tokenizers_file(path: str) -> TokenCounter:
         tokenizer = Tokenizer.from_file(path)
     except Exception as error:  # the Rust side raises a plain Exception on a malformed file
         raise TokenizerError(
-            f"--tokenizer: not a tokenizer.json (got {path!r}: {str(error)[:120]}); give the model's "
+            f"--tokenizer: not a tokenizer.json (got {path!r}: {(str(error).splitlines() or [''])[0][:120]}); "
+            "give the model's "
             "tokenizer.json, auto or estimate"
         ) from None
 
