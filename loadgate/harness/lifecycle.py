@@ -61,12 +61,17 @@ def on_init(environment: Any, **_kw: Any) -> None:
 
         start(environment, options)
     logger.info(
-        "loadgate %s: prompts from %s (%d), goodput targets %s",
+        "loadgate %s: prompts from %s (%d), goodput targets %s; tokens without usage: %s",
         loadgate.__version__,
         st.prompts.source,
         len(st.prompts),
         st.settings.goodput.as_dict(),
+        st.tokens.name if st.tokens else "estimate",
     )
+    # Start-up (imports, the locustfile, the tokenizer) ran without a turn of gevent's loop, whose cached
+    # clock is now ~0.3 s old; Locust's --run-time timer is set from it next, and would end the run that
+    # much early. Refresh it, so a 10 s run lasts 10 s from its start.
+    gevent.get_hub().loop.update_now()
 
 
 @events.test_start.add_listener

@@ -472,6 +472,50 @@ def test_server_usage_wins_and_the_verdict_names_no_source(tmp_path: Path, mock_
     verdict_line(lines, r'PASS tokens_per_s of "LLM": observed [0-9.]+ tok/s, required > 0 tok/s')
 
 
+def assert_exact_window(prefix: str, run_time: float, warmup: float, stop_timeout: float = 10) -> dict:
+    """PREFIX_loadgate.json records the measured window, and the LLM summary's per-second figures use the
+    very same one: started_at <= stats_reset_at (warm-up end) <= stopped_at (the run's end)."""
+    meta = json.loads(Path(f"{prefix}_loadgate.json").read_text())
+    summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
+    start = meta["stats_reset_at"] if warmup else meta["started_at"]
+    assert isinstance(meta["started_at"], float) and isinstance(meta["stopped_at"], float)
+    if warmup:
+        assert warmup - 0.1 <= meta["stats_reset_at"] - meta["started_at"] <= warmup + 1.0
+    else:
+        assert meta["stats_reset_at"] is None
+    assert run_time - 0.1 <= meta["stopped_at"] - meta["started_at"] <= run_time + stop_timeout + 2
+    assert summary["duration_s"] == round(meta["stopped_at"] - start, 3)
+    assert meta["final_stats_written"] is True
+    return meta
+
+
+@pytest.mark.timeout(60)
+def test_traffic_that_stops_early_is_rated_over_the_measured_window(tmp_path: Path, mock_server):
+    """3 requests in a 10 s run: the gate's rps is 0.3 (not Locust's time-to-last-request figure), so an
+    `rps >= 2` rule fails."""
+    mock = mock_server(config=mock_config())
+    proc, prefix = run_locust(
+        tmp_path,
+        mock.url,
+        "-f",
+        str(Path(__file__).with_name("early_stop_locustfile.py")),
+        "--warmup",
+        "0s",
+        users=1,
+        run_time="10s",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_rows(f"{prefix}_stats.csv")
+    assert rows["Aggregated"]["Request Count"] == "3"
+    assert float(rows["Aggregated"]["Requests/s"]) > 2  # Locust: 3 requests over the ~0.1 s they took
+    meta = assert_exact_window(prefix, run_time=10, warmup=0)
+    window = meta["stopped_at"] - meta["started_at"]
+    code, lines, out = gate(prefix, tmp_path, "thresholds:\n  Aggregated: ['rps >= 2']\n")
+    assert code == 1, out
+    assert lines == [f'FAIL rps of "Aggregated": observed {3 / window:.3g} req/s, required >= 2 req/s'], lines
+    assert round(3 / window, 1) == 0.3
+
+
 @pytest.mark.timeout(60)
 def test_warmup_resets_stats_and_records_when(tmp_path: Path, mock_server):
     truth_log = tmp_path / "truth.jsonl"
@@ -585,6 +629,49 @@ def test_processes_mode_counts_every_request(tmp_path: Path, mock_server):
     assert_counts_match_truth(rows, read_truth(truth_log))
     meta = json.loads(Path(f"{prefix}_loadgate.json").read_text())
     assert (meta["run_mode"], meta["workers"]) == ("processes", 2)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["master", "processes"])
+def test_distributed_window_is_exact_and_the_warmup_does_not_leak(tmp_path: Path, mock_server, mode):
+    """The warm-up reset reaches the workers too (they drop what they have not reported yet), so the
+    merged counts are the requests that ended after stats_reset_at, not up to 3 s more of the warm-up."""
+    truth_log = tmp_path / "truth.jsonl"
+    quick = {"ttft": 0.02, "tokens_per_s": 0, "output_tokens": 4}
+    mock = mock_server(config=mock_config(models={"loadgate-small": quick}), truth_log=truth_log)
+    args = ("--models", "loadgate-small", "--warmup", "2s", "--chat-weight", "1", "--batch-weight", "0")
+    args += ("--models-weight", "0")
+    if mode == "master":
+        proc, worker_errors, prefix = run_distributed(tmp_path, mock.url, 2, *args, users=4, run_time="5s")
+        assert not any("Traceback" in e for e in worker_errors), worker_errors
+    else:
+        port = str(free_port())
+        proc, prefix = run_locust(
+            tmp_path,
+            mock.url,
+            "--processes",
+            "2",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            port,
+            "--master-port",
+            port,
+            "--stop-timeout",
+            "3",
+            *args,
+            users=4,
+            run_time="5s",
+        )
+    mock.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = assert_exact_window(prefix, run_time=5, warmup=2, stop_timeout=3)
+    assert (meta["run_mode"], meta["workers"], meta["lost_workers"]) == (mode, 2, [])
+    counted = int(read_rows(f"{prefix}_stats.csv")[CHAT]["Request Count"])
+    chats = [t for t in read_truth(truth_log) if t["path"] == "/v1/chat/completions"]
+    after = [t for t in chats if t["t_done"] >= meta["stats_reset_at"]]
+    assert len(chats) - len(after) > 20  # the warm-up had plenty of requests
+    assert abs(counted - len(after)) <= 4  # a request of each user may end at the reset instant
 
 
 @pytest.mark.timeout(60)
