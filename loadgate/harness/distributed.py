@@ -68,8 +68,14 @@ def install(environment: Any) -> None:
         def on_flushed(environment: Any, msg: Any, **_kw: Any) -> None:
             state(environment).flushed.add(msg.node_id)
 
+        def on_stopping(**_kw: Any) -> None:
+            st = state(environment)
+            if st.capacity is not None:  # the planned load ends here: count it up to this moment
+                st.capacity.tick(time.time())
+
         environment.events.worker_report.add_listener(on_worker_report)
         environment.events.heartbeat_sent.add_listener(on_heartbeat)
+        environment.events.test_stopping.add_listener(on_stopping)
         runner.register_message(FLUSHED, on_flushed)
 
 
