@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from loadgate import contract
+from loadgate.report import main as report_main
 
-from loadgate import contract  # noqa: E402
-from loadgate.report import main as report_main  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TEMPLATE = ROOT / "tests" / "report" / "fixtures" / "run" / "loadgate"
 CHROMIUM = "/usr/bin/chromium"

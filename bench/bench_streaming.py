@@ -7,8 +7,12 @@ batching slowdown, truth log on) pinned to CPU 0, and headless Locust with loadg
 `-u N -r N` for --duration seconds. Per count it prints:
   - output tokens/s (loadgate's summary) beside the ideal N x 100 / 2.08 s
   - client CPU seconds per 1,000 output tokens: the Locust process's user + system time (os.wait4
-    rusage, forked --processes children included), start-up included
-  - loadgen lag p99 when the run files carry `loadgen_lag_p99_ms` (else n/a)
+    rusage, forked --processes children included), start-up included (beside it the CPU loadgate's own
+    monitor counted during the test, when the run files carry it)
+  - the load generator's own event-loop lag p99 and max and its longest GC pause, when the run files
+    carry them (PREFIX_llm_summary.json / PREFIX_loadgate.json; else n/a)
+  - the mock's CPU over the run in cores (its arrival stamp comes after its event loop reads the request:
+    a mock near one full core stamps late, and that lateness shows as client TTFT error)
   - TTFT and ITL p50/p99: exact from the truth log (the mock's send time of every chunk) vs loadgate's
     PREFIX_llm_stats.csv, and the error (loadgate - truth) in ms
 then the largest count within the targets of issue 10 (|ITL p99 error| < 2 ms, |TTFT p99 error| < 5 ms,
@@ -40,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import loadgate
+from loadgate.contract import LLM_SUMMARY_METRICS
 from loadgate.mock.process import MockProcess, MockStartError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,6 +53,9 @@ ROW = "/v1/chat/completions [stream]"
 TTFT_S, TOKENS, TOKENS_PER_S = 0.1, 100, 50
 IDEAL_REQUEST_S = TTFT_S + (TOKENS - 1) / TOKENS_PER_S
 TARGET_ITL_P99_MS, TARGET_TTFT_P99_MS = 2.0, 5.0
+LAG_P99_KEY = LLM_SUMMARY_METRICS["loadgen_lag_p99"]  # ms, in the LLM summary and _loadgate.json
+LAG_MAX_KEY, GC_PAUSE_KEY = "loadgen_lag_max", "loadgen_gc_pause_max"  # ms, when the monitor wrote them
+MONITOR_CPU_KEY = "loadgen_cpu_s"  # the monitor's own CPU figure (test time only, start-up excluded)
 MOCK_CPUS, LOCUST_CPUS = "0", "1-{last}"
 PROMPT = '{"prompt": "Tell me a long story about a lighthouse keeper."}\n'
 
@@ -70,6 +78,15 @@ def can_pin() -> bool:
 def locust_cpus() -> str:
     last = (os.cpu_count() or 2) - 1
     return "1" if last == 1 else LOCUST_CPUS.format(last=last)
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (its threads included); None without /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pin_process(pid: int, cpus: str) -> None:
@@ -142,6 +159,12 @@ class Result:
     cpu_s: float
     wall_s: float
     lag_p99_ms: float | None
+    lag_max_ms: float | None
+    gc_pause_max_ms: float | None
+    monitor_cpu_s: float | None
+    mock_cores: (
+        float | None
+    )  # the mock's CPU over the Locust run: near 1 on its one core, the truth runs late
     truth: dict[str, tuple[float, float]]  # metric -> (p50, p99)
     measured: dict[str, tuple[float, float]]
     samples: dict[str, tuple[int, int]]  # metric -> (truth count, loadgate count)
@@ -169,7 +192,7 @@ def locust_command(args: argparse.Namespace, streams: int, url: str, prefix: Pat
         "-u",
         str(streams),
         "-r",
-        str(streams),
+        f"{args.spawn_rate or streams:g}",
         "-t",
         f"{args.duration}s",
         "--host",
@@ -192,7 +215,7 @@ def locust_command(args: argparse.Namespace, streams: int, url: str, prefix: Pat
         "--max-tokens",
         str(TOKENS),
         "--warmup",
-        f"{args.warmup}s",
+        f"{args.warmup:g}s",
         "--models",
         "loadgate-small",
         "--prompt-file",
@@ -238,7 +261,12 @@ def run_count(args: argparse.Namespace, streams: int, workdir: Path) -> Result:
         if args.pin:
             pin_process(mock.proc.pid, MOCK_CPUS)
         cmd = locust_command(args, streams, str(mock.url), prefix, prompt)
+        mock_before = process_cpu_s(mock.proc.pid)
         code, cpu_s, wall_s = run_locust(cmd, workdir, timeout=args.duration + 120)
+        mock_after = process_cpu_s(mock.proc.pid)
+    mock_cores = (
+        (mock_after - mock_before) / wall_s if mock_before is not None and mock_after is not None else None
+    )
     llm_csv = Path(f"{prefix}_llm_stats.csv")
     if not llm_csv.exists():
         err = (workdir / "locust.err").read_text(errors="replace").strip().splitlines()
@@ -256,9 +284,15 @@ def run_count(args: argparse.Namespace, streams: int, workdir: Path) -> Result:
         raise SystemExit(
             f"bench: error: no streamed request completed at {streams} streams (Locust exit {code})"
         )
-    lag = find_key(meta, "loadgen_lag_p99_ms")
-    if lag is None:
-        lag = find_key(summary, "loadgen_lag_p99_ms")
+
+    def loadgen(key: str) -> float | None:
+        for document in (summary, meta):
+            for name in (key, f"{key}_ms"):
+                value = find_key(document, name)
+                if isinstance(value, int | float):
+                    return float(value)
+        return None
+
     aggregated = stats.get("Aggregated", {})
     return Result(
         streams=streams,
@@ -269,7 +303,11 @@ def run_count(args: argparse.Namespace, streams: int, workdir: Path) -> Result:
         tokens_per_s=float(summary.get("output_tokens_per_s") or 0.0),
         cpu_s=cpu_s,
         wall_s=wall_s,
-        lag_p99_ms=float(lag) if lag is not None else None,
+        lag_p99_ms=loadgen(LAG_P99_KEY),
+        lag_max_ms=loadgen(LAG_MAX_KEY),
+        gc_pause_max_ms=loadgen(GC_PAUSE_KEY),
+        monitor_cpu_s=loadgen(MONITOR_CPU_KEY),
+        mock_cores=mock_cores,
         truth={m: (exact_percentile(v, 0.5), exact_percentile(v, 0.99)) for m, v in truth.items()},
         measured={m: (float(rows[m]["50%"]), float(rows[m]["99%"])) for m in ("TTFT", "ITL")},
         samples={m: (len(truth[m]), int(rows[m]["Request Count"])) for m in ("TTFT", "ITL")},
@@ -302,11 +340,25 @@ def report(result: Result) -> None:
     ideal = result.streams * TOKENS / IDEAL_REQUEST_S
     per_1k = result.cpu_s / (result.tokens / 1000) if result.tokens else float("nan")
     lag = f"{result.lag_p99_ms:.2f} ms" if result.lag_p99_ms is not None else "n/a"
+    if result.lag_max_ms is not None:
+        lag += f" (max {result.lag_max_ms:.1f} ms"
+        lag += (
+            f", longest GC pause {result.gc_pause_max_ms:.1f} ms)"
+            if result.gc_pause_max_ms is not None
+            else ")"
+        )
     print(
         f"streams {result.streams}: {result.tokens_per_s:.0f} tokens/s (ideal {ideal:.0f}), "
         f"client CPU {per_1k:.3f} s per 1k tokens ({result.cpu_s:.1f} CPU-s over {result.wall_s:.1f} s, "
-        f"{result.cpu_s / result.wall_s:.2f} cores), loadgen lag p99 {lag}, "
+        f"{result.cpu_s / result.wall_s:.2f} cores"
+        + (
+            f"; {result.monitor_cpu_s:.1f} CPU-s during the test by loadgate's monitor"
+            if result.monitor_cpu_s
+            else ""
+        )
+        + f"), loadgen lag p99 {lag}, "
         f"{result.requests} requests, {result.failures} failures, Locust exit {result.exit_code}"
+        + (f"; mock {result.mock_cores:.2f} cores" if result.mock_cores is not None else "")
     )
     for metric in ("TTFT", "ITL"):
         truth_n, ours_n = result.samples[metric]
@@ -348,6 +400,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes", type=int, default=0, help="Locust --processes N (fork mode); 0: one process"
     )
+    parser.add_argument(
+        "--spawn-rate",
+        type=float,
+        default=0,
+        help="Locust -r (users/s); 0 (default): N, all streams start in one burst and, with fixed answer "
+        "times, go on arriving in bursts",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin the mock and Locust to CPUs")
     parser.add_argument("--keep", type=Path, help="keep each count's files in DIR/streams-N")
     parser.add_argument("--tiny", action="store_true", help="one small count for a few seconds (smoke test)")
@@ -365,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"setup: {pinning}; ChatUser streaming only, think time 0, "
-        f"{'--processes ' + str(args.processes) if args.processes else '1 Locust process'}; "
+        f"{'--processes ' + str(args.processes) if args.processes else '1 Locust process'}, "
+        f"spawn rate {f'{args.spawn_rate:g}/s' if args.spawn_rate else 'N/s'}, warm-up {args.warmup:g} s; "
         f"mock TTFT {TTFT_S * 1000:.0f} ms, {TOKENS} tokens at {TOKENS_PER_S} tokens/s; {args.duration} s per count"
     )
     results: list[Result] = []

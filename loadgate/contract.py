@@ -173,6 +173,20 @@ def token_source(value: object, name: str) -> str | None:
     return source
 
 
+def capabilities(value: object, name: str) -> dict[str, dict[str, Any]] | None:
+    """The start-up probe's routes: {route: {"served": bool, "detail": str}}, or None (not probed)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("served"), bool) and isinstance(v.get("detail", ""), str)
+        for v in value.values()
+    ):
+        raise ContractError(
+            name, f'{name} must map routes to {{"served": true|false, "detail": text}}', value
+        )
+    return {str(k): dict(v) for k, v in value.items()}
+
+
 def _object(data: object, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ContractError("", f"{what} must be a JSON object", type(data).__name__)
@@ -302,18 +316,28 @@ class RunMeta:
     missing_user_seconds: float | None = None  # new: of those, the ones lost workers did not run
     missing_user_seconds_share: float | None = None  # new: missing / planned, 0..1
     target_died: TargetDied | None = None  # new
+    loadgen_lag_p50: float | None = None  # new: ms, the load generator's event-loop lag
+    loadgen_lag_p99: float | None = None
+    loadgen_lag_max: float | None = None
+    # new: what the start-up probe found per route (models, model, chat, async, batch, health):
+    # {"served": bool, "detail": "GET /v1/models: HTTP 404, absent" ...}; None when the run was not probed
+    capabilities: Mapping[str, Mapping[str, Any]] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as is
     present: frozenset[str] = frozenset()  # the keys the file had
 
-    _NEW_KEYS: ClassVar[tuple[str, ...]] = (
+    _NEW_KEYS: ClassVar[tuple[str, ...]] = (  # written only when set
         "token_source",
+        "loadgen_lag_p50",
+        "loadgen_lag_p99",
+        "loadgen_lag_max",
+        "capabilities",
         "allow_lost_workers",
         "lost_workers",
         "planned_user_seconds",
         "missing_user_seconds",
         "missing_user_seconds_share",
         "target_died",
-    )  # written only when set
+    )
 
     @classmethod
     def from_dict(cls, data: object) -> RunMeta:
@@ -347,6 +371,10 @@ class RunMeta:
             missing_user_seconds=finite_number(d.get("missing_user_seconds"), "missing_user_seconds"),
             missing_user_seconds_share=share,
             target_died=None if died is None else TargetDied.from_dict(died),
+            loadgen_lag_p50=finite_number(d.get("loadgen_lag_p50"), "loadgen_lag_p50"),
+            loadgen_lag_p99=finite_number(d.get("loadgen_lag_p99"), "loadgen_lag_p99"),
+            loadgen_lag_max=finite_number(d.get("loadgen_lag_max"), "loadgen_lag_max"),
+            capabilities=capabilities(d.get("capabilities"), "capabilities"),
             extra={k: v for k, v in d.items() if k not in known},
             present=frozenset(d),
         )
@@ -396,6 +424,8 @@ class RunMeta:
                 value = [w.to_dict() for w in value]
             elif isinstance(value, TargetDied):
                 value = value.to_dict()
+            elif isinstance(value, Mapping):
+                value = {k: dict(v) for k, v in value.items()}
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return {**out, **self.extra}
 
@@ -426,7 +456,12 @@ class LlmSummary:
     token_source_shares: Mapping[str, float | None] | None = None  # new: fractions of 1 per source
     token_counter: str | None = None  # new: what counted tokens without usage ("tiktoken cl100k_base ...")
     cancelled_by_name: Mapping[str, int | None] | None = None  # new: "POST /v1/chat/completions" -> count
+    loadgen_lag_p50: float | None = None  # new: ms, the load generator's event-loop lag
     loadgen_lag_p99: float | None = None  # new: ms
+    loadgen_lag_max: float | None = None  # new: ms
+    loadgen_lag_samples: int | None = None  # new
+    loadgen_cpu_s: float | None = None  # new: CPU seconds of every Locust process in the window
+    loadgen_gc_pause_max: float | None = None  # new: ms, the longest garbage-collector pause
     achieved_rate: float | None = None  # new: req/s
     schedule_lag_p99: float | None = None  # new: ms
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -443,12 +478,17 @@ class LlmSummary:
         "lost_jobs",
         "lost_jobs_at_stop",
         "cancelled",
+        "loadgen_lag_samples",
     )
     _FIGURES: ClassVar[tuple[str, ...]] = (
         "duration_s",
         "output_tokens_per_s",
         "goodput_req_per_s",
+        "loadgen_lag_p50",
         "loadgen_lag_p99",
+        "loadgen_lag_max",
+        "loadgen_cpu_s",
+        "loadgen_gc_pause_max",
         "achieved_rate",
         "schedule_lag_p99",
     )
@@ -458,7 +498,12 @@ class LlmSummary:
         "token_source",
         "token_source_shares",
         "token_counter",
+        "loadgen_lag_p50",
         "loadgen_lag_p99",
+        "loadgen_lag_max",
+        "loadgen_lag_samples",
+        "loadgen_cpu_s",
+        "loadgen_gc_pause_max",
         "achieved_rate",
         "schedule_lag_p99",
     )

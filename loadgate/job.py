@@ -27,8 +27,11 @@ from urllib.parse import urlsplit
 from loadgate import options as opts
 from loadgate.contract import EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, LOADGATE_JSON, STATS_CSV, RunMeta
 from loadgate.mock.process import MockProcess, MockStartError, resolve_profile, start_mock
-from loadgate.target import TargetError, wait_healthy
-from loadgate.urls import normalize_host, public_url
+from loadgate.target import MODELS, ProbeResult, TargetError, probe, require, role_routes, wait_healthy
+from loadgate.urls import basic_auth_header, normalize_host, public_url, target_host
+
+PROBE_HANDOFF_ENV = "LOADGATE_PROBE_RESULT"  # as loadgate.harness.lifecycle reads it (no Locust import here)
+HOST_AUTH_ENV = "LOADGATE_HOST_BASIC_AUTH"  # the host URL's credentials, off Locust's command line
 
 PROG = "run_load_gate"
 PREFIX_NAME = "loadgate"  # CSV prefix inside the results folder: results/loadgate_stats.csv, ...
@@ -82,6 +85,9 @@ class JobConfig:
     health_path: str
     health_timeout: int
     locust_args: list[str] = field(default_factory=list)  # loadgate's Locust-side settings given to the job
+    models: tuple[str, ...] = ()
+    max_tokens: int = 1  # the smallest max_tokens the run sends: what the probe's chat request asks for
+    routes: set[str] | None = None  # routes the shipped classes call (weights > 0); None: custom locustfile
 
     @property
     def prefix(self) -> Path:
@@ -123,9 +129,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def join_dashed_values(argv: list[str]) -> list[str]:
+    """``--run-time -5s`` as ``--run-time=-5s``: argparse would take a value starting with "-" for a flag
+    and say "expected one argument"; joined, the value reaches its check, which names what is wrong."""
+    valued = {o.flag for o in opts.OPTIONS if o.in_job and not o.switch}
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if (
+            token in valued
+            and i + 1 < len(argv)
+            and argv[i + 1].startswith("-")
+            and argv[i + 1] not in opts.BY_FLAG
+        ):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
+def results_problem(results: Path) -> str | None:
+    """Why ``results`` cannot be the results folder (a file, not writable), checked before anything runs."""
+    shown = str(results)
+    if results.exists() and not results.is_dir():
+        return f"--results: not a folder (got {shown!r}, an existing file); give a folder path, e.g. results"
+    existing = results
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"--results: {str(existing)!r} is a file, so {shown!r} cannot be created; give a folder path"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"--results: {str(existing)!r} is not writable (got {shown!r}); give a folder you can write to"
+    return None
+
+
 def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
     """Flags, then env vars, then defaults; every value checked. Raises JobError (one line) when bad."""
-    flags = vars(build_parser().parse_args(argv))
+    flags = vars(build_parser().parse_args(join_dashed_values(argv)))
     try:
         values = {o.dest: opts.parse_value(o.flag, opts.raw_value(o, flags, environ)) for o in opts.OPTIONS}
     except opts.SettingError as e:
@@ -145,6 +188,8 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
             )
         host = normalize_host(host)
     workers, expect, processes = values["workers"], values["expect_workers"], values["processes"]
+    if processes == "auto":
+        processes = auto_processes(embedded=not host)
     if sum(bool(n) for n in (workers, expect, processes)) > 1:
         raise JobError("--workers, --expect-workers and --processes exclude each other; pick one")
     run_time, warmup = int(values["run_time"]), values["warmup"]
@@ -164,6 +209,8 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
             "a saved run, e.g. baseline/loadgate"
         )
     results = Path(values["results"] or "results")
+    if problem := results_problem(results):
+        raise JobError(problem)
     if baseline and Path(baseline).resolve().parent == results.resolve():
         raise JobError(
             f"--baseline: {baseline!r} is inside the results folder, which each run empties; copy it "
@@ -179,6 +226,18 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
     bind_host = values["master_bind_host"] or ("0.0.0.0" if expect else "127.0.0.1")
     master_port = values["master_port"] or (5557 if expect else 0)
     health_path = values["health_path"]
+    routes = None
+    if locustfile.resolve() == SHIPPED_LOCUSTFILE.resolve():
+        weights = {
+            "chat": values["chat_weight"],
+            "batch": values["batch_weight"],
+            "models": values["models_weight"],
+        }
+        routes = set().union(*(role_routes(r, values["batch_mode"]) for r, w in weights.items() if w > 0))
+        if not routes:
+            raise JobError(
+                "--chat-weight, --batch-weight, --models-weight: all 0, so no user would run; give one a weight"
+            )
     return JobConfig(
         host=host or None,
         profile=None if values["profile"] == "none" else values["profile"],
@@ -201,7 +260,17 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         health_path="" if health_path.lower() == "none" else "/" + health_path.lstrip("/"),
         health_timeout=values["health_timeout"],
         locust_args=locust_args,
+        models=values["models"],
+        max_tokens=values["max_tokens"][0],
+        routes=routes,
     )
+
+
+def auto_processes(embedded: bool, cores: int | None = None) -> int:
+    """--processes auto: one Locust process per core, leaving one core to the embedded target; 0 (a plain
+    local run) when that leaves a single process, which a master would only slow down."""
+    n = (cores or os.cpu_count() or 1) - (1 if embedded else 0)
+    return n if n >= 2 else 0
 
 
 def threshold_problem(path: Path, warmup_s: float) -> str | None:
@@ -371,7 +440,12 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env["LOADGATE_EMBEDDED_TARGET"] = "off"  # the job manages the target itself
-    for name in ("LOADGATE_PROFILE", "LOADGATE_WARMUP"):  # the job passes these as flags
+    for name in (
+        "LOADGATE_PROFILE",
+        "LOADGATE_WARMUP",
+        HOST_AUTH_ENV,
+        PROBE_HANDOFF_ENV,
+    ):  # flags, or set here
         env.pop(name, None)
     return env
 
@@ -420,10 +494,40 @@ def start_embedded(cfg: JobConfig) -> MockProcess:
         raise JobError(f"embedded target did not start: {e}") from None
 
 
+def check_target(cfg: JobConfig, host: str) -> ProbeResult | None:
+    """Health (a missing route falls back to the probe at once), then the start-up probe: exit 2 within
+    seconds when nothing listens, the key is refused, or (shipped locustfile) there is no model to use.
+    Returns the probe to hand to Locust (shipped locustfile only: other classes are probed by Locust)."""
+    shown = public_url(host) or host
+    if cfg.health_path:
+        say(f"waiting for {shown}{cfg.health_path}")
+        health = wait_healthy(host, cfg.health_path, cfg.health_timeout)
+        if health == "absent":
+            say(
+                f"{shown}{cfg.health_path} is not served (404/405): the start-up probe checks the target instead"
+            )
+    routes = cfg.routes if cfg.routes is not None else {MODELS}
+    found = probe(host, models=cfg.models, routes=routes, max_tokens=cfg.max_tokens)
+    if cfg.routes is None:
+        return None
+    require(found, cfg.routes, bool(cfg.models))
+    return found
+
+
 def run(cfg: JobConfig) -> int:
-    clean_results(cfg.results)
     mock, children = None, []
     manifest = Manifest(cfg.run_mode, "", cfg.profile, time.time())
+    probed: ProbeResult | None = None
+    if cfg.host:  # a target of the user's: checked before the previous results are touched
+        try:
+            probed = check_target(cfg, cfg.host)
+        except TargetError as e:
+            say(f"error: {e}")
+            return EXIT_BAD_INPUT
+        except Interrupted:
+            say("interrupted; stopped everything it started")
+            return EXIT_BAD_INPUT
+    clean_results(cfg.results)
     try:
         if cfg.host:
             host = cfg.host
@@ -431,12 +535,15 @@ def run(cfg: JobConfig) -> int:
             mock = start_embedded(cfg)
             host = str(mock.url)
             manifest.processes["mock"] = mock.proc.pid if mock.proc else 0
+            probed = check_target(cfg, host)
         shown = public_url(host) or host
         manifest.host = shown
-        if cfg.health_path:
-            say(f"waiting for {shown}{cfg.health_path}")
-            wait_healthy(host + cfg.health_path, cfg.health_timeout)
         env = child_env()
+        if probed is not None:
+            env[PROBE_HANDOFF_ENV] = probed.to_json()
+        basic = basic_auth_header(host)
+        if basic:  # Locust gets the URL without credentials (command line, report, logs): they go by env
+            env[HOST_AUTH_ENV] = basic
         port = cfg.master_port or (free_port() if cfg.workers or cfg.processes else 0)
         manifest.locust_command = locust_command(cfg, shown, port or None)
         say(
@@ -444,7 +551,11 @@ def run(cfg: JobConfig) -> int:
             f"{cfg.spawn_rate:g}/s for {cfg.run_time}s (warm-up {cfg.warmup}s); results in {cfg.results}"
         )
         master = spawn(
-            "locust", locust_command(cfg, host, port or None), cfg.results / "locust.log", env, echo=True
+            "locust",
+            locust_command(cfg, target_host(host), port or None),
+            cfg.results / "locust.log",
+            env,
+            echo=True,
         )
         children.append(master)
         manifest.processes["locust"] = master.proc.pid
@@ -461,6 +572,13 @@ def run(cfg: JobConfig) -> int:
         manifest.save(cfg.results)
         code = wait_locust(cfg, master, children[1:], manifest, mock)
         if code not in (0, 1) or not Path(f"{cfg.prefix}{STATS_CSV}").is_file():
+            said = [
+                line
+                for line in master.log.read_text(errors="replace").splitlines()
+                if "loadgate: error: " in line
+            ]
+            if code == EXIT_BAD_INPUT and said:  # Locust's own start-up check (settings, probe) named it
+                raise JobError("locust stopped before the load: " + said[-1].split("loadgate: error: ", 1)[1])
             raise JobError(
                 f"locust exited with code {code} without results; see {cfg.results / 'locust.log'}"
             )

@@ -44,7 +44,7 @@ def _finite(text: str, what: str, fix: str) -> float:
     except ValueError:
         raise BadValue(f"not {what}", fix) from None
     if not math.isfinite(number):
-        raise BadValue(f"not a finite number ({what})", fix)
+        raise BadValue("not a finite number", fix)
     return number
 
 
@@ -144,6 +144,16 @@ def choice(*allowed: str, lower: bool = True) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+def processes(text: str) -> int | str:
+    """N, -1, or "auto" (resolved by the job, which knows whether the embedded target shares the machine)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        return integer(-1)(text)
+    except BadValue as e:
+        raise BadValue(e.problem, "use a whole number >= -1, or auto", e.shown) from None
 
 
 def model_list(text: str) -> tuple[str, ...]:
@@ -255,8 +265,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--processes",
         "0",
-        "Locust's fork mode: N worker processes (-1: one per core); Linux/macOS only",
-        integer(-1),
+        "Locust's fork mode: N worker processes (-1: one per core); auto: one per core, minus one when the "
+        "embedded target shares the machine (a plain local run when that leaves one); Linux/macOS only",
+        processes,
         JOB,
     ),
     Option(
@@ -376,6 +387,14 @@ OPTIONS: tuple[Option, ...] = (
         web_ui=False,
     ),
     Option(
+        "--lag-limit",
+        "5ms",
+        "warn while the run goes on when the load generator's event-loop lag p99 "
+        "exceeds this (its figures then read high)",
+        duration(positive=True),
+        web_ui=False,
+    ),
+    Option(
         "--allow-lost-workers",
         "false",
         "accept a run that lost a worker mid-run (its users and last requests missing); without it such a "
@@ -406,8 +425,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--embedded-target",
         "auto",
-        "start loadgate's mock on --host: auto = when --host is a loopback URL "
-        "whose port is free; on = always; off = never",
+        "start loadgate's mock on --host: auto = only for locust.conf's default host "
+        "http://127.0.0.1:8000 when its port is free; on = on any loopback --host; off = never",
         choice(*EMBEDDED_MODES),
         web_ui=False,
         in_job=False,
@@ -520,3 +539,33 @@ def markdown_table(scope: str) -> str:
             default = f"`{o.default}`" if o.default else "empty"
             lines.append(f"| `{o.flag}` | `{o.env}` | {default} | {o.help.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
+
+
+def write_docs(paths: list[str]) -> list[str]:
+    """Rewrite the generated option tables in these Markdown files; returns the files changed."""
+    import re
+
+    changed = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = text
+        for scope in (JOB, LOCUST):
+            begin, end = (
+                f"<!-- BEGIN GENERATED options:{scope} -->",
+                f"<!-- END GENERATED options:{scope} -->",
+            )
+            pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+            new = pattern.sub(f"{begin}\n{markdown_table(scope)}{end}".replace("\\", "\\\\"), new)
+        if new != text:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(new)
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":  # python -m loadgate.options docs/*.md: refresh the generated option tables
+    import sys
+
+    for changed_path in write_docs(sys.argv[1:]):
+        print(f"rewrote the option tables in {changed_path}")

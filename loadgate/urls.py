@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import base64
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 
 def normalize_host(host: str) -> str:
@@ -29,3 +30,23 @@ def public_url(url: str | None) -> str | None:
     except ValueError:
         return "<unparseable URL>"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def basic_auth_header(url: str | None) -> str | None:
+    """``Basic ...`` for credentials in the URL (user:password@host), as Locust would send them; else None."""
+    try:
+        parts = urlsplit(url or "")
+        user, password = parts.username, parts.password
+    except ValueError:
+        return None
+    if not user:
+        return None
+    pair = f"{unquote(user)}:{unquote(password or '')}".encode("latin1")
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def target_host(url: str) -> str:
+    """The host loadgate gives Locust: normalised (no trailing slash, no /v1) and without credentials,
+    query or fragment, so Locust's report, logs and web UI never show a secret."""
+    public = public_url(url)
+    return normalize_host(public) if public and public != "<unparseable URL>" else url

@@ -12,7 +12,9 @@ import sys
 try:
     from loadgate.cli import main
 except ModuleNotFoundError as e:
-    sys.stderr.write(f"check_sla: error: missing dependency '{e.name}'; install loadgate first: pip install -e .\n")
+    sys.stderr.write(
+        f"check_sla: error: missing dependency '{e.name}'; install loadgate first: pip install -e .\n"
+    )
     sys.exit(2)
 
 if __name__ == "__main__":

@@ -3,13 +3,13 @@ repository: the console script, the shipped user classes and thresholds, results
 A missing dependency is one line and exit 2 (never a traceback with exit 1, which reads as a breach)."""
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
 from pathlib import Path
 
 import pytest
-
 from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,9 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def installed(tmp_path_factory) -> Path:
     """A fresh virtualenv with loadgate installed from a wheel built from this checkout."""
     base = tmp_path_factory.mktemp("install")
+    source = base / "source"  # a copy: setuptools writes build/ and *.egg-info into the tree it builds
+    shutil.copytree(
+        ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "results", "*.egg-info")
+    )
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "--disable-pip-version-check", "-w",
-         str(base / "dist"), str(ROOT)],
+         str(base / "dist"), str(source)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     wheel = next((base / "dist").glob("loadgate-*.whl"))

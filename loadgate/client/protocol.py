@@ -42,36 +42,157 @@ def request_headers(request_id: str | None = None) -> dict[str, str]:
 
 # -- errors -------------------------------------------------------------------------------------------
 
+MESSAGE_CHARS = 200  # of a server's error message in a failure reason
+DISTINCT_MESSAGES = 8  # per status and code: beyond this, digits are masked so varying messages group
+
 
 def error_code(body: bytes) -> str | None:
     """The OpenAI error code (or type) of an error body, to tell e.g. 401s and 400s apart."""
+    return server_error(body)[0]
+
+
+def _informative(value: Any) -> str | None:
+    """An error code or type worth showing: not empty, not "None", not a bare number (LiteLLM's "400")."""
+    text = str(value).strip() if value is not None else ""
+    return text if text and text.lower() not in ("none", "null") and not text.isdigit() else None
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text[:MESSAGE_CHARS] + ("..." if len(text) > MESSAGE_CHARS else "")
+
+
+def server_error(body: bytes | str | None) -> tuple[str | None, str]:
+    """(code or type, message) of an error body: OpenAI's {"error": {...}}, {"error": "text"}, FastAPI's
+    {"detail": ...}, {"message": ...}, or plain text. The message is one line of at most MESSAGE_CHARS
+    characters with secrets scrubbed; either part may be empty."""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body or ""
     try:
-        err = json.loads(body or b"{}").get("error") or {}
-        return str(err.get("code") or err.get("type") or "") or None
-    except (ValueError, AttributeError):
-        return None
+        data = json.loads(text) if text.strip() else None
+    except ValueError:
+        data = None
+    label, message = None, ""
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict):
+            label = _informative(err.get("code")) or _informative(err.get("type"))
+            message = str(err.get("message") or "")
+        elif err:
+            message = str(err)
+        detail = data.get("detail")
+        if not message and isinstance(detail, str):
+            message = detail
+        elif not message and isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            first = detail[0]
+            where = ".".join(str(x) for x in first.get("loc") or [])
+            message = f"{where}: {first.get('msg', '')}" if where else str(first.get("msg", ""))
+        if not message and isinstance(data.get("message"), str):
+            message = data["message"]
+        if label is None:
+            label = _informative(data.get("code")) or _informative(data.get("type"))
+    elif data is None and text.strip() and not text.lstrip().startswith("<"):
+        message = text
+    elif data is None and text.strip():  # an HTML error page: its title is the message
+        match = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        message = match.group(1) if match else ""
+    return label, _one_line(scrub(message))
 
 
-def describe_error(error: Any) -> str:
-    if isinstance(error, dict):
-        return str(error.get("code") or error.get("type") or error.get("message") or "unknown")[:80]
-    return str(error)[:80]
+_seen_messages: dict[tuple[int, str | None], set[str]] = {}
 
 
 def status_reason(status: int, body: bytes) -> str:
-    """The failure reason of a non-2xx answer that is not a missing route."""
-    if status == 429:
-        return "HTTP 429 rate limited"
-    if status >= 500:
-        return f"HTTP {status} server error"
-    return f"HTTP {status} {error_code(body) or 'client error'}"
+    """The failure reason of a non-2xx answer that is not a missing route: the status, the server's
+    error code (or type) and message, e.g. ``HTTP 500 server_error: files_settings is not set``.
+
+    Locust keeps one failure row per distinct reason, so a message that varies per request (counts,
+    retry times) would flood the table: after DISTINCT_MESSAGES different messages for one status and
+    code, digits in further ones are masked (``#``)."""
+    label, message = server_error(body)
+    head = f"HTTP {status} {label}" if label else f"HTTP {status}"
+    if not message:
+        if label:
+            return head
+        return (
+            f"{head} rate limited" if status == 429 else (f"{head} server error" if status >= 500 else head)
+        )
+    seen = _seen_messages.setdefault((status, label), set())
+    if message not in seen and len(seen) >= DISTINCT_MESSAGES:
+        message = re.sub(r"\d+(\.\d+)?", "#", message)
+    else:
+        seen.add(message)
+    return f"{head}: {message}"
 
 
-_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
+def describe_error(error: Any) -> str:
+    """A job's or an event's error object as "code: message" (one line, scrubbed)."""
+    if isinstance(error, dict):
+        label = _informative(error.get("code")) or _informative(error.get("type"))
+        message = _one_line(scrub(str(error.get("message") or "")))
+        if label and message:
+            return f"{label}: {message}"
+        return label or message or "unknown"
+    if isinstance(error, list) and error:
+        return describe_error(error[0] if len(error) == 1 else {"message": str(error)})
+    if isinstance(error, dict | list):
+        return "unknown"
+    return _one_line(scrub(str(error)))
+
+
+AUTH_ERRORS = frozenset(
+    {
+        "invalid_api_key",
+        "authentication_error",
+        "auth_error",
+        "unauthorized",
+        "permission_denied",
+        "permission_error",
+        "invalid_authentication",
+        "insufficient_permissions",
+        "forbidden",
+    }
+)
+
+
+def is_auth_failure(status: int, body: bytes) -> bool:
+    """401/403, or an error body whose code/type says the key was refused (invalid_api_key, ...)."""
+    if status in (401, 403):
+        return True
+    if 200 <= status < 300:
+        return False
+    try:
+        err = json.loads(body or b"{}").get("error") or {}
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(err, dict):
+        return False
+    labels = {str(err.get(k) or "").lower() for k in ("code", "type")}
+    return bool(labels & AUTH_ERRORS)
+
+
+def is_route_absent(status: int, body: bytes, resource_in_path: bool = False) -> bool:
+    """Whether a 404/405 says the route does not exist (rather than the resource it names).
+
+    405: the path exists for other methods only. 404 on a route without a resource (POST /v1/files): absent
+    unless its code names a missing resource (model_not_found: the body named an unknown model). 404 on a
+    URL naming a resource (a job id): absent only when the answer is a framework's generic "Not Found"
+    (plain text, HTML, {"detail": "Not Found"}, OpenAI's "Invalid URL"), not an error about the resource."""
+    if status == 405:
+        return True
+    if status != 404:
+        return False
+    label, message = server_error(body)
+    if not resource_in_path:
+        return label not in RESOURCE_NOT_FOUND
+    generic = message.lower().rstrip(".") in ("", "not found", "404: not found", "404 not found")
+    return generic or message.startswith("Invalid URL")
+
+
+_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+|(?<=://)[^/\s:@]+:[^/\s@]+(?=@))")
 
 
 def scrub(text: str) -> str:
-    """Remove API-key-like strings (and the current key) from a server's message."""
+    """Remove API-key-like strings (and the current key), bearer tokens and URL passwords from a text."""
     key = api_key()
     if key:
         text = text.replace(key, "***")
@@ -226,7 +347,12 @@ def check_batch_output(body: bytes, custom_ids: list[str]) -> list[tuple[int | N
     for cid in custom_ids:
         response = seen[cid].get("response") or {}
         if seen[cid].get("error") or response.get("status_code") != 200:
-            raise ResponseInvalid(f"batch output line failed (status {response.get('status_code')})")
+            answer_body = response.get("body")
+            error = seen[cid].get("error") or (
+                answer_body.get("error") if isinstance(answer_body, dict) else None
+            )
+            detail = f": {describe_error(error)}" if error else ""
+            raise ResponseInvalid(f"batch output line failed (status {response.get('status_code')}){detail}")
         answer = response.get("body") or {}
         tokens.append((usage_tokens(answer), completion_text(answer)))
     return tokens

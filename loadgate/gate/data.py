@@ -4,6 +4,11 @@ Locust quirks handled here: the Aggregated row's empty Type, "N/A" figures on ro
 names with commas, quotes or non-ASCII (read as strings, never as NaN/None), custom request types,
 history percentiles that are windowed only with ``--csv-full-history``, and a final ``_stats.csv``
 that disagrees with the history's last totals (reported; the newer figures win).
+
+Fails closed: every file must be a regular file of a sane size before it is read, every figure finite
+and >= 0 with whole counts, and loadgate's JSON files pass the contract's checks (exit 2 otherwise).
+Per-second figures (rps, fail_rps, the summary's tokens/s and goodput) are computed over the measured
+window recorded in ``PREFIX_loadgate.json``, not Locust's time to the last request.
 """
 
 from __future__ import annotations
@@ -227,7 +232,7 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
             _reconcile(run, path, reset_at, llm_path if kind == "llm" else stats_path)
     if window is not None:
         for row in rows.values():
-            if row.key != LLM_ROW:
+            if row.source != summary_path:  # the summary's rates were recomputed by _summary_row
                 apply_window(row.figures, window)
     failures_path = contract.path(prefix, contract.FAILURES_CSV)
     if _present(failures_path):

@@ -12,5 +12,6 @@ in :mod:`.locust_compat`.
 from loadgate.harness import lifecycle  # noqa: F401, I001
 from loadgate.harness import embedded, options, outputs, precision, profiles, webui  # noqa: F401
 
+lifecycle.install_probe()  # after embedded: the probe runs once the embedded target is up
 precision.install()
 outputs.install()

@@ -77,16 +77,17 @@ def transport_failure(error: BaseException | None, timeout_s: float, during: str
 _absent_logged: set[str] = set()
 
 
-def _note_absent(method: str, name: str) -> None:
+def _note_absent(method: str, name: str, status: int = 404) -> None:
     """Log once per process that the target lacks an endpoint (every request still counts as failed)."""
     key = f"{method} {name}"
     if key not in _absent_logged:
         _absent_logged.add(key)
         logger.warning(
-            "loadgate: %s answered 404: the target does not offer this endpoint; its requests are reported as "
+            "loadgate: %s answered %d: the target does not offer this endpoint; its requests are reported as "
             "failures '%s' (set the user class weight to 0 or exclude its tag to skip them)",
             key,
-            p.ENDPOINT_ABSENT,
+            status,
+            p.ENDPOINT_ABSENT if status == 404 else f"endpoint not available ({status})",
         )
 
 
@@ -151,9 +152,9 @@ class ApiClient:
                 getattr(resp, "error", None), self.timeout_s, "waiting for the response headers"
             )
         body = self._drain(resp)
-        if status == 404 and endpoint_route and p.error_code(body) not in p.RESOURCE_NOT_FOUND:
-            _note_absent(method, name)
-            return p.ENDPOINT_ABSENT
+        if endpoint_route and p.is_route_absent(status, body):
+            _note_absent(method, name, status)
+            return p.ENDPOINT_ABSENT if status == 404 else f"endpoint not available ({status})"
         return p.status_reason(status, body)
 
     def _drain(self, resp: Any) -> bytes:

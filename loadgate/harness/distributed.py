@@ -24,6 +24,7 @@ from loadgate.harness.state import state
 logger = logging.getLogger("loadgate")
 
 REPORT_KEY = "loadgate_llm"  # key of our payload in the worker -> master report
+LAG_KEY = "loadgate_lag"  # the worker's event-loop lag, GC and CPU (loadgate.harness.monitor)
 FLUSH, FLUSHED = "loadgate_flush", "loadgate_flushed"
 RESET = "loadgate_reset"  # master -> workers at the warm-up end: drop what is not reported yet
 
@@ -35,7 +36,9 @@ def install(environment: Any) -> None:
     if isinstance(runner, WorkerRunner):
 
         def on_report_to_master(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
-            data[REPORT_KEY] = state(environment).llm.report()
+            st = state(environment)
+            data[REPORT_KEY] = st.llm.report()
+            data[LAG_KEY] = st.monitor.report()
 
         def on_flush(environment: Any, msg: Any, **_kw: Any) -> None:
             runner.stop()  # fires test_stop, which sends the final report (see final_report)
@@ -56,6 +59,8 @@ def install(environment: Any) -> None:
             payload = data.get(REPORT_KEY)
             if payload is not None:
                 st.llm.merge(payload)
+            if LAG_KEY in data:
+                st.monitor.merge(data[LAG_KEY])
             if st.capacity is not None:
                 cancelled = int((payload or {}).get("counters", {}).get("cancelled", 0))
                 st.capacity.report(client_id, data, cancelled)

@@ -1,9 +1,11 @@
 """Auto-start of the embedded mock target, so `locust` with no arguments has something to load.
 
 On the local or master runner (never on a worker, including the children `--processes` forks), when
-the target host is a loopback URL whose port is free (`--embedded-target auto`, the default) or always
-(`on`), loadgate starts `python -m loadgate.mock` on that host and port, waits for its health, logs one
-line, and stops it when Locust quits. A non-loopback host is never touched.
+the target host is locust.conf's default, http://127.0.0.1:8000, and that port is free
+(`--embedded-target auto`, the default), or for any loopback URL when asked (`on`), loadgate starts
+`python -m loadgate.mock` on that host and port, waits for its health, logs one line, and stops it when
+Locust quits. Any other host is never touched: where nothing listens, the start-up probe says so (exit 2)
+rather than load a stand-in for the server the user meant.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from loadgate.urls import public_url
 logger = logging.getLogger(__name__)
 
 MODES = EMBEDDED_MODES
+DEFAULT_ENDPOINT_PORT = 8000  # locust.conf's host: http://127.0.0.1:8000
 EXIT_EMBEDDED_TARGET = 3
 """Process exit code when `--embedded-target`/`--embedded-config` cannot be honoured (bad input)."""
 
@@ -131,6 +134,8 @@ class EmbeddedTargets:
                     "use e.g. --host http://127.0.0.1:8000, or --embedded-target auto/off"
                 )
             return None
+        if mode == "auto" and endpoint != LoopbackEndpoint("127.0.0.1", DEFAULT_ENDPOINT_PORT):
+            return None  # a host the user chose: load what listens there, or fail at the probe
         running = self._started.pop(endpoint, None)
         if running is not None:
             if running.returncode is None:
@@ -240,11 +245,11 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
         logger.error("loadgate: error: %s", error)
         _targets(environment).stop_all()
         if isinstance(environment.runner, MasterRunner):
-            _release_workers(environment.runner, environment.parsed_options)
+            release_workers(environment.runner, environment.parsed_options)
         sys.exit(EXIT_EMBEDDED_TARGET)
 
 
-def _release_workers(runner: MasterRunner, options: Any) -> None:
+def release_workers(runner: MasterRunner, options: Any) -> None:
     """Tell workers to quit before the master exits early.
 
     `--processes` children are forked before `init` and would otherwise sit waiting for a master that is

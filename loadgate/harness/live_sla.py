@@ -28,14 +28,15 @@ import gevent
 import pandas as pd
 from locust.stats import PERCENTILES_TO_REPORT, RequestStats, StatsEntry, get_readable_percentiles
 
+from loadgate.contract import EXIT_BAD_INPUT
 from loadgate.gate.config import SlaConfig, load_config
 from loadgate.gate.data import LLM_ROW, SUMMARY_FIELDS, History, Row, RunData, derive_figures, row_key
 from loadgate.gate.errors import GateInputError
 from loadgate.gate.evaluate import FAIL, Evaluation, Verdict, evaluate
-from loadgate.gate.language import RuleSyntaxError, parse_duration
 from loadgate.gate.report import table
-from loadgate.harness import precision
+from loadgate.harness import outputs, precision
 from loadgate.harness.state import has_state, state
+from loadgate.options import SettingError, parse_value
 
 logger = logging.getLogger("loadgate.live_sla")
 
@@ -99,7 +100,7 @@ class LiveSla:
                 rows[row.key] = row
         llm = _llm_state(self.environment)
         if llm is not None:
-            summary = llm.summary()
+            summary = outputs.summary(state(self.environment))
             rows[LLM_ROW] = Row(
                 "",
                 LLM_ROW,
@@ -247,16 +248,14 @@ def _llm_state(environment: Any) -> Any:
 def start(environment: Any, options: Any) -> None:
     """Load the --sla file (exit 2 on a bad one) and evaluate it through the run."""
     try:
+        interval_s = parse_value("--sla-interval", options.sla_interval or "5s")
         config = load_config(options.sla, option="--sla")
-        interval_s = parse_duration(options.sla_interval, allow_zero=False)
+    except SettingError as error:
+        sys.stderr.write(f"loadgate live SLA: error: {error}\n")
+        raise SystemExit(EXIT_BAD_INPUT) from None
     except GateInputError as error:
         sys.stderr.write(error.line().replace("check_sla: error:", "loadgate live SLA: error:", 1) + "\n")
-        raise SystemExit(2) from None
-    except RuleSyntaxError as error:
-        sys.stderr.write(
-            f"loadgate live SLA: error: --sla-interval: {error.what} (got {error.got!r}); {error.fix}\n"
-        )
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_BAD_INPUT) from None
     if not config.thresholds:
         logger.warning(
             "--sla %s has only regression rules: nothing to evaluate live (no baseline)", options.sla

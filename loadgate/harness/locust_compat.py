@@ -121,6 +121,12 @@ def reached_the_wire(stop: BaseException) -> bool:
     return False
 
 
+def set_basic_auth(session: Any, header: str) -> None:
+    """Send ``header`` (``Basic ...``) as Authorization on every request of a FastHttpSession, as Locust
+    does itself for credentials in the base URL (``FastHttpSession.auth_header``)."""
+    session.auth_header = header
+
+
 # -- the upgrade guard ------------------------------------------------------------------------------------
 
 
@@ -146,6 +152,7 @@ def missing_internals() -> list[str]:
         "geventhttpclient/response.py (GreenletExit frame check)": str(
             inspect.getsourcefile(HTTPSocketPoolResponse)
         ).endswith(_RESPONSE_MODULE),
+        "locust FastHttpSession.auth_header": "self.auth_header" in _fast_source(),
         "locust FastResponse._response/_cached_content": "_response" in _fast_source()
         and "_cached_content" in _fast_source(),
         "locust ResponseContextManager._manual_result": "self._manual_result" in _fast_source(),

@@ -52,7 +52,7 @@ def metadata(environment: Any, st: RunState, started_at: float | None = None) ->
         workers = runner.worker_count
     else:
         mode, workers = "local", 0
-    return {
+    meta = {
         "loadgate_version": loadgate.__version__,
         "locust_version": locust.__version__,
         "host": public_url(environment.host),
@@ -70,6 +70,9 @@ def metadata(environment: Any, st: RunState, started_at: float | None = None) ->
         "allow_lost_workers": st.settings.allow_lost_workers,
         "lost_workers": [],
     }
+    if st.probe is not None:  # the start-up probe's routes (contract.RunMeta.capabilities)
+        meta["capabilities"] = st.probe.capabilities()
+    return meta
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:
@@ -83,6 +86,7 @@ def write_json(path: str, data: dict[str, Any]) -> None:
 
 def write_metadata(st: RunState) -> None:
     if st.csv_prefix:
+        contract.RunMeta.from_dict(st.meta)  # the writer keeps the contract the gate reads (else it raises)
         write_json(contract.path(st.csv_prefix, contract.LOADGATE_JSON), st.meta)
 
 
@@ -90,7 +94,14 @@ def _write_llm_files(st: RunState) -> None:
     if st.llm_csv is None or st.csv_prefix is None:
         return
     st.llm_csv.write_totals()
-    write_json(contract.path(st.csv_prefix, contract.LLM_SUMMARY_JSON), st.llm.summary())
+    figures = summary(st)
+    contract.LlmSummary.from_dict(figures)  # the writer keeps the contract the gate reads (else it raises)
+    write_json(contract.path(st.csv_prefix, contract.LLM_SUMMARY_JSON), figures)
+
+
+def summary(st: RunState) -> dict[str, Any]:
+    """PREFIX_llm_summary.json: the LLM figures and the generator's own health."""
+    return {**st.llm.summary(), **st.monitor.summary(local=st.meta.get("run_mode") == "local")}
 
 
 def _write_periodically(environment: Any) -> None:
@@ -121,9 +132,10 @@ def write_final(environment: Any) -> None:
     _write_llm_files(st)
     st.meta.setdefault("started_at", None)
     st.meta["stopped_at"] = st.meta.get("stopped_at") or time.time()
-    summary = st.llm.summary()
-    st.meta["usage_source"] = summary["usage_source"]
-    st.meta["token_source"] = summary["token_source"]
+    figures = summary(st)
+    st.meta["usage_source"] = figures["usage_source"]
+    st.meta["token_source"] = figures["token_source"]
+    st.meta.update({k: v for k, v in figures.items() if k.startswith("loadgen_lag")})
     st.meta["final_stats_written"] = True
     write_metadata(st)
 

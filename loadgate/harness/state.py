@@ -15,11 +15,13 @@ from gevent.lock import Semaphore
 from loadgate import options as opts
 from loadgate.client.tokens import TokenCounter, load_counter
 from loadgate.harness.llm_stats import LlmStats
+from loadgate.harness.monitor import LoadgenMonitor
 from loadgate.prompts import PromptSet
 
 if TYPE_CHECKING:
     from loadgate.harness.embedded import EmbeddedTargets
     from loadgate.harness.llm_stats import LlmStatsCSV
+    from loadgate.target import ProbeResult
 
 _ATTR = "loadgate"
 
@@ -41,6 +43,10 @@ class RunState:
     live_sla: Any = None  # loadgate.harness.live_sla.LiveSla with --sla
     tokens: TokenCounter | None = None  # counts answers without usage (--tokenizer)
     capacity: Any = None  # loadgate.harness.capacity.CapacityWatch on a master
+    monitor: LoadgenMonitor = field(default_factory=LoadgenMonitor)  # event-loop lag, GC, CPU
+    monitor_watch: Any = None  # the greenlet warning about lag while the run goes on
+    probe: ProbeResult | None = None  # what the start-up probe found (None: not probed, all assumed served)
+    basic_auth: str | None = None  # "Basic ..." from credentials in --host (kept out of environment.host)
 
 
 def new_state(environment: Any) -> RunState:

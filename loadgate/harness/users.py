@@ -16,9 +16,12 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
+from loadgate.client import protocol as p
+from loadgate.harness import locust_compat
 from loadgate.harness.api import ApiClient, ChatResult
 from loadgate.harness.state import RunState, state
 from loadgate.prompts import DEFAULT_FOLLOWUPS
+from loadgate.target import TASK_ROUTES
 
 logger = logging.getLogger("loadgate")
 
@@ -34,6 +37,8 @@ class LoadgateUser(FastHttpUser):
         self.network_timeout = self.connection_timeout = st.settings.request_timeout_s
         super().__init__(environment)
         self.rng = random.Random()
+        if st.basic_auth:  # credentials from --host, kept out of environment.host (and so of every report)
+            locust_compat.set_basic_auth(self.client, st.basic_auth)
         self.api = ApiClient(
             self.client,
             lambda: self.lg.settings,
@@ -57,11 +62,14 @@ class LoadgateUser(FastHttpUser):
             return self.rng.choice(st.settings.models)
         with st.models_lock:
             if st.models is None:
-                found = self.api.list_models()
+                data, reason = self.api.json(
+                    "GET", p.MODELS_PATH, p.MODELS_PATH, validate=p.expect_object_list
+                )
+                found = p.model_ids(data) if data else []
                 if not found:
                     logger.error(
-                        "loadgate: no model to use: GET /v1/models gave none; set --models "
-                        "(LOADGATE_MODELS). %s stops.",
+                        "loadgate: no model to use: GET /v1/models %s; set --models (LOADGATE_MODELS). %s stops.",
+                        f"failed ({reason})" if reason else "listed none",
                         type(self).__name__,
                     )
                     raise StopUser()
@@ -81,8 +89,16 @@ class LoadgateUser(FastHttpUser):
 
 
 def _weighted(taskset: LoadgateTasks, weights: dict[str, float]) -> Any:
-    """Pick among the tasks left after tag filtering, by weights read from the live settings."""
-    tasks = taskset.tasks
+    """Pick among the tasks left after tag filtering, by weights read from the live settings; never a
+    task whose route the target does not serve (start-up probe)."""
+    found = taskset.lg_user.lg.probe
+    tasks = [
+        t
+        for t in taskset.tasks
+        if found is None or found.served(TASK_ROUTES.get(getattr(t, "__name__", ""), ""))
+    ]
+    if not tasks:
+        raise StopUser()  # nothing this class calls is served (its class weight is 0 on the master)
     w = [max(0.0, weights.get(getattr(t, "__name__", ""), 0.0)) for t in tasks]
     if sum(w) <= 0:
         w = [1.0] * len(tasks)  # the tags left only tasks the settings weight 0: run them anyway
@@ -226,6 +242,9 @@ class ModelsTasks(LoadgateTasks):
     def lg_user(self) -> ModelsUserBase:
         return cast("ModelsUserBase", self.user)
 
+    def get_next_task(self) -> Any:
+        return _weighted(self, {"list_models": 3.0, "get_model": 2.0, "health": 1.0})
+
     @tag("models")
     @task(3)
     def list_models(self) -> None:
@@ -240,7 +259,7 @@ class ModelsTasks(LoadgateTasks):
         st = self.lg_user.lg
         known = st.settings.models or st.models
         if not known:
-            return self.list_models()
+            return None if st.probe is not None and not st.probe.served("models") else self.list_models()
         self.lg_user.api.get_model(self.lg_user.rng.choice(known))
 
     @tag("models", "health")

@@ -21,7 +21,7 @@ from locust import events
 from locust.env import Environment
 from locust.stats import RequestStats, StatsEntry
 
-from loadgate.harness import llm_stats
+from loadgate.harness import llm_stats, outputs
 from loadgate.harness.state import has_state, state
 
 METRICS_TAB = "llm_metrics"
@@ -243,7 +243,7 @@ def llm_request_stats(environment: Environment) -> RequestStats | None:
 
 def llm_summary(environment: Environment) -> Mapping[str, Any]:
     """The scalar LLM figures, as written to PREFIX_llm_summary.json."""
-    return state(environment).llm.summary() if has_state(environment) else {}
+    return outputs.summary(state(environment)) if has_state(environment) else {}
 
 
 def reset_llm(environment: Environment) -> None:

@@ -341,10 +341,9 @@ class MockServer:
         if enabled.chat:
             routes.append(web.post("/v1/chat/completions", ep("/v1/chat/completions")(self.chat_completions)))
         if enabled.models:
-            routes += [
-                web.get("/v1/models", ep("/v1/models")(self.list_models)),
-                web.get("/v1/models/{model}", ep("/v1/models/{id}")(self.get_model)),
-            ]
+            routes.append(web.get("/v1/models", ep("/v1/models")(self.list_models)))
+            if enabled.model_by_id:
+                routes.append(web.get("/v1/models/{model}", ep("/v1/models/{id}")(self.get_model)))
         routes += self.jobs.routes()
         routes.append(web.route("*", "/{tail:.*}", ep("unknown", public=True)(self.unknown_route)))
         app.add_routes(routes)

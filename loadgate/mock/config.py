@@ -120,6 +120,7 @@ class EndpointsConfig:
     chat: bool = True
     async_: bool = True
     batch: bool = True
+    model_by_id: bool = True  # GET /v1/models/{id} (false: only the list, as some servers have)
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,11 @@ def parse_config(data: Any, source: str = "<dict>") -> MockConfig:
 
     e = top.child("endpoints")
     endpoints = EndpointsConfig(
-        e.boolean("models", True), e.boolean("chat", True), e.boolean("async", True), e.boolean("batch", True)
+        e.boolean("models", True),
+        e.boolean("chat", True),
+        e.boolean("async", True),
+        e.boolean("batch", True),
+        e.boolean("model_by_id", True),
     )
     e.finish()
 

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from loadgate.contract import EXIT_BAD_INPUT
 from loadgate.report.data import ReportInputError, load_capacity, load_run
@@ -24,10 +25,10 @@ __all__ = ["build_parser", "main", "write_report"]
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ReportInputError(
-            "loadgate report", message, " ".join(sys.argv[1:]), "see loadgate report --help"
-        )
+    given: list[str] = []
+
+    def error(self, message: str) -> NoReturn:  # argparse's usage errors: one line, exit 2
+        raise ReportInputError("arguments", message, " ".join(self.given), "see loadgate report --help")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +121,10 @@ def write_report(path: str, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        given = list(sys.argv[1:] if argv is None else argv)
+        parser.given = given  # type: ignore[attr-defined]
+        args = parser.parse_args(given)
         out = args.out or default_out(args.prefix)
         text = render(build_page(args))
         write_report(out, text)

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from loadgate.job import free_port
 from loadgate.harness.profiles import Stage, plan, stage_at
+from loadgate.job import free_port
 
 from .conftest import HERE, repo_env, run_locust
 

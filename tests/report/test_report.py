@@ -277,6 +277,10 @@ def test_report_with_a_capacity_search(tmp_path):
         ),
         (["{run}", "--baseline", "{tmp}/base"], "loadgate report: error: --baseline: no run found"),
         (["{run}", "--max-points", "3"], "loadgate report: error: --max-points: must be at least 10 (got 3)"),
+        (
+            ["{run}", "--bogus"],
+            'loadgate report: error: arguments: unrecognized arguments: --bogus (got "{run} --bogus")',
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, expected):

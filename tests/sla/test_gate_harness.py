@@ -68,7 +68,7 @@ def harness_live(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, subproc
                 "1s",
             ],
             cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO / 'locustfiles')},
+            env={**os.environ, "PYTHONPATH": str(REPO / "locustfiles")},
             capture_output=True,
             text=True,
             timeout=90,

@@ -66,7 +66,7 @@ def test_default_thresholds_pass_on_a_real_default_job_run(gate, tmp_path):
     shipped "for" rules read."""
     code, out, err = gate(FIXTURES / "job", "--json", tmp_path / "v.json")
     assert (code, err) == (0, "")
-    assert out.splitlines()[-1] == "SLA MET: 0 failed, 16 passed, 0 skipped"
+    assert out.splitlines()[-1] == "SLA MET: 0 failed, 17 passed, 0 skipped"
     verdicts = {(v["row"], v["rule"]): v for v in json.loads((tmp_path / "v.json").read_text())["verdicts"]}
     assert verdicts[("POST /v1/chat/completions", "p(95) < 12s")]["observed"] == 5520.0
     assert verdicts[("LLM", "tokens_per_s > 50")]["observed"] == pytest.approx(440.3, abs=0.1)

@@ -86,7 +86,10 @@ def read_failures(prefix: str) -> dict[tuple[str, str], int]:
 
 
 def read_truth(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The mock's truth log without the start-up probe's requests (X-Request-Id loadgate-probe-...), which
+    loadgate sends before the run and, by design, does not count in Locust's stats."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if not str(r.get("x_request_id") or "").startswith("loadgate-probe-")]
 
 
 def http_truth(rows: list[dict]) -> list[dict]:

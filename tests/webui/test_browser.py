@@ -62,6 +62,7 @@ def locust_no_args(tmp_path):
         LOCUST_WEB_PORT=str(web_port),
         LOCUST_WEB_HOST="127.0.0.1",
         LOCUST_HOST=f"http://127.0.0.1:{target_port}",
+        LOADGATE_EMBEDDED_TARGET="on",  # auto starts it only for locust.conf's own port, 8000 (may be busy)
     )
     log = tmp_path / "locust.log"
     with log.open("w") as out:

@@ -26,6 +26,7 @@ def test_processes_web_ui_shows_llm_rows_merged_from_the_workers(tmp_path):
         LOCUST_WEB_PORT=str(web_port),
         LOCUST_WEB_HOST="127.0.0.1",
         LOCUST_HOST=f"http://127.0.0.1:{target_port}",
+        LOADGATE_EMBEDDED_TARGET="on",  # auto starts it only for locust.conf's own port, 8000 (may be busy)
     )
     with log.open("w") as out:  # locust.conf from the repo root, plus fork mode and a run started at once
         process = subprocess.Popen(

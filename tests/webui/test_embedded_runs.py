@@ -15,7 +15,7 @@ import pytest
 
 from loadgate.harness.embedded import EXIT_EMBEDDED_TARGET, EmbeddedTargets, LoopbackEndpoint, port_is_free
 
-from .support import REPO, clean_env, free_port, pids_with_args, processes_args, stop
+from .support import clean_env, free_port, pids_with_args, processes_args, stop
 
 LOCUSTFILE = Path(__file__).with_name("health_locustfile.py")
 
@@ -69,10 +69,10 @@ def test_ensure_starts_the_real_mock_once_and_stop_all_frees_the_port(caplog):
     targets = EmbeddedTargets()
     caplog.set_level(logging.INFO, logger="loadgate.harness.embedded")
     try:
-        url = targets.ensure(f"http://localhost:{port}", "auto", "zero-latency")
+        url = targets.ensure(f"http://localhost:{port}", "on", "zero-latency")
         assert url == f"http://127.0.0.1:{port}"
         assert health_status(url) == 200
-        assert targets.ensure(f"http://127.0.0.1:{port}/", "auto", None) == url  # already ours: no 2nd start
+        assert targets.ensure(f"http://127.0.0.1:{port}/", "on", None) == url  # already ours: no 2nd start
         started = [r.getMessage() for r in caplog.records if "embedded target started" in r.getMessage()]
         assert len(started) == 1
         assert started[0].startswith(f"loadgate: embedded target started at {url} (config: ")
@@ -108,7 +108,9 @@ def test_a_target_that_dies_is_reported_at_once_and_started_again_at_the_next_te
 def test_headless_run_starts_the_target_loads_it_and_stops_it(tmp_path):
     port = free_port()
     host = f"http://127.0.0.1:{port}"
-    result = run_locust(tmp_path, "--host", host, "-u", "4", "-r", "4", "-t", "2s")
+    result = run_locust(
+        tmp_path, "--host", host, "-u", "4", "-r", "4", "-t", "2s", env={"LOADGATE_EMBEDDED_TARGET": "on"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.count("embedded target started at") == 1
     assert f"loadgate: embedded target started at {host} (config: default profile, pid " in result.stderr
@@ -200,14 +202,11 @@ def test_exit_3_with_processes_leaves_no_worker_behind(tmp_path):
 
 
 @pytest.mark.timeout(40)
-def test_auto_leaves_a_busy_port_to_the_server_already_there(tmp_path, mock_server):
+def test_auto_loads_the_server_at_a_host_the_user_gave(tmp_path, mock_server):
     existing = mock_server()
     result = run_locust(tmp_path, "--host", existing.url, "-u", "2", "-r", "2", "-t", "2s")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "embedded target started" not in result.stderr
-    assert (
-        f"loadgate: {existing.url} is already in use; loading the server that listens there" in result.stderr
-    )
+    assert "embedded target" not in result.stderr  # auto starts one only for locust.conf's host
     requests, failures = totals(result)
     assert requests > 0
     assert failures == 0

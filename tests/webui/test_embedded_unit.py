@@ -7,8 +7,8 @@ import socket
 import pytest
 
 from loadgate.harness import embedded
-from loadgate.mock.config import PROFILES_DIR
 from loadgate.harness.embedded import EmbeddedTargetError, EmbeddedTargets, LoopbackEndpoint
+from loadgate.mock.config import PROFILES_DIR
 
 
 @pytest.mark.parametrize(
@@ -79,6 +79,9 @@ def test_off_and_non_loopback_auto_start_nothing():
     assert targets.ensure("http://127.0.0.1:1", "off", None) is None
     assert targets.ensure("http://gateway.example.com:8000", "auto", None) is None
     assert targets.ensure(None, "auto", None) is None
+    # a loopback host the user gave: never replaced by the mock (where nothing listens, the probe says so)
+    assert targets.ensure("http://127.0.0.1:18099", "auto", None) is None
+    assert targets.ensure("http://localhost:9000/v1", "auto", None) is None
 
 
 def test_on_refuses_a_non_loopback_host_without_its_credentials():

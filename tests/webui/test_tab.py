@@ -10,7 +10,7 @@ import pytest
 from locust import HttpUser, task
 from locust.env import Environment
 
-from loadgate.harness import webui
+from loadgate.harness import outputs, webui
 from loadgate.harness.state import state
 
 STREAM = "/v1/chat/completions [stream]"
@@ -232,11 +232,11 @@ def test_small_values_keep_two_decimals_and_the_ui_does_no_rounding(ui_env):
 
 
 def test_llm_summary_download_is_the_summary_json(ui_env):
-    _, llm, client = ui_env
+    environment, llm, client = ui_env
     llm.counters.output_tokens = 42
     response = client.get("/stats/llm/summary")
     assert response.status_code == 200
     assert response.headers["Content-type"] == "application/json"
     assert "attachment" in response.headers["Content-disposition"]
-    assert response.get_json() == llm.summary()  # no test started: a fixed (zero) duration
+    assert response.get_json() == outputs.summary(state(environment))  # no test started: zero duration
     assert response.get_json()["total_output_tokens"] == 42
