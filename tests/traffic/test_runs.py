@@ -213,7 +213,7 @@ FAULTS = [
         "cut",
         {},
         {
-            r"connection error: HTTPConnectionClosed mid-stream after 6 tokens",
+            r"connection error: HTTPConnectionClosed mid-stream after 6 chunks",
             r"connection error: HTTPConnectionClosed reading the body",
         },
     ),
@@ -222,7 +222,7 @@ FAULTS = [
         "stall",
         {"stall_seconds": 3},
         {
-            r"timeout: no data for 1s mid-stream after 6 tokens",
+            r"timeout: no data for 1s mid-stream after 6 chunks",
             r"timeout: no data for 1s waiting for the response headers",
         },
     ),
