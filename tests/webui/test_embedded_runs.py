@@ -131,6 +131,7 @@ def test_the_embedded_target_dying_mid_run_ends_it_with_exit_2_and_no_verdict(tm
     out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host]
     command += ["-u", "2", "-r", "2", "-t", "30s", "--csv", str(tmp_path / "run"), "--warmup", "0s"]
+    command += ["--embedded-target", "on"]
     with out.open("w") as stdout, err.open("w") as stderr:
         process = subprocess.Popen(command, cwd=tmp_path, env=clean_env(), stdout=stdout, stderr=stderr)
     try:
