@@ -37,7 +37,7 @@ from typing import IO, NoReturn
 from urllib.parse import urlsplit
 
 from loadgate import options as opts
-from loadgate.contract import EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, STATS_CSV
+from loadgate.contract import EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, LOADGATE_JSON, STATS_CSV, RunMeta
 from loadgate.mock.process import MockProcess, MockStartError, resolve_profile, start_mock
 from loadgate.target import MODELS, ProbeResult, TargetError, probe, require, role_routes, wait_healthy
 from loadgate.urls import basic_auth_header, normalize_host, public_url, target_host
@@ -690,7 +690,7 @@ def measure(cfg: JobConfig, probed: ProbeResult | None) -> int:
             children.append(worker)
             manifest.processes[worker.name] = worker.proc.pid
         manifest.save(cfg.out)
-        code = wait_locust(cfg, master, children[1:], manifest)
+        code = wait_locust(cfg, master, children[1:], manifest, mock)
         if code not in (0, 1) or not Path(f"{cfg.prefix}{STATS_CSV}").is_file():
             said = [
                 line
@@ -726,18 +726,43 @@ def measure(cfg: JobConfig, probed: ProbeResult | None) -> int:
     return code
 
 
-def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: Manifest) -> int:
-    """Wait for the local/master Locust within a hard bound; report workers that died or went missing."""
+def target_died(mock: MockProcess, started: float) -> str:
+    """The job's embedded target died: its exit code and last stderr line, one clause."""
+    last = (mock.stderr().strip().splitlines() or ["(no stderr)"])[-1].strip()
+    pid = mock.proc.pid if mock.proc else "?"
+    return (
+        f"the embedded target (pid {pid}) died {time.time() - started:.0f}s into the run with exit code "
+        f"{mock.returncode}: {last[:300]}; no valid run"
+    )
+
+
+def wait_locust(
+    cfg: JobConfig, master: Child, workers: list[Child], manifest: Manifest, mock: MockProcess | None = None
+) -> int:
+    """Wait for the local/master Locust within a hard bound; report workers that died or went missing. The
+    job's embedded target dying ends the run at once: no valid run (JobError, exit 2)."""
     bound = (
         cfg.run_time
         + cfg.stop_timeout
         + 60
         + (cfg.expect_workers_max_wait if cfg.run_mode == "master" else 0)
     )
-    try:
-        code = master.proc.wait(bound)
-    except subprocess.TimeoutExpired:
-        raise JobError(f"locust did not stop within {bound}s; see {cfg.results / 'locust.log'}") from None
+    started = time.monotonic()
+    wall_start = time.time()
+    while True:
+        try:
+            code = master.proc.wait(0.5)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if mock is not None and mock.returncode is not None:
+            manifest.exit_codes["mock"] = mock.returncode
+            raise JobError(target_died(mock, wall_start))
+        if time.monotonic() - started > bound:
+            raise JobError(f"locust did not stop within {bound}s; see {cfg.results / 'locust.log'}")
+    if mock is not None and mock.returncode is not None:  # died as Locust finished: the end is suspect too
+        manifest.exit_codes["mock"] = mock.returncode
+        raise JobError(target_died(mock, wall_start))
     if master.pump is not None:
         master.pump.join(10)
     for worker in workers:  # the master tells them to quit; give them a moment
@@ -754,11 +779,7 @@ def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: M
     manifest.exit_codes["locust"] = code
     log = master.log.read_text(errors="replace")
     manifest.missing_workers = MISSING_WORKER.findall(log)
-    for worker_id in manifest.missing_workers:
-        say(
-            f"warning: worker {worker_id} went missing during the run (no heartbeat); the master carried on "
-            "without it and its last unreported requests are not in the figures"
-        )
+    report_lost_workers(cfg, manifest)
     manifest.profile_applied = bool(cfg.profile) and SHAPE_STARTED in log
     if cfg.profile and not manifest.profile_applied:
         say(
@@ -766,6 +787,32 @@ def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: M
             "loadgate.harness.profiles.LoadProfileShape, so Locust ran a plain constant load (--users/--spawn-rate)"
         )
     return code
+
+
+def report_lost_workers(cfg: JobConfig, manifest: Manifest) -> None:
+    """Name the workers the master lost (from PREFIX_loadgate.json), and what follows for the verdict."""
+    try:
+        meta = RunMeta.from_dict(json.loads(Path(f"{cfg.prefix}{LOADGATE_JSON}").read_text()))
+    except (OSError, ValueError):
+        meta = None  # no file (plain locustfile) or a broken one: the gate says so
+    lost = meta.lost_workers if meta else ()
+    for worker in lost:
+        say(f"lost capacity: {worker.describe()}; its requests since its last report are in no file")
+    if lost and meta is not None:
+        share = meta.missing_user_seconds_share
+        missing = f"{share * 100:.1f}% of the planned user-seconds missing" if share is not None else ""
+        outcome = (
+            "accepted by --allow-lost-workers"
+            if meta.allow_lost_workers
+            else "the gate fails the run (--allow-lost-workers accepts it)"
+        )
+        say(f"lost capacity: {missing}; {outcome}")
+    elif manifest.missing_workers and not lost:
+        for worker_id in manifest.missing_workers:
+            say(
+                f"warning: worker {worker_id} went missing for a while during the run (no heartbeat) and "
+                "came back"
+            )
 
 
 def run_gate(cfg: JobConfig) -> int:

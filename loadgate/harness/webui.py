@@ -75,9 +75,12 @@ SUMMARY_LABELS = {
     "goodput_req_per_s": "Goodput (req/s meeting every target)",
     "good_requests": "Responses meeting every goodput target",
     "goodput_targets": "Goodput target",
-    "usage_source": "Token counts from",
+    "token_source": "Token source (how output tokens were counted)",
+    "token_source_shares": "Token source share",
     "responses_with_server_usage": "Responses with server usage",
     "responses_with_counted_tokens": "Responses with tokens counted by loadgate",
+    "cancelled": "Requests cancelled by the stop (not failures)",
+    "cancelled_by_name": "Cancelled",
     "jobs_completed": "Async/batch jobs completed",
     "jobs_failed": "Async/batch jobs failed",
     "lost_jobs": "Async/batch jobs lost (not terminal in time, or at the stop)",
@@ -162,9 +165,17 @@ def _percentile(entry: StatsEntry, fraction: float) -> float:
     return min(max(value, entry.min_response_time or 0), entry.max_response_time)
 
 
+# Shown through another row: the token source row names the counter; usage_source is the older key.
+SUMMARY_HIDDEN = ("token_counter", "usage_source")
+
+
 def summary_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The llm summary figures as Figure/Value rows, nested mappings flattened as "outer: inner"."""
-    return [{"figure": label, "value": _format_value(value)} for label, value in _flatten(summary)]
+    """The llm summary figures as Figure/Value rows, nested mappings flattened as "outer: inner". The
+    token source reads as on the console: "tokenizer (tiktoken cl100k_base (offline))"."""
+    shown = {k: v for k, v in summary.items() if k not in SUMMARY_HIDDEN}
+    if "token_source" in shown:
+        shown["token_source"] = llm_stats.token_source_text(dict(summary))
+    return [{"figure": label, "value": _format_value(value)} for label, value in _flatten(shown)]
 
 
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -318,8 +319,18 @@ def test_master_and_two_workers_merge_every_request(tmp_path, mode, run_mode):
     assert (meta["run_mode"], meta["workers"]) == (run_mode, 2)
 
 
+LOST_VERDICT = (
+    r'FAIL lost_workers of "run": observed 1, required == 0 \(worker (?P<id>\S+) \(index \d\) lost '
+    r"[0-9.]+ s into the run \(no heartbeat\) with 2 users; (?P<share>[0-9.]+)% of the planned user-seconds "
+    r"missing; re-run, or accept it with --allow-lost-workers\)"
+)
+
+
 @pytest.mark.timeout(90)
-def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
+@pytest.mark.parametrize("allow", [False, True])
+def test_a_killed_worker_fails_the_run_unless_accepted(tmp_path, allow):
+    """A worker SIGKILLed mid-run: named, its missing share given, exit 1 (never SLA MET); its users move
+    to the other worker; the merged counts are the survivor's traffic plus what the lost one reported."""
     results = tmp_path / "r"
     proc = subprocess.Popen(
         [
@@ -342,6 +353,7 @@ def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
             str(results),
             "--thresholds",
             PASS,
+            *(["--allow-lost-workers"] if allow else []),
         ],
         cwd=tmp_path,
         env=repo_env(),
@@ -365,12 +377,103 @@ def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
             proc.kill()
             proc.wait()
     elapsed = time.monotonic() - started
-    assert proc.returncode == 0, stderr[-3000:]
     assert elapsed < 8 + 20, f"the run took {elapsed:.0f}s"
     assert f"run_load_gate: warning: worker-2 (pid {victim}) exited with code -9" in stderr
-    assert "went missing during the run (no heartbeat)" in stderr
     manifest = json.loads((results / "job.json").read_text())
     assert len(manifest["missing_workers"]) == 1 and manifest["exit_codes"]["worker-2"] == -9
+    meta = json.loads((results / "loadgate_loadgate.json").read_text())
+    (lost,) = meta["lost_workers"]
+    assert (lost["id"], lost["reason"], lost["users"]) == (manifest["missing_workers"][0], "no heartbeat", 2)
+    assert 0 < meta["missing_user_seconds_share"] < 1 and meta["allow_lost_workers"] is allow
+    share = f"{meta['missing_user_seconds_share'] * 100:.1f}%"
+    assert "rebalancing its users onto the remaining workers" in stderr
+    # every request of the surviving worker is counted; of the lost one, what it reported before it died
+    sent = truth_by_worker(results / "mock_truth.jsonl")
+    survivor = manifest["processes"]["worker-1"]
+    merged = int(stats_rows(results / "loadgate")["Aggregated"]["Request Count"])
+    assert merged == sent[str(survivor)] + lost["reported_requests"]
+    assert lost["reported_requests"] <= sent[str(victim)]
+    lines = [v["line"] for v in json.loads((results / "verdict.json").read_text())["verdicts"]]
+    lost_line = [line for line in lines if line.startswith("FAIL lost_workers")]
+    if allow:
+        assert proc.returncode == 0, stdout + stderr[-3000:]
+        assert lost_line == [] and "SLA MET" in stdout
+        assert (
+            f"run_load_gate: lost capacity: {share} of the planned user-seconds missing; accepted by --allow-lost-workers"
+            in stderr
+        )
+        return
+    assert proc.returncode == 1, stdout + stderr[-3000:]
+    assert len(lost_line) == 1 and re.fullmatch(LOST_VERDICT, lost_line[0]), lines
+    match = re.fullmatch(LOST_VERDICT, lost_line[0])
+    assert match is not None and (match["id"], f"{match['share']}%") == (lost["id"], share)
+    assert "SLA BREACHED" in stdout and "run_load_gate: FAIL (SLA breached or no data), exit 1" in stderr
+    assert (
+        f"run_load_gate: lost capacity: {share} of the planned user-seconds missing; the gate fails the run "
+        "(--allow-lost-workers accepts it)"
+    ) in stderr
+    assert re.search(
+        rf"run_load_gate: lost capacity: worker {lost['id']} \(index \d\) lost [0-9.]+ s into the run \(no "
+        r"heartbeat\) with 2 users; its requests since its last report are in no file",
+        stderr,
+    )
+
+
+@pytest.mark.timeout(90)
+def test_the_embedded_target_dying_mid_run_is_exit_2_at_once(tmp_path):
+    """No valid run: the job stops at once (not after the 30 s run time), naming the exit code and the
+    target's last stderr line; no verdict is given."""
+    results = tmp_path / "r"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgate.job", "--profile", "none", "--run-time", "30s", "--warmup", "0"]
+        + ["--users", "2", "--results", str(results), "--thresholds", PASS],
+        cwd=tmp_path,
+        env=repo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(300):
+            if (results / "job.json").is_file() and (results / "loadgate_stats_history.csv").is_file():
+                break
+            time.sleep(0.1)
+        time.sleep(2)
+        mock_pid = json.loads((results / "job.json").read_text())["processes"]["mock"]
+        os.kill(mock_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2, stdout + stderr[-3000:]
+    assert time.monotonic() - killed < 15  # at once, not after the run time
+    lines = [line for line in stderr.splitlines() if line.startswith("run_load_gate: error:")]
+    assert len(lines) == 1 and re.fullmatch(
+        rf"run_load_gate: error: the embedded target \(pid {mock_pid}\) died \d+s into the run with exit code "
+        r"-9: .+; no valid run",
+        lines[0],
+    ), lines
+    manifest = json.loads((results / "job.json").read_text())
+    assert (manifest["exit_code"], manifest["exit_codes"]["mock"]) == (2, -9)
+    assert not (results / "verdict.json").exists() and "SLA" not in stdout
+
+
+def test_target_died_names_the_exit_code_and_the_last_stderr_line():
+    class Dead:
+        returncode = 1
+        proc = type("P", (), {"pid": 4242})()
+
+        @staticmethod
+        def stderr() -> str:
+            return "loadgate mock listening\nTraceback (most recent call last):\n  ...\nMemoryError: out of memory\n"
+
+    line = job_module.target_died(Dead(), time.time() - 12.4)  # type: ignore[arg-type]
+    assert line == (
+        "the embedded target (pid 4242) died 12s into the run with exit code 1: MemoryError: out of memory; "
+        "no valid run"
+    )
 
 
 @pytest.mark.timeout(90)
