@@ -434,12 +434,19 @@ def test_the_embedded_target_dying_mid_run_is_exit_2_at_once(tmp_path):
         text=True,
     )
     try:
+        staging = None  # the run writes into results/.partial-* until it ends
         for _ in range(300):
-            if (results / "job.json").is_file() and (results / "loadgate_stats_history.csv").is_file():
+            staging = next(iter(sorted(results.glob(".partial-*"))), None)
+            if (
+                staging
+                and (staging / "job.json").is_file()
+                and (staging / "loadgate_stats_history.csv").is_file()
+            ):
                 break
             time.sleep(0.1)
         time.sleep(2)
-        mock_pid = json.loads((results / "job.json").read_text())["processes"]["mock"]
+        assert staging is not None
+        mock_pid = json.loads((staging / "job.json").read_text())["processes"]["mock"]
         os.kill(mock_pid, signal.SIGKILL)
         killed = time.monotonic()
         stdout, stderr = proc.communicate(timeout=60)
