@@ -154,6 +154,15 @@ def _numbers(value: object, name: str, maximum: float | None = None) -> dict[str
     return out
 
 
+def _counts(value: object, name: str) -> dict[str, int | None] | None:
+    """A JSON object of whole counts >= 0, e.g. cancelled_by_name."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ContractError(name, f"{name} must be an object of counts", value)
+    return {str(key): whole_count(item, f"{name}.{key}") for key, item in value.items()}
+
+
 def token_source(value: object, name: str) -> str | None:
     """One of TOKEN_SOURCES, "mixed" optionally followed by its shares: "mixed (server 60%, estimate 40%)"."""
     source = text(value, name)
@@ -187,10 +196,105 @@ def _object(data: object, what: str) -> dict[str, Any]:
 # -- PREFIX_loadgate.json: run metadata ---------------------------------------------------------------
 
 
+def _integer(value: object, name: str) -> int | None:
+    """A whole number, negative allowed (an exit code: -9 for SIGKILL), or None for null."""
+    number = finite_number(value, name, minimum=None)
+    if number is not None and not number.is_integer():
+        raise ContractError(name, f"{name} must be a whole number", value)
+    return None if number is None else int(number)
+
+
+@dataclass(frozen=True)
+class LostWorker:
+    """One entry of ``lost_workers``: a worker the master lost while the test ran (see
+    loadgate.harness.capacity). ``reason``: "no heartbeat", "left the run" or "no final report"."""
+
+    id: str
+    reason: str = ""
+    index: int | None = None
+    users: int = 0  # users it ran when lost
+    lost_at: float | None = None  # epoch s: its last sign of life
+    lost_after_s: float | None = None  # seconds into the run
+    reported_requests: int = 0  # its requests in the merged figures (the rest of its traffic is missing)
+    reported_failures: int = 0
+    reported_cancelled: int = 0
+
+    @classmethod
+    def from_dict(cls, data: object, name: str) -> LostWorker:
+        if not isinstance(data, dict):
+            raise ContractError(name, f"{name} must be a JSON object", data)
+        worker_id = text(data.get("id"), f"{name}.id")
+        if not worker_id:
+            raise ContractError(f"{name}.id", f"{name}.id must be a non-empty string", data.get("id"))
+        return cls(
+            id=worker_id,
+            reason=text(data.get("reason"), f"{name}.reason") or "",
+            index=whole_count(data.get("index"), f"{name}.index"),
+            users=whole_count(data.get("users"), f"{name}.users") or 0,
+            lost_at=finite_number(data.get("lost_at"), f"{name}.lost_at"),
+            lost_after_s=finite_number(data.get("lost_after_s"), f"{name}.lost_after_s"),
+            reported_requests=whole_count(data.get("reported_requests"), f"{name}.reported_requests") or 0,
+            reported_failures=whole_count(data.get("reported_failures"), f"{name}.reported_failures") or 0,
+            reported_cancelled=whole_count(data.get("reported_cancelled"), f"{name}.reported_cancelled") or 0,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def describe(self) -> str:
+        """ "worker host_1a2b (index 1) lost 4.2 s into the run (no heartbeat) with 4 users" """
+        index = f" (index {self.index})" if self.index is not None else ""
+        when = f" {self.lost_after_s:g} s into the run" if self.lost_after_s is not None else ""
+        reason = f" ({self.reason})" if self.reason else ""
+        return f"worker {self.id}{index} lost{when}{reason} with {self.users} users"
+
+
+@dataclass(frozen=True)
+class TargetDied:
+    """``target_died``: the embedded target loadgate started exited while the test ran."""
+
+    url: str | None = None
+    exit_code: int | None = None
+    last_stderr: str | None = None
+    after_s: float | None = None  # seconds into the run
+
+    @classmethod
+    def from_dict(cls, data: object, name: str = "target_died") -> TargetDied:
+        if not isinstance(data, dict):
+            raise ContractError(name, f"{name} must be a JSON object or null", data)
+        return cls(
+            url=text(data.get("url"), f"{name}.url"),
+            exit_code=_integer(data.get("exit_code"), f"{name}.exit_code"),
+            last_stderr=text(data.get("last_stderr"), f"{name}.last_stderr"),
+            after_s=finite_number(data.get("after_s"), f"{name}.after_s"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def describe(self) -> str:
+        """ "the target at URL exited with code 1 4.2 s into the run: LAST STDERR LINE" """
+        when = f" {self.after_s:g} s into the run" if self.after_s is not None else ""
+        return (
+            f"the target at {self.url or '?'} exited with code {self.exit_code}{when}: "
+            f"{self.last_stderr or '(no stderr)'}"
+        )
+
+
+def _lost_workers(value: object, name: str) -> tuple[LostWorker, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ContractError(name, f"{name} must be a list of objects", value)
+    return tuple(LostWorker.from_dict(item, f"{name}[{i}]") for i, item in enumerate(value))
+
+
 @dataclass(frozen=True)
 class RunMeta:
     """``PREFIX_loadgate.json``. Times are epoch seconds; the measured window is the warm-up end
-    (``stats_reset_at``) or, without a warm-up, ``started_at``, to ``stopped_at``."""
+    (``stats_reset_at``) or, without a warm-up, ``started_at``, to ``stopped_at``. Lost capacity:
+    ``lost_workers`` (a run that lost one fails unless ``allow_lost_workers``), with the planned and
+    missing user-seconds; ``target_died`` (no valid run)."""
 
     loadgate_version: str | None = None
     locust_version: str | None = None
@@ -206,6 +310,12 @@ class RunMeta:
     usage_source: str | None = None
     final_stats_written: bool | None = None
     token_source: str | None = None  # new: as in the summary
+    allow_lost_workers: bool | None = None  # new: --allow-lost-workers
+    lost_workers: tuple[LostWorker, ...] = ()  # new
+    planned_user_seconds: float | None = None  # new: target users integrated over the measured window
+    missing_user_seconds: float | None = None  # new: of those, the ones lost workers did not run
+    missing_user_seconds_share: float | None = None  # new: missing / planned, 0..1
+    target_died: TargetDied | None = None  # new
     loadgen_lag_p50: float | None = None  # new: ms, the load generator's event-loop lag
     loadgen_lag_p99: float | None = None
     loadgen_lag_max: float | None = None
@@ -213,6 +323,7 @@ class RunMeta:
     # {"served": bool, "detail": "GET /v1/models: HTTP 404, absent" ...}; None when the run was not probed
     capabilities: Mapping[str, Mapping[str, Any]] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as is
+    present: frozenset[str] = frozenset()  # the keys the file had
 
     _NEW_KEYS: ClassVar[tuple[str, ...]] = (  # written only when set
         "token_source",
@@ -220,13 +331,25 @@ class RunMeta:
         "loadgen_lag_p99",
         "loadgen_lag_max",
         "capabilities",
+        "allow_lost_workers",
+        "lost_workers",
+        "planned_user_seconds",
+        "missing_user_seconds",
+        "missing_user_seconds_share",
+        "target_died",
     )
 
     @classmethod
     def from_dict(cls, data: object) -> RunMeta:
         d = _object(data, "run metadata")
-        known = {f.name for f in fields(cls)} - {"extra"}
+        known = {f.name for f in fields(cls)} - {"extra", "present"}
         warmup = finite_number(d.get("warmup_s", 0.0), "warmup_s")
+        share = finite_number(d.get("missing_user_seconds_share"), "missing_user_seconds_share")
+        if share is not None and share > 1:
+            raise ContractError(
+                "missing_user_seconds_share", "missing_user_seconds_share must be between 0 and 1", share
+            )
+        died = d.get("target_died")
         meta = cls(
             loadgate_version=text(d.get("loadgate_version"), "loadgate_version"),
             locust_version=text(d.get("locust_version"), "locust_version"),
@@ -242,11 +365,18 @@ class RunMeta:
             usage_source=text(d.get("usage_source"), "usage_source"),
             final_stats_written=flag(d.get("final_stats_written"), "final_stats_written"),
             token_source=token_source(d.get("token_source"), "token_source"),
+            allow_lost_workers=flag(d.get("allow_lost_workers"), "allow_lost_workers"),
+            lost_workers=_lost_workers(d.get("lost_workers"), "lost_workers"),
+            planned_user_seconds=finite_number(d.get("planned_user_seconds"), "planned_user_seconds"),
+            missing_user_seconds=finite_number(d.get("missing_user_seconds"), "missing_user_seconds"),
+            missing_user_seconds_share=share,
+            target_died=None if died is None else TargetDied.from_dict(died),
             loadgen_lag_p50=finite_number(d.get("loadgen_lag_p50"), "loadgen_lag_p50"),
             loadgen_lag_p99=finite_number(d.get("loadgen_lag_p99"), "loadgen_lag_p99"),
             loadgen_lag_max=finite_number(d.get("loadgen_lag_max"), "loadgen_lag_max"),
             capabilities=capabilities(d.get("capabilities"), "capabilities"),
             extra={k: v for k, v in d.items() if k not in known},
+            present=frozenset(d),
         )
         meta.check_times()
         return meta
@@ -272,15 +402,29 @@ class RunMeta:
             return None
         return start, end
 
+    def lost_capacity(self) -> str | None:
+        """Why the run lost capacity that the user did not accept, as one clause; None when it did not."""
+        if not self.lost_workers or self.allow_lost_workers:
+            return None
+        share = self.missing_user_seconds_share
+        missing = f"; {share * 100:.1f}% of the planned user-seconds missing" if share is not None else ""
+        return "; ".join(w.describe() for w in self.lost_workers) + missing
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "extra":
+            if f.name in ("extra", "present"):
                 continue
             value = getattr(self, f.name)
-            if f.name in self._NEW_KEYS and value is None:
+            absent = value is None or (f.name == "lost_workers" and not value)
+            # read from a file: its keys again; built by a writer: the new keys only when set
+            if absent and f.name not in self.present and (self.present or f.name in self._NEW_KEYS):
                 continue
-            if isinstance(value, Mapping):
+            if f.name == "lost_workers":
+                value = [w.to_dict() for w in value]
+            elif isinstance(value, TargetDied):
+                value = value.to_dict()
+            elif isinstance(value, Mapping):
                 value = {k: dict(v) for k, v in value.items()}
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return {**out, **self.extra}
@@ -310,6 +454,8 @@ class LlmSummary:
     cancelled: int | None = None  # new: requests cut by the run stopping
     token_source: str | None = None  # new: see TOKEN_SOURCES
     token_source_shares: Mapping[str, float | None] | None = None  # new: fractions of 1 per source
+    token_counter: str | None = None  # new: what counted tokens without usage ("tiktoken cl100k_base ...")
+    cancelled_by_name: Mapping[str, int | None] | None = None  # new: "POST /v1/chat/completions" -> count
     loadgen_lag_p50: float | None = None  # new: ms, the load generator's event-loop lag
     loadgen_lag_p99: float | None = None  # new: ms
     loadgen_lag_max: float | None = None  # new: ms
@@ -348,8 +494,10 @@ class LlmSummary:
     )
     _NEW_KEYS: ClassVar[tuple[str, ...]] = (
         "cancelled",
+        "cancelled_by_name",
         "token_source",
         "token_source_shares",
+        "token_counter",
         "loadgen_lag_p50",
         "loadgen_lag_p99",
         "loadgen_lag_max",
@@ -372,6 +520,8 @@ class LlmSummary:
             usage_source=text(d.get("usage_source"), "usage_source"),
             token_source=token_source(d.get("token_source"), "token_source"),
             token_source_shares=_numbers(d.get("token_source_shares"), "token_source_shares", maximum=1.0),
+            token_counter=text(d.get("token_counter"), "token_counter"),
+            cancelled_by_name=_counts(d.get("cancelled_by_name"), "cancelled_by_name"),
             extra={k: v for k, v in d.items() if k not in known},
             present=frozenset(d),
         )

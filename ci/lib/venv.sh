@@ -18,6 +18,7 @@ ensure_venv() {
     "$root/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" >&2 \
       || { echo "loadgate: error: pip install -e '$spec' failed; see the output above" >&2; return 2; }
     echo "$want" > "$stamp"
+    echo "loadgate: .venv is ready (later runs skip this step until pyproject.toml or requirements*.txt change)" >&2
   fi
   LOADGATE_PY="$root/.venv/bin/python"
   export LOADGATE_PY

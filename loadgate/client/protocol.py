@@ -330,8 +330,9 @@ def expect_batch_output_file(data: dict[str, Any]) -> None:
         raise ResponseInvalid(f"batch completed without output_file_id{failed}")
 
 
-def check_batch_output(body: bytes, custom_ids: list[str]) -> list[int]:
-    """Every custom_id must have a 200 line with choices; returns completion tokens per line."""
+def check_batch_output(body: bytes, custom_ids: list[str]) -> list[tuple[int | None, str]]:
+    """Every custom_id must have a 200 line with choices; returns (usage completion tokens or None, the
+    answer's text) per line."""
     seen: dict[str, dict[str, Any]] = {}
     for number, line in enumerate(body.decode("utf-8", errors="replace").splitlines(), start=1):
         if not line.strip():
@@ -342,7 +343,7 @@ def check_batch_output(body: bytes, custom_ids: list[str]) -> list[int]:
     missing = [cid for cid in custom_ids if cid not in seen]
     if missing:
         raise ResponseInvalid(f"batch output missing {len(missing)} of {len(custom_ids)} lines")
-    tokens = []
+    tokens: list[tuple[int | None, str]] = []
     for cid in custom_ids:
         response = seen[cid].get("response") or {}
         if seen[cid].get("error") or response.get("status_code") != 200:
@@ -353,6 +354,5 @@ def check_batch_output(body: bytes, custom_ids: list[str]) -> list[int]:
             detail = f": {describe_error(error)}" if error else ""
             raise ResponseInvalid(f"batch output line failed (status {response.get('status_code')}){detail}")
         answer = response.get("body") or {}
-        completion_text(answer)
-        tokens.append(usage_tokens(answer) or 0)
+        tokens.append((usage_tokens(answer), completion_text(answer)))
     return tokens

@@ -10,6 +10,10 @@ tokens/s. Definitions (vLLM ``benchmarks/backend_request_func.py`` / ``benchmark
   non-streamed response, send -> body fully read.
 - TPOT: (E2E - TTFT) / (output_tokens - 1), only when output_tokens > 1.
 - TOKENS/S: output_tokens / E2E for one request.
+
+output_tokens is the server's ``usage.completion_tokens`` when it sent one, else the answer's text counted
+by :mod:`loadgate.client.tokens` (a tokenizer, or the documented estimate): never the number of chunks,
+which says nothing about tokens (a server may send one character, or many tokens, per chunk).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ class RequestTiming:
     t_tokens: list[float] = field(default_factory=list)  # arrival of each content-bearing event
     t_end: float | None = None  # body fully read (non-stream) / stream finished
     usage_tokens: int | None = None  # usage.completion_tokens when the server sent it
-    counted_tokens: int | None = None  # non-streamed without usage: the answer's words
+    counted_tokens: int | None = None  # without usage: the answer's text counted by loadgate
+    counted_by: str | None = None  # how counted_tokens was counted: "tokenizer" or "estimate"
 
     def first_byte(self, t: float) -> None:
         if self.t_first_byte is None:
@@ -42,10 +47,17 @@ class RequestTiming:
 
     @property
     def output_tokens(self) -> int:
-        """Tokens generated: the server's usage when given, else the content events (or words) counted."""
+        """Tokens generated: the server's usage when given, else the text counted by loadgate."""
         if self.usage_tokens is not None:
             return self.usage_tokens
-        return len(self.t_tokens) if self.t_tokens else (self.counted_tokens or 0)
+        return self.counted_tokens or 0
+
+    @property
+    def token_source(self) -> str:
+        """ "server" when the server's usage counted the tokens, else how loadgate counted them."""
+        if self.usage_tokens is not None:
+            return "server"
+        return self.counted_by or "estimate"
 
     @property
     def ttfb_ms(self) -> float | None:

@@ -133,6 +133,8 @@ class RunData:
     rate_note: str | None = None  # why rps/fail_rps are Locust's columns, when they are
     token_source: str | None = None  # how output tokens were counted ("server", "estimate", ...)
     stats_source: str = ""  # PREFIX_stats.csv
+    lost_capacity: str | None = None  # lost workers the run did not accept (--allow-lost-workers)
+    lost_workers: int = 0
 
     @property
     def total_requests(self) -> int:
@@ -174,6 +176,14 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
         raise GateInputError(stats_path, None, f"{role} CSV not found", stats_path, _prefix_fix(prefix))
     meta_source = contract.path(prefix, contract.LOADGATE_JSON)
     meta = _load_meta(meta_source, warmup_s, role)
+    if meta is not None and meta.target_died is not None:
+        raise GateInputError(
+            meta_source,
+            "target_died",
+            f"no valid {role}: the target died during it",
+            meta.target_died.describe(),
+            "fix or restart the target and re-run the load",
+        )
     reset_at = meta.stats_reset_at if meta else None
     rows = _rows_from_stats(stats_path)
     llm_path = contract.path(prefix, contract.LLM_STATS_CSV)
@@ -214,6 +224,8 @@ def load_run(prefix: str, warmup_s: float = 0.0, role: str = "run") -> RunData:
         rate_note=rate_note,
         token_source=_token_source(summary, meta),
         stats_source=stats_path,
+        lost_capacity=meta.lost_capacity() if meta else None,
+        lost_workers=len(meta.lost_workers) if meta else 0,
     )
     for kind, path in run.history_sources.items():
         if _present(path):

@@ -112,6 +112,8 @@ def evaluate(config: SlaConfig, run: RunData, baseline: RunData | None = None) -
         evaluation.verdicts += _judge_row(config, spec, run, baseline)
     if run.total_requests == 0:
         evaluation.verdicts.append(_no_requests(run))
+    if run.lost_capacity:
+        evaluation.verdicts.append(_lost_capacity(run))
     if config.regression and baseline is None:
         evaluation.notes.append("regression rules were skipped: no --baseline BASE_PREFIX given")
     for who, data in (("", run), ("baseline: ", baseline)):
@@ -150,6 +152,27 @@ def _no_requests(run: RunData) -> Verdict:
         "without requests is never a pass, whatever rows are optional",
         config_line=0,
         source=run.stats_source or run.prefix,
+    )
+
+
+def _lost_capacity(run: RunData) -> Verdict:
+    """A run that lost a worker is never a pass: part of the planned load never ran and the worker's last
+    requests are in no file; --allow-lost-workers (recorded in PREFIX_loadgate.json) accepts it."""
+    lost = run.lost_workers
+    return Verdict(
+        status=FAIL,
+        section="thresholds",
+        row="run",
+        rule="lost_workers == 0",
+        metric="lost_workers",
+        op="==",
+        limit=0.0,
+        limit_text="0",
+        observed=float(lost),
+        observed_text=str(lost),
+        reason=f"{run.lost_capacity}; re-run, or accept it with --allow-lost-workers",
+        config_line=0,
+        source=run.meta_source,
     )
 
 

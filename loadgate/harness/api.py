@@ -14,14 +14,14 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
 from gevent import GreenletExit
-from locust.exception import CatchResponseError
 
 from loadgate.client import protocol as p
+from loadgate.client import tokens as tokens_mod
 from loadgate.client.sse import SSEParser
 from loadgate.client.timing import RequestTiming
 from loadgate.contract import NAME_ASYNC, NAME_BATCH, NAME_NON_STREAM, NAME_STREAM
@@ -49,6 +49,16 @@ class JobResult:
     started: float
     finished: float = 0.0
     tokens: int = 0
+    token_sources: dict[str, int] = field(default_factory=dict)  # answers per token source
+
+    def add_answer(self, usage: int | None, text: str, count: Callable[[str], tuple[int, str]]) -> None:
+        """One answer of the job: the server's usage, else its text counted."""
+        if usage is not None:
+            counted, source = usage, tokens_mod.TOKEN_SERVER
+        else:
+            counted, source = count(text)
+        self.tokens += counted
+        self.token_sources[source] = self.token_sources.get(source, 0) + 1
 
     @property
     def e2e_ms(self) -> float:
@@ -84,14 +94,22 @@ def _note_absent(method: str, name: str, status: int = 404) -> None:
 class ApiClient:
     """One user's requests. ``session`` is the FastHttpUser's client; ``settings`` returns the live
     settings (the web UI may change them between tests); ``on_lost_at_stop(name)`` is called for a job
-    still being polled when the run stops the user."""
+    still being polled when the run stops the user; ``on_cancelled(method, name)`` for a request cut off
+    by the run stopping (counted by loadgate, not by Locust)."""
 
     def __init__(
-        self, session: Any, settings: Callable[[], Settings], on_lost_at_stop: Callable[[str], None]
+        self,
+        session: Any,
+        settings: Callable[[], Settings],
+        on_lost_at_stop: Callable[[str], None],
+        on_cancelled: Callable[[str, str], None] = lambda method, name: None,
+        count_tokens: Callable[[str], tuple[int, str]] | None = None,
     ) -> None:
         self.session = session
         self.settings = settings
         self.on_lost_at_stop = on_lost_at_stop
+        self.on_cancelled = on_cancelled
+        self.count_tokens = count_tokens
 
     @property
     def timeout_s(self) -> float:
@@ -103,29 +121,24 @@ class ApiClient:
     def settled(self, method: str, url: str, name: str, **kwargs: Any) -> Iterator[Any]:
         """``session.request(..., stream=True, catch_response=True)`` as a with-block that also settles a
         request cut off by the run stopping. Locust kills users mid-request when the run ends and never
-        reports that request although the server got it; here it counts once, with the reason
-        CANCELLED. One killed while still connecting never reached the server and is not counted."""
-        t_send = time.perf_counter()
+        reports that request although the server got it. Such a request is not a failure of the target:
+        it is counted once, as cancelled, in loadgate's own counters (``on_cancelled``) and not in
+        Locust's request stats. One killed while still connecting never reached the server and is not
+        counted."""
         try:
             resp = self.session.request(method, url, name=name, stream=True, catch_response=True, **kwargs)
         except GreenletExit as stop:
             if locust_compat.reached_the_wire(stop):
-                self.session.request_event.fire(
-                    request_type=method,
-                    name=name,
-                    response_time=(time.perf_counter() - t_send) * 1000,
-                    response_length=0,
-                    response=None,
-                    context={},
-                    exception=CatchResponseError(p.CANCELLED),
-                    url=url,
-                )
+                self.on_cancelled(method, name)
             raise
         with resp:
             try:
                 yield resp
-            except GreenletExit:  # killed while reading the body: no result was marked yet
-                resp.failure(p.CANCELLED)
+            except GreenletExit:
+                # Killed while reading the body. With no result marked yet, Locust's with-block reports
+                # nothing for it (it lets the GreenletExit through), so it is counted here, once.
+                if not locust_compat.result_marked(resp):
+                    self.on_cancelled(method, name)
                 raise
 
     def status_failure(self, resp: Any, method: str, name: str, endpoint_route: bool = True) -> str | None:
@@ -205,10 +218,16 @@ class ApiClient:
         text = p.completion_text(data)
         timing.usage_tokens = p.usage_tokens(data)
         if timing.usage_tokens is None:
-            timing.counted_tokens = len(
-                text.split()
-            )  # no usage: words are the closest count a client can make
+            self.count_text(timing, text)
         return text, len(body)
+
+    def count_text(self, timing: RequestTiming, text: str) -> None:
+        """No usage from the server: count the answer's text (a tokenizer, or the documented estimate)."""
+        timing.counted_tokens, timing.counted_by = self.tokens_of(text)
+
+    def tokens_of(self, text: str) -> tuple[int, str]:
+        counter = self.count_tokens or tokens_mod.ESTIMATOR
+        return counter(text)
 
     def _read_stream(self, resp: Any, timing: RequestTiming) -> tuple[str, int]:
         parser, parts, length, done = SSEParser(), [], 0, False
@@ -220,20 +239,23 @@ class ApiClient:
                     if event.data.strip() == "[DONE]":
                         done = True
                         continue
-                    text, tokens = p.stream_chunk(event.data)
-                    if tokens is not None:
-                        timing.usage_tokens = tokens
+                    text, usage = p.stream_chunk(event.data)
+                    if usage is not None:
+                        timing.usage_tokens = usage
                     if text:
                         timing.content_event(now)
                         parts.append(text)
         except (HTTPConnectionClosed, OSError) as e:
             raise p.ResponseInvalid(
-                transport_failure(e, self.timeout_s, f"mid-stream after {len(timing.t_tokens)} tokens")
+                transport_failure(e, self.timeout_s, f"mid-stream after {len(timing.t_tokens)} chunks")
             ) from None
         timing.t_end = time.perf_counter()
         if not done:
-            raise p.ResponseInvalid(f"stream ended without [DONE] after {len(timing.t_tokens)} tokens")
-        return "".join(parts), length
+            raise p.ResponseInvalid(f"stream ended without [DONE] after {len(timing.t_tokens)} chunks")
+        answer = "".join(parts)
+        if timing.usage_tokens is None:
+            self.count_text(timing, answer)
+        return answer, length
 
     # -- JSON requests (models, health, jobs) ---------------------------------------------------------
 
@@ -385,7 +407,8 @@ class ApiClient:
         data = self.poll_job(url, p.ASYNC_POLL_NAME, job, "async", check_result)
         if data is not None:
             job.outcome, job.finished = "completed", time.perf_counter()
-            job.tokens = p.usage_tokens(p.job_result(data)) or 0
+            answer = p.job_result(data)
+            job.add_answer(p.usage_tokens(answer), p.completion_text(answer), self.tokens_of)
         return job
 
     def batch_job(self, bodies: list[dict[str, Any]]) -> JobResult:
@@ -417,15 +440,17 @@ class ApiClient:
         batch = self.poll_job(url, p.BATCH_POLL_NAME, job, "batch", p.expect_batch_output_file)
         if batch is None:
             return job
-        tokens, _ = self.call(
+        answers, _ = self.call(
             "GET",
             f"{p.FILES_PATH}/{batch['output_file_id']}/content",
             p.FILE_CONTENT_NAME,
             lambda body: p.check_batch_output(body, custom_ids),
             endpoint_route=False,
         )
-        if tokens is None:
+        if answers is None:
             job.outcome = "failed"
             return job
-        job.outcome, job.finished, job.tokens = "completed", time.perf_counter(), sum(tokens)
+        job.outcome, job.finished = "completed", time.perf_counter()
+        for usage, text in answers:
+            job.add_answer(usage, text, self.tokens_of)
         return job

@@ -26,8 +26,10 @@ from urllib.parse import urlsplit
 import gevent
 from locust import events
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
+from loadgate.contract import EXIT_BAD_INPUT
+from loadgate.harness.outputs import write_metadata
 from loadgate.harness.state import state
 from loadgate.mock.process import MockStartError, resolve_profile, start_mock
 from loadgate.options import EMBEDDED_MODES, SettingError, parse_value
@@ -113,7 +115,8 @@ def resolve_config(value: str | None) -> str | None:
 class EmbeddedTargets:
     """The mock processes this Locust process started, one per loopback endpoint, stopped at quit."""
 
-    def __init__(self) -> None:
+    def __init__(self, environment: Environment | None = None) -> None:
+        self.environment = environment
         self._owner_pid = os.getpid()  # a forked child must never stop its parent's mock
         self._started: dict[LoopbackEndpoint, Any] = {}
         self._watchdogs: dict[LoopbackEndpoint, gevent.Greenlet] = {}
@@ -155,7 +158,7 @@ class EmbeddedTargets:
         except MockStartError as error:
             raise EmbeddedTargetError(f"embedded target on {endpoint.url} failed to start: {error}") from None
         self._started[endpoint] = mock
-        self._watchdogs[endpoint] = gevent.spawn(_watch, endpoint, mock)
+        self._watchdogs[endpoint] = gevent.spawn(_watch, endpoint, mock, self.environment)
         logger.info(
             "loadgate: embedded target started at %s (config: %s, pid %s)",
             endpoint.url,
@@ -175,8 +178,10 @@ class EmbeddedTargets:
             logger.info("loadgate: embedded target at %s stopped", endpoint.url)
 
 
-def _watch(endpoint: LoopbackEndpoint, mock: Any) -> None:
-    """Say so at once if the target dies mid-run, rather than leave only a wall of connection errors."""
+def _watch(endpoint: LoopbackEndpoint, mock: Any, environment: Environment | None = None) -> None:
+    """Say so at once if the target dies mid-run, rather than leave only a wall of connection errors. A
+    death while a test runs makes the run invalid: recorded as ``target_died`` in PREFIX_loadgate.json
+    (the gate then gives no verdict, exit 2), the run stops, and Locust exits 2."""
     while mock.returncode is None:
         gevent.sleep(WATCHDOG_INTERVAL_S)
     last_words = mock.stderr().strip().splitlines()[-1:] or ["(no stderr)"]
@@ -188,12 +193,34 @@ def _watch(endpoint: LoopbackEndpoint, mock: Any) -> None:
         mock.returncode,
         last_words[0],
     )
+    runner = environment.runner if environment is not None else None
+    if runner is None or runner.state not in (STATE_SPAWNING, STATE_RUNNING):
+        return
+    assert environment is not None
+    st = state(environment)
+    started = st.meta.get("started_at")
+    st.meta["target_died"] = {
+        "url": endpoint.url,
+        "exit_code": mock.returncode,
+        "last_stderr": last_words[0][:300],
+        "after_s": round(time.time() - started, 1) if isinstance(started, int | float) else None,
+    }
+    write_metadata(st)
+    logger.error(
+        "loadgate: error: no valid run: the embedded target at %s died (exit code %s: %s); stopping (exit 2)",
+        endpoint.url,
+        mock.returncode,
+        last_words[0],
+    )
+    environment.process_exit_code = EXIT_BAD_INPUT
+    options = environment.parsed_options
+    gevent.spawn(runner.quit if options is not None and getattr(options, "headless", False) else runner.stop)
 
 
 def _targets(environment: Environment) -> EmbeddedTargets:
     st = state(environment)
     if st.embedded is None:
-        st.embedded = EmbeddedTargets()
+        st.embedded = EmbeddedTargets(environment)
     return st.embedded
 
 

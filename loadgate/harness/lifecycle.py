@@ -15,8 +15,9 @@ from locust.runners import MasterRunner, WorkerRunner
 
 import loadgate
 from loadgate import options as opts
+from loadgate.client.tokens import TokenizerError, load_counter
 from loadgate.contract import EXIT_BAD_INPUT
-from loadgate.harness import arrival, distributed, llm_stats, monitor, outputs
+from loadgate.harness import arrival, capacity, distributed, llm_stats, monitor, outputs, progress
 from loadgate.harness.state import has_state, new_state, state
 from loadgate.prompts import PromptFileError, PromptSet
 from loadgate.target import ROUTES, TASK_ROUTES, ProbeResult, TargetError, probe, require, role_routes
@@ -85,35 +86,72 @@ def secure_host(environment: Any) -> None:
 def on_init(environment: Any, **_kw: Any) -> None:
     try:
         st = new_state(environment)
-    except (opts.SettingError, PromptFileError) as e:
+    except (opts.SettingError, PromptFileError, TokenizerError) as e:
         fail_setup(str(e))
         return
     secure_host(environment)
     apply_class_weights(environment, st.settings)
     distributed.install(environment)
     arrival.install(environment)
+    capacity.enable_rebalancing(environment)
     environment.events.quit.add_listener(lambda **_kw: print_llm_summary(environment))  # quit has no env
     outputs.start_writing(environment, st)
     options = environment.parsed_options
-    if st.settings.find_capacity and not isinstance(environment.runner, WorkerRunner):
-        from loadgate.harness import capacity  # pandas, matplotlib and the gate: only for capacity searches
+    if not isinstance(environment.runner, WorkerRunner):
+        if st.settings.find_capacity:
+            from loadgate.harness import capacity_search  # pandas, matplotlib, the gate: only for a search
 
-        capacity.install(environment)
-    elif (
-        options is not None
-        and getattr(options, "sla", None)
-        and not isinstance(environment.runner, WorkerRunner)
-    ):
-        from loadgate.harness.live_sla import start  # pandas and the gate: only for runs that use --sla
+            capacity_search.install(environment)  # (its --sla is the search's thresholds, not a live check)
+        elif options is not None and getattr(options, "sla", None):
+            from loadgate.harness.live_sla import start  # pandas and the gate: only for runs with --sla
 
-        start(environment, options)
+            start(environment, options)
+        install_live_sla(environment)
+        try:
+            st.progress = progress.install(environment)
+        except opts.SettingError as e:
+            fail_setup(str(e))
     logger.info(
-        "loadgate %s: prompts from %s (%d), goodput targets %s",
+        "loadgate %s: prompts from %s (%d), goodput targets %s; tokens without usage: %s",
         loadgate.__version__,
         st.prompts.source,
         len(st.prompts),
         st.settings.goodput.as_dict(),
+        st.tokens.name if st.tokens else "estimate",
     )
+
+
+def install_live_sla(environment: Any) -> None:
+    """Evaluate the live SLA file (if any: --sla, or the web UI's start form) through each test."""
+
+    def live() -> Any:
+        return state(environment).live_sla
+
+    def start(**_kw: Any) -> None:
+        if live() is not None:
+            live().begin()
+
+    def stop(**_kw: Any) -> None:
+        if live() is not None:
+            live().end()
+
+    def quitting(**_kw: Any) -> None:
+        if live() is not None and live().started_at is not None:
+            live().finish()
+
+    environment.events.test_start.add_listener(start)
+    environment.events.test_stop.add_listener(stop)
+    environment.events.quitting.add_listener(quitting)
+
+
+def follow_sla_form(environment: Any, st: Any) -> None:
+    """A web-UI test: the SLA file the start form names now (read only when there is one)."""
+    if environment.web_ui is None:
+        return
+    if getattr(environment.parsed_options, "sla", None) or st.live_sla is not None or st.live_sla_error:
+        from loadgate.harness.live_sla import follow_form
+
+        follow_form(environment)
 
 
 @events.test_start.add_listener
@@ -123,11 +161,15 @@ def on_test_start(environment: Any, **_kw: Any) -> None:
         new = opts.load(environment.parsed_options)
         if new.prompt_file != st.settings.prompt_file:
             st.prompts = PromptSet.load(new.prompt_file or None)
+        if new.tokenizer != st.settings.tokenizer:
+            st.tokens = load_counter(new.tokenizer)
+            st.llm.token_counter = st.tokens.name
         st.settings = new
         st.llm.goodput = new.goodput
-    except (opts.SettingError, PromptFileError) as e:
+    except (opts.SettingError, PromptFileError, TokenizerError) as e:
         logger.error("loadgate: %s (keeping the previous settings)", e)
-    st.llm.clear()
+    now = time.time()
+    st.llm.clear(now)
     st.monitor.reset()
     if not isinstance(environment.runner, MasterRunner):
         st.monitor.start()  # the processes that run users
@@ -141,7 +183,7 @@ def on_test_start(environment: Any, **_kw: Any) -> None:
         st.basic_auth = (
             getattr(options, BASIC_AUTH_OPTION, None) if options is not None else None
         ) or st.basic_auth
-        st.meta = outputs.metadata(environment, st)
+        st.meta = outputs.metadata(environment, st, started_at=now)
         arrival.on_test_start(environment, arrival.open_loop(environment))
         return
     secure_host(environment)  # the web UI's form may have set another host
@@ -150,7 +192,10 @@ def on_test_start(environment: Any, **_kw: Any) -> None:
     st.monitor_watch = monitor.watch(st.monitor, lag_limit_s * 1000)
     apply_class_weights(environment, st.settings)  # web UI edits (a master has dispatched already)
     arrival.on_test_start(environment, wants_open_loop(environment, st.settings))
-    st.meta = outputs.metadata(environment, st)
+    st.meta = outputs.metadata(environment, st, started_at=now)
+    follow_sla_form(environment, st)
+    if isinstance(environment.runner, MasterRunner):
+        capacity.start(environment, now)
     outputs.write_metadata(st)
     timeline = _timeline(environment)
     if st.settings.find_capacity:
@@ -306,15 +351,29 @@ def install_probe() -> None:
     """Called by harness/__init__.py after the embedded target's listeners: the probe must see it up."""
     events.init.add_listener(probe_at_init)
     events.test_start.add_listener(probe_at_test_start)
+    events.init.add_listener(refresh_loop_clock)  # the last init listener
+
+
+def refresh_loop_clock(**_kw: Any) -> None:
+    """Start-up (imports, the locustfile, the tokenizer, the probe) may run without a turn of gevent's
+    loop, whose cached clock is then ~0.3 s old; Locust's --run-time timer is set from it right after
+    init and would end the run that much early. Refreshed, a 10 s run lasts 10 s from its start."""
+    gevent.get_hub().loop.update_now()
 
 
 def end_warmup(environment: Any) -> None:
+    """The warm-up is over: every statistic restarts now, the measured window's start. On a master the
+    workers drop what they have not reported yet (warm-up requests), so nothing of the warm-up leaks in."""
     st = state(environment)
-    distributed.collect_reports(environment)  # a master: the workers' warm-up figures are in before the reset
+    now = time.time()
+    if isinstance(environment.runner, MasterRunner):
+        distributed.reset_workers(environment)
     environment.runner.stats.reset_all()
-    st.llm.reset()
+    st.llm.reset(now)
     st.monitor.reset()
-    st.meta["stats_reset_at"] = time.time()
+    if st.capacity is not None:
+        st.capacity.reset(now)
+    st.meta["stats_reset_at"] = now
     logger.info("loadgate: warm-up of %gs over: statistics reset", st.settings.warmup_s)
     outputs.write_metadata(st)
 
@@ -338,22 +397,33 @@ def on_test_stop(environment: Any, **_kw: Any) -> None:
     if isinstance(runner, WorkerRunner):
         distributed.final_report(runner)
         return
-    if isinstance(runner, MasterRunner):
-        distributed.flush_workers(environment)
-    st.llm.window_end = time.time()
     if st.warmup_greenlet is not None:
         st.warmup_greenlet.kill(block=False)
         st.warmup_greenlet = None
-    st.meta["stopped_at"] = st.llm.window_end
+    unflushed = distributed.flush_workers(environment) if isinstance(runner, MasterRunner) else []
+    now = time.time()
+    st.llm.window_end = now
+    st.meta["stopped_at"] = now
+    if st.capacity is not None:
+        st.capacity.finish(environment, now, unflushed)
+    summary = st.llm.summary()
     if st.llm.arrivals.active:
         outputs.rate_metadata(st)
         arrival.warn_if_late(environment)
     if st.llm.counters.usage_counted:
         logger.warning(
-            "loadgate: %d responses carried no usage: their output tokens were counted from content events "
-            "(usage source 'counted' in _llm_summary.json)",
+            "loadgate: %d answers carried no usage: their output tokens were counted from the text (token "
+            "source %s in _llm_summary.json)",
             st.llm.counters.usage_counted,
+            llm_stats.token_source_text(summary),
         )
+    if st.llm.counters.cancelled:
+        logger.info(
+            "loadgate: %d requests were cut off by the stop (cancelled: not failures; counted in "
+            "_llm_summary.json, not in Locust's tables; raise --stop-timeout to let them finish)",
+            st.llm.counters.cancelled,
+        )
+    outputs.write_metadata(st)
 
 
 def print_llm_summary(environment: Any) -> None:

@@ -2,6 +2,10 @@
 
     locust -f locustfile.py --sla sla/thresholds.yaml [--sla-abort] [--sla-interval 5s]
 
+The web UI shows every threshold with its live value, limit and state in its SLA tab
+(:func:`ui_rows`); there the file can also be named in the start form (the Sla field), read when the test
+starts.
+
 Every second it samples the sliding-window figures of every row (the same ~10 s window Locust's
 ``--csv-full-history`` writes); every ``--sla-interval`` it evaluates the file with the gate's own
 evaluator, logging each rule that starts or stops failing. ``--sla-abort`` stops the run on the first
@@ -10,8 +14,9 @@ breach that has data (like k6's abortOnFail). When Locust quits, a final fail-cl
 start-up. Runs only on the master or a local runner. The gate on the run's CSVs stays the authority: it
 also checks the warm-up record and compares with a baseline.
 
-Imported only when a run is given ``--sla`` (by :mod:`loadgate.harness.lifecycle`): it brings pandas and
-the whole gate, which every other Locust process (workers included) need not load.
+Imported only when a run is given ``--sla`` (by :mod:`loadgate.harness.lifecycle`, at init or, for a file
+named in the web UI's form, at test start): it brings pandas and the whole gate, which every other Locust
+process (workers included) need not load.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from loadgate.contract import EXIT_BAD_INPUT
 from loadgate.gate.config import SlaConfig, load_config
 from loadgate.gate.data import LLM_ROW, SUMMARY_FIELDS, History, Row, RunData, derive_figures, row_key
 from loadgate.gate.errors import GateInputError
-from loadgate.gate.evaluate import FAIL, Evaluation, Verdict, evaluate
+from loadgate.gate.evaluate import FAIL, SKIP, Evaluation, Verdict, evaluate
 from loadgate.gate.report import table
 from loadgate.harness import outputs, precision
 from loadgate.harness.state import has_state, state
@@ -41,6 +46,7 @@ from loadgate.options import SettingError, parse_value
 logger = logging.getLogger("loadgate.live_sla")
 
 HTTP, LLM = "live stats", "live LLM stats"
+Ident = tuple[str, str, int]  # (row, rule, config line): one threshold of the file
 LABELS = get_readable_percentiles(PERCENTILES_TO_REPORT)
 SAMPLE_INTERVAL_S = 1.0
 
@@ -48,16 +54,23 @@ SAMPLE_INTERVAL_S = 1.0
 class LiveSla:
     """Samples, evaluates and latches "for" breaches for one environment."""
 
-    def __init__(self, environment: Any, config: SlaConfig, abort: bool, interval_s: float) -> None:
+    def __init__(
+        self, environment: Any, config: SlaConfig, abort: bool, interval_s: float, path: str = ""
+    ) -> None:
         self.environment = environment
         self.config = config
+        self.path = path or config.path
         self.abort = abort
         self.interval_s = interval_s
         keep = max([rs.rule.window_s or 0 for spec in config.all_rows() for rs in spec.rules] + [0])
         self.keep_s = keep + 2 * interval_s + 15  # a "for" breach is seen while it lasts, then latched
         self.samples: dict[tuple[str, str], deque[dict[str, float]]] = defaultdict(deque)
-        self.latched: dict[tuple[str, str, int], Verdict] = {}
-        self.failing: set[tuple[str, str, int]] = set()
+        self.latched: dict[Ident, Verdict] = {}
+        self.failing: set[Ident] = set()
+        self.failing_since: dict[Ident, float] = {}  # when each breach in progress was first seen
+        self.breaches: dict[Ident, tuple[float, float]] = {}  # the last breach that ended: (start, end)
+        self.last: dict[Ident, Verdict] = {}  # the latest live evaluation, for the web UI's SLA tab
+        self.evaluated_at: float | None = None
         self.started_at: float | None = None
         self.aborted = False
         self.greenlets: list[Any] = []
@@ -163,18 +176,19 @@ class LiveSla:
             evaluation.verdicts = sorted(merged, key=lambda v: v.status != FAIL)
         return evaluation
 
-    def tick(self) -> None:
+    def tick(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
         evaluation = self.evaluate()
-        breaches = {
-            (v.row, v.rule, v.config_line): v
-            for v in evaluation.verdicts
-            if v.status == FAIL and not v.reason.startswith("no data")
-        }
+        self.last = {(v.row, v.rule, v.config_line): v for v in evaluation.verdicts}
+        self.evaluated_at = now
+        breaches = {ident: v for ident, v in self.last.items() if _breached(v)}
         for ident, verdict in breaches.items():
             if ident not in self.failing:
                 logger.warning("SLA breach: %s", verdict.line())
+                self.failing_since[ident] = now
         for ident in self.failing - set(breaches):
             logger.info('SLA rule holds again: %s of "%s": %s', ident[1].split()[0], ident[0], ident[1])
+            self.breaches[ident] = (self.failing_since.pop(ident, now), now)
         self.failing = set(breaches)
         if breaches and self.abort and not self.aborted:
             self.aborted = True
@@ -192,6 +206,79 @@ class LiveSla:
             self.samples.clear()
             return True
         return False
+
+    # -- what the progress line and the web UI show ----------------------------------------------------
+
+    def breach_count(self) -> tuple[int, int, bool]:
+        """(thresholds breached at the last evaluation, thresholds evaluated live, evaluated yet)."""
+        total = sum(len(spec.rules) for spec in self.config.thresholds)
+        return len(self.failing), total, self.evaluated_at is not None
+
+    def ui_rows(self, now: float | None = None) -> list[dict[str, str]]:
+        """One row per threshold of the file: row, rule, live value, limit, state, how long in breach."""
+        now = time.time() if now is None else now
+        warming_up = self.started_at is not None and now - self.started_at < self.config.warmup_s
+        rows = []
+        seen: set[Ident] = set()
+        for spec in self.config.all_rows():
+            for rs in spec.rules:
+                ident = (spec.key, rs.rule.text, rs.line)
+                seen.add(ident)
+                rows.append(self._ui_row(ident, rs.rule.window_s, self.last.get(ident), now, warming_up))
+        for ident, verdict in self.last.items():  # e.g. "the run has no requests at all"
+            if ident not in seen:
+                rows.append(self._ui_row(ident, verdict.window_s, verdict, now, warming_up))
+        return rows
+
+    def _ui_row(
+        self, ident: Ident, window_s: float | None, verdict: Verdict | None, now: float, warming_up: bool
+    ) -> dict[str, str]:
+        row, rule, _line = ident
+        window = f" for {window_s:g} s" if window_s else ""
+        limit = f"{verdict.op} {verdict.limit_text}{window}" if verdict else _limit_of(rule)
+        if verdict is None or (verdict.status == FAIL and not _breached(verdict)):
+            state = "no data yet (warm-up)" if warming_up else "no data yet"
+            value = verdict.reason.removeprefix("no data: ") if verdict is not None else "-"
+            return _sla_row(row, rule, value, limit, state, "")
+        value = verdict.observed_text
+        if verdict.status == SKIP:
+            reason = verdict.reason.split(";")[0]  # "optional row absent" (not the list of rows present)
+            return _sla_row(row, rule, value or "-", limit, f"skip: {reason}", "")
+        if verdict.status == FAIL:
+            since = self.failing_since.get(ident, now)
+            return _sla_row(
+                row, rule, value, limit, "breach", f"{_duration(now - since)} (since {self._clock(since)})"
+            )
+        ended = self.breaches.get(ident)
+        note = f"{_duration(ended[1] - ended[0])}, ended {self._clock(ended[1])}" if ended else ""
+        if ident in self.latched:  # a "for" window breached earlier: the final verdict fails on it
+            return _sla_row(row, rule, value, limit, "breach (earlier window: fails the run)", note)
+        return _sla_row(row, rule, value, limit, "pass", f"earlier: {note}" if note else "")
+
+    def _clock(self, at: float) -> str:
+        """Time since the test started, as m:ss."""
+        elapsed = max(0, int(at - (self.started_at or at)))
+        return f"{elapsed // 60}:{elapsed % 60:02d}"
+
+    # -- running ---------------------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """A test starts: fresh samples and verdicts, one evaluation loop."""
+        self.end()
+        self.started_at = time.time()
+        self.samples.clear()
+        self.latched.clear()
+        self.failing.clear()
+        self.failing_since.clear()
+        self.breaches.clear()
+        self.last = {}
+        self.evaluated_at = None
+        self.greenlets.append(gevent.spawn(self.loop))
+
+    def end(self) -> None:
+        for greenlet in self.greenlets:
+            greenlet.kill(block=False)
+        self.greenlets = []
 
     def loop(self) -> None:
         next_eval = time.time() + self.interval_s
@@ -211,8 +298,7 @@ class LiveSla:
                     return
 
     def finish(self) -> None:
-        for greenlet in self.greenlets:
-            greenlet.kill(block=False)
+        self.end()
         try:
             evaluation = self.evaluate(final=True)
         except GateInputError as error:
@@ -222,6 +308,27 @@ class LiveSla:
         sys.stderr.write("loadgate live SLA (final):\n" + table(evaluation))
         if evaluation.failed:
             self.environment.process_exit_code = max(self.environment.process_exit_code or 0, 1)
+
+
+def _breached(verdict: Verdict) -> bool:
+    return verdict.status == FAIL and not verdict.reason.startswith("no data")
+
+
+def _limit_of(rule: str) -> str:
+    """The limit as written in the rule ("p(95) < 2500 for 10s" -> "< 2500 for 10s")."""
+    for op in ("<=", ">=", "==", "!=", "<", ">"):
+        if op in rule:
+            return op + rule.split(op, 1)[1]
+    return rule
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+
+def _sla_row(row: str, rule: str, value: str, limit: str, state: str, breach: str) -> dict[str, str]:
+    return {"row": row, "rule": rule, "value": value, "limit": limit, "state": state, "breach": breach}
 
 
 def _entries(stats: RequestStats, with_total: bool) -> list[StatsEntry]:
@@ -245,32 +352,48 @@ def _llm_state(environment: Any) -> Any:
     return state(environment).llm if has_state(environment) else None
 
 
-def start(environment: Any, options: Any) -> None:
-    """Load the --sla file (exit 2 on a bad one) and evaluate it through the run."""
-    try:
-        interval_s = parse_value("--sla-interval", options.sla_interval or "5s")
-        config = load_config(options.sla, option="--sla")
-    except SettingError as error:
-        sys.stderr.write(f"loadgate live SLA: error: {error}\n")
-        raise SystemExit(EXIT_BAD_INPUT) from None
-    except GateInputError as error:
-        sys.stderr.write(error.line().replace("check_sla: error:", "loadgate live SLA: error:", 1) + "\n")
-        raise SystemExit(EXIT_BAD_INPUT) from None
+def load(environment: Any, options: Any) -> LiveSla:
+    """The --sla file and settings of ``options`` as a LiveSla; GateInputError / SettingError when bad."""
+    interval_s = parse_value("--sla-interval", options.sla_interval or "5s")
+    config = load_config(options.sla, option="--sla")
     if not config.thresholds:
         logger.warning(
             "--sla %s has only regression rules: nothing to evaluate live (no baseline)", options.sla
         )
-    live = LiveSla(environment, config, options.sla_abort, interval_s)
-    state(environment).live_sla = live
+    return LiveSla(environment, config, bool(options.sla_abort), interval_s, str(options.sla))
 
-    @environment.events.test_start.add_listener
-    def _start(**_kw: Any) -> None:
-        live.started_at = time.time()
-        live.samples.clear()
-        live.latched.clear()
-        live.greenlets.append(gevent.spawn(live.loop))
 
-    @environment.events.quitting.add_listener
-    def _quit(**_kw: Any) -> None:
-        if live.started_at is not None:
-            live.finish()
+def error_line(error: GateInputError | SettingError) -> str:
+    if isinstance(error, GateInputError):
+        return error.line().replace("check_sla: error:", "loadgate live SLA: error:", 1)
+    return f"loadgate live SLA: error: {error}"
+
+
+def start(environment: Any, options: Any) -> None:
+    """At init, for a run given --sla: load the file (exit 2 on a bad one); the listeners that
+    :mod:`loadgate.harness.lifecycle` installs evaluate it through each test."""
+    try:
+        state(environment).live_sla = load(environment, options)
+    except (GateInputError, SettingError) as error:
+        sys.stderr.write(error_line(error) + "\n")
+        raise SystemExit(EXIT_BAD_INPUT) from None
+
+
+def follow_form(environment: Any) -> None:
+    """At test start in the web UI: (re)load the file the start form names (edits included), or drop it
+    when the field was emptied.
+
+    A bad file cannot stop a web UI: its one-line error is logged and shown in the SLA tab instead."""
+    st = state(environment)
+    path = str(getattr(environment.parsed_options, "sla", "") or "")
+    if st.live_sla is not None:
+        st.live_sla.end()
+    st.live_sla, st.live_sla_error = None, ""
+    if not path:
+        return
+    try:
+        st.live_sla = load(environment, environment.parsed_options)
+    except (GateInputError, SettingError) as error:
+        st.live_sla_error = error_line(error)
+        logger.error("%s", st.live_sla_error)
+        return

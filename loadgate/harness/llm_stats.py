@@ -23,7 +23,18 @@ from locust.stats import RequestStats, StatsCSV, StatsEntry, sort_stats
 
 from loadgate import contract
 from loadgate.client.timing import GoodputTargets, RequestTiming
-from loadgate.contract import E2E, ITL, TOKENS_PER_S, TPOT, TTFB, TTFT
+from loadgate.contract import (
+    E2E,
+    ITL,
+    TOKEN_ESTIMATE,
+    TOKEN_MIXED,
+    TOKEN_SERVER,
+    TOKEN_TOKENIZER,
+    TOKENS_PER_S,
+    TPOT,
+    TTFB,
+    TTFT,
+)
 from loadgate.harness import locust_compat, precision
 
 if TYPE_CHECKING:
@@ -42,16 +53,31 @@ class LlmCounters:
     completed: int = 0  # chat responses measured (stream, non-stream, async results)
     output_tokens: int = 0
     good: int = 0  # completed responses meeting every goodput target
-    usage_from_server: int = 0
-    usage_counted: int = 0  # no usage in the response: tokens counted from content events
+    usage_from_server: int = 0  # answers whose output tokens the server's usage gave
+    counted_tokenizer: int = 0  # answers without usage: their text counted by a tokenizer
+    counted_estimate: int = 0  # answers without usage: their text estimated (loadgate.client.tokens)
     jobs_completed: int = 0
     jobs_failed: int = 0
     jobs_lost: int = 0  # async/batch jobs not terminal within the job timeout, or when the run stopped
     jobs_lost_at_stop: int = 0  # of those, the ones still being polled when the run stopped the user
+    cancelled: int = 0  # requests cut off by the run stopping: not failures, not in Locust's stats
 
     def add(self, other: dict[str, int]) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + int(other.get(f.name, 0)))
+
+    @property
+    def usage_counted(self) -> int:
+        """Answers without usage, however their tokens were counted."""
+        return self.counted_tokenizer + self.counted_estimate
+
+    def count_source(self, source: str, answers: int = 1) -> None:
+        if source == TOKEN_SERVER:
+            self.usage_from_server += answers
+        elif source == TOKEN_TOKENIZER:
+            self.counted_tokenizer += answers
+        else:
+            self.counted_estimate += answers
 
 
 LAG_WARN_MS = 100.0  # schedule lag p99 above this: a warning naming the cause
@@ -156,7 +182,10 @@ class LlmStats:
         self.stats = RequestStats(use_response_times_cache=True)
         self.counters = LlmCounters()
         self.arrivals = ArrivalStats()
+        self.tokens_by_name: dict[str, int] = {}  # output tokens per endpoint (the LLM charts' tokens/s)
+        self.cancelled_by_name: dict[str, int] = {}  # "POST /v1/chat/completions" -> cancelled requests
         self.goodput = goodput or GoodputTargets()
+        self.token_counter: str | None = None  # how text is counted without usage (a worker reports it)
         self.window_start: float | None = None  # test start or warm-up end (epoch s)
         self.window_end: float | None = None  # test stop; None while running
 
@@ -190,10 +219,8 @@ class LlmStats:
         c = self.counters
         c.completed += 1
         c.output_tokens += timing.output_tokens
-        if timing.usage_tokens is None:
-            c.usage_counted += 1
-        else:
-            c.usage_from_server += 1
+        self._add_tokens(name, timing.output_tokens)
+        c.count_source(timing.token_source)
         if self.goodput.enabled and self.goodput.met_by(timing):
             c.good += 1
 
@@ -203,29 +230,47 @@ class LlmStats:
         if job.outcome == "completed":
             c.jobs_completed += 1
             c.output_tokens += job.tokens
+            self._add_tokens(job.name, job.tokens)
+            for source, answers in job.token_sources.items():
+                c.count_source(source, answers)
             self.log(E2E, job.name, job.e2e_ms)
         elif job.outcome == "failed":
             c.jobs_failed += 1
         elif job.outcome == "lost":
             c.jobs_lost += 1
 
+    def _add_tokens(self, name: str, tokens: int) -> None:
+        if tokens:
+            self.tokens_by_name[name] = self.tokens_by_name.get(name, 0) + tokens
+
     def record_lost_at_stop(self, name: str) -> None:
         """A job still being polled when the run stopped its user."""
         self.counters.jobs_lost += 1
         self.counters.jobs_lost_at_stop += 1
 
-    def reset(self) -> None:
+    def record_cancelled(self, method: str, name: str) -> None:
+        """A request cut off by the run stopping (the server got it; it never completed)."""
+        self.counters.cancelled += 1
+        key = f"{method} {name}"
+        self.cancelled_by_name[key] = self.cancelled_by_name.get(key, 0) + 1
+
+    def reset(self, now: float | None = None) -> None:
+        """The warm-up reset: every figure restarts, and the measured window starts at ``now``."""
         self.stats.reset_all()
         self.counters = LlmCounters()
         self.arrivals.reset()
-        self.window_start, self.window_end = time.time(), None
+        self.tokens_by_name = {}
+        self.cancelled_by_name = {}
+        self.window_start, self.window_end = now or time.time(), None
 
-    def clear(self) -> None:
+    def clear(self, now: float | None = None) -> None:
         """A new test: drop every row, as Locust clears its own stats at test start."""
         self.stats.clear_all()
         self.counters = LlmCounters()
         self.arrivals.reset()
-        self.window_start, self.window_end = time.time(), None
+        self.tokens_by_name = {}
+        self.cancelled_by_name = {}
+        self.window_start, self.window_end = now or time.time(), None
 
     # -- worker -> master ------------------------------------------------------------------------
 
@@ -236,8 +281,13 @@ class LlmStats:
             "stats_total": self.stats.total.get_stripped_report(),
             "counters": asdict(self.counters),
             "arrivals": self.arrivals.report(),
+            "tokens_by_name": self.tokens_by_name,
+            "cancelled_by_name": self.cancelled_by_name,
+            "token_counter": self.token_counter,
         }
         self.counters = LlmCounters()
+        self.tokens_by_name = {}
+        self.cancelled_by_name = {}
         return data
 
     def merge(self, data: dict[str, Any]) -> None:
@@ -249,6 +299,12 @@ class LlmStats:
         self.counters.add(data["counters"])
         if "arrivals" in data:
             self.arrivals.merge(data["arrivals"])
+        for name, tokens in data.get("tokens_by_name", {}).items():
+            self._add_tokens(str(name), int(tokens))
+        for key, n in (data.get("cancelled_by_name") or {}).items():
+            self.cancelled_by_name[key] = self.cancelled_by_name.get(key, 0) + int(n)
+        if data.get("token_counter") and not self.token_counter:
+            self.token_counter = data["token_counter"]
 
     # -- figures ---------------------------------------------------------------------------------
 
@@ -259,15 +315,37 @@ class LlmStats:
             return 0.0
         return max(0.0, (self.window_end or time.time()) - self.window_start)
 
+    def token_source(self) -> tuple[str | None, dict[str, float] | None]:
+        """How output tokens were counted: one source, or "mixed (server 60%, estimate 40%)" with the
+        shares of answers per source (fractions of 1); (None, None) before any answer."""
+        c = self.counters
+        counts = {
+            TOKEN_SERVER: c.usage_from_server,
+            TOKEN_TOKENIZER: c.counted_tokenizer,
+            TOKEN_ESTIMATE: c.counted_estimate,
+        }
+        total = sum(counts.values())
+        if not total:
+            return None, None
+        shares = {source: round(n / total, 4) for source, n in counts.items() if n}
+        if len(shares) == 1:
+            return next(iter(shares)), shares
+        label = ", ".join(
+            f"{source} {round(share * 100):d}%"
+            for source, share in sorted(shares.items(), key=lambda kv: -kv[1])
+        )
+        return f"{TOKEN_MIXED} ({label})", shares
+
     def summary(self) -> dict[str, Any]:
         c, duration_s = self.counters, self.duration_s
         if c.usage_counted and not c.usage_from_server:
-            source = "counted"
+            usage_source = "counted"
         elif c.usage_counted:
-            source = "mixed"
+            usage_source = "mixed"
         else:
-            source = "server"
+            usage_source = "server"
         rate = (lambda n: round(n / duration_s, 4)) if duration_s > 0 else (lambda n: 0.0)
+        token_source, shares = self.token_source()
         return {
             "duration_s": round(duration_s, 3),
             "completed_requests": c.completed,
@@ -276,13 +354,18 @@ class LlmStats:
             "goodput_req_per_s": rate(c.good) if self.goodput.enabled else None,
             "good_requests": c.good if self.goodput.enabled else None,
             "goodput_targets": self.goodput.as_dict(),
-            "usage_source": source,
+            "token_source": token_source,
+            "token_source_shares": shares,
+            "token_counter": self.token_counter if c.usage_counted else None,
+            "usage_source": usage_source,  # older readers: "server", "counted" or "mixed"
             "responses_with_server_usage": c.usage_from_server,
             "responses_with_counted_tokens": c.usage_counted,
             "jobs_completed": c.jobs_completed,
             "jobs_failed": c.jobs_failed,
             "lost_jobs": c.jobs_lost,
             "lost_jobs_at_stop": c.jobs_lost_at_stop,
+            "cancelled": c.cancelled,
+            "cancelled_by_name": dict(sorted(self.cancelled_by_name.items())),
             **self.arrivals.summary(self.window(), duration_s, self.window_end is not None),
         }
 
@@ -291,6 +374,14 @@ class LlmStats:
         if self.window_start is None:
             return None
         return self.window_start, self.window_end or time.time()
+
+
+def token_source_text(summary: dict[str, Any]) -> str:
+    """The token source as the console and the web UI show it, e.g. "tokenizer (tiktoken cl100k_base
+    (offline))"; the same value as token_source in PREFIX_llm_summary.json, plus the counter's name."""
+    source = summary.get("token_source") or "none (no answers)"
+    counter = summary.get("token_counter")
+    return f"{source} ({counter})" if counter else source
 
 
 def summary_lines(llm: LlmStats) -> list[str]:
@@ -308,9 +399,13 @@ def summary_lines(llm: LlmStats) -> list[str]:
     s = llm.summary()
     goodput = f", goodput {s['goodput_req_per_s']} req/s" if s["goodput_req_per_s"] is not None else ""
     lines.append(
-        f"output tokens {s['total_output_tokens']} ({s['output_tokens_per_s']} tok/s, usage "
-        f"{s['usage_source']}){goodput}; jobs completed {s['jobs_completed']}, failed {s['jobs_failed']}, "
-        f"lost {s['lost_jobs']} ({s['lost_jobs_at_stop']} at the stop)"
+        f"output tokens {s['total_output_tokens']} ({s['output_tokens_per_s']} tok/s){goodput}; "
+        f"token source: {token_source_text(s)}"
+    )
+    lines.append(
+        f"jobs completed {s['jobs_completed']}, failed {s['jobs_failed']}, lost {s['lost_jobs']} "
+        f"({s['lost_jobs_at_stop']} at the stop); cancelled {s['cancelled']} (cut off by the stop: not "
+        "failures, not in Locust's tables)"
     )
     if llm.arrivals.active:
         lines.append(rate_line(s))

@@ -104,6 +104,12 @@ def iter_body(resp: FastResponse) -> Iterator[bytes]:
         raw.feed(data)
 
 
+def result_marked(resp: Any) -> bool:
+    """Whether success() or failure() was already called on a catch_response with-block (Locust's
+    ``ResponseContextManager._manual_result``): its exit then reports the request, even on GreenletExit."""
+    return getattr(resp, "_manual_result", None) is not None
+
+
 def discard_connection(resp: FastResponse) -> None:
     """Close a connection whose body was not read to the end, so the pool never reuses it."""
     raw = getattr(resp, "_response", None)
@@ -163,6 +169,7 @@ def missing_internals() -> list[str]:
         "locust FastHttpSession.auth_header": "self.auth_header" in _fast_source(),
         "locust FastResponse._response/_cached_content": "_response" in _fast_source()
         and "_cached_content" in _fast_source(),
+        "locust ResponseContextManager._manual_result": "self._manual_result" in _fast_source(),
     }
     return [name for name, ok in checks.items() if not ok]
 

@@ -40,7 +40,11 @@ def start_writing(environment: Any, st: RunState) -> None:
     st.writer_greenlet = gevent.spawn(_write_periodically, environment)
 
 
-def metadata(environment: Any, st: RunState) -> dict[str, Any]:
+def metadata(environment: Any, st: RunState, started_at: float | None = None) -> dict[str, Any]:
+    """PREFIX_loadgate.json at test start. The measured window is recorded exactly: ``started_at`` (the
+    test start, also the LLM figures' window start), ``stats_reset_at`` (the warm-up reset: the statistics'
+    and the LLM figures' restart) and ``stopped_at`` (the test stop, after the last user stopped and, on a
+    master, after every worker's final report): the gate divides counts by this window."""
     options = environment.parsed_options
     runner = environment.runner
     if isinstance(runner, MasterRunner):
@@ -54,14 +58,17 @@ def metadata(environment: Any, st: RunState) -> dict[str, Any]:
         "host": public_url(environment.host),
         "warmup_s": st.settings.warmup_s,
         "stats_reset_at": None,
-        "started_at": time.time(),
+        "started_at": started_at if started_at is not None else time.time(),
         "stopped_at": None,
         "run_mode": mode,
         "workers": workers,
         "user_classes": sorted(c.__name__ for c in environment.user_classes),
         "profile": getattr(options, "profile", None) if options else None,
         "usage_source": None,
+        "token_source": None,
         "final_stats_written": False,
+        "allow_lost_workers": st.settings.allow_lost_workers,
+        "lost_workers": [],
         **load_metadata(environment, st),
     }
     if st.probe is not None:  # the start-up probe's routes (contract.RunMeta.capabilities)
@@ -164,6 +171,7 @@ def write_final(environment: Any) -> None:
     st.meta["stopped_at"] = st.meta.get("stopped_at") or time.time()
     figures = summary(st)
     st.meta["usage_source"] = figures["usage_source"]
+    st.meta["token_source"] = figures["token_source"]
     st.meta.update({k: v for k, v in figures.items() if k.startswith("loadgen_lag")})
     st.meta["final_stats_written"] = True
     write_metadata(st)

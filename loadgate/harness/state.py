@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from gevent.lock import Semaphore
 
 from loadgate import options as opts
+from loadgate.client.tokens import TokenCounter, load_counter
 from loadgate.harness.llm_stats import LlmStats
 from loadgate.harness.monitor import LoadgenMonitor
 from loadgate.prompts import PromptSet
@@ -44,7 +45,12 @@ class RunState:
     live_sla: Any = None  # loadgate.harness.live_sla.LiveSla with --sla
     dispatcher: Dispatcher | None = None  # rate mode: this process's arrivals (loadgate.harness.arrival)
     rate: Controller | None = None  # rate mode, local or master: the plan and its split across processes
-    capacity: Any = None  # loadgate.harness.capacity.CapacitySearch with --find-capacity
+    capacity_search: Any = None  # loadgate.harness.capacity_search.CapacitySearch (--find-capacity)
+    live_sla_error: str = ""  # why the file named in the web UI's start form could not be loaded
+    progress: Any = None  # loadgate.harness.progress.Progress in headless runs
+    charts: Any = None  # loadgate.harness.llm_charts.LlmCharts behind the web UI's LLM charts tab
+    tokens: TokenCounter | None = None  # counts answers without usage (--tokenizer)
+    capacity: Any = None  # loadgate.harness.capacity.CapacityWatch on a master
     monitor: LoadgenMonitor = field(default_factory=LoadgenMonitor)  # event-loop lag, GC, CPU
     monitor_watch: Any = None  # the greenlet warning about lag while the run goes on
     probe: ProbeResult | None = None  # what the start-up probe found (None: not probed, all assumed served)
@@ -52,9 +58,12 @@ class RunState:
 
 
 def new_state(environment: Any) -> RunState:
-    """Validate the options (SettingError / PromptFileError when bad) and attach a fresh state."""
+    """Validate the options (SettingError / PromptFileError / TokenizerError when bad) and attach a fresh
+    state."""
     settings = opts.load(environment.parsed_options)
     st = RunState(settings, LlmStats(settings.goodput), PromptSet.load(settings.prompt_file or None))
+    st.tokens = load_counter(settings.tokenizer)
+    st.llm.token_counter = st.tokens.name
     setattr(environment, _ATTR, st)
     return st
 

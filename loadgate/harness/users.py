@@ -41,7 +41,11 @@ class LoadgateUser(FastHttpUser):
         if st.basic_auth:  # credentials from --host, kept out of environment.host (and so of every report)
             locust_compat.set_basic_auth(self.client, st.basic_auth)
         self.api = ApiClient(
-            self.client, lambda: self.lg.settings, lambda name: self.lg.llm.record_lost_at_stop(name)
+            self.client,
+            lambda: self.lg.settings,
+            lambda name: self.lg.llm.record_lost_at_stop(name),
+            on_cancelled=lambda method, name: self.lg.llm.record_cancelled(method, name),
+            count_tokens=st.tokens,
         )
 
     @property
@@ -112,7 +116,7 @@ def _weighted(taskset: LoadgateTasks, weights: dict[str, float]) -> Any:
 class LoadgateTasks(TaskSet):
     """Starts no new task once the run is stopping. Locust's graceful stop kills a user that is waiting,
     but one whose wait ends at that moment wakes before the kill lands and starts its next task, which
-    is then cut off mid-request: a spurious "cancelled" failure. A conversation sends no further turn
+    is then cut off mid-request: a spurious cancelled request. A conversation sends no further turn
     either; a submitted job is still polled to its end (until --stop-timeout)."""
 
     @property

@@ -1,10 +1,18 @@
-"""The "LLM metrics" and "LLM summary" tabs of Locust's web UI, through its supported extension points.
+"""loadgate's tabs in Locust's web UI: LLM metrics, LLM charts, SLA and LLM summary.
 
 Locust 2.47's React UI renders extra tabs from `template_args["extended_tabs"]`, their table layouts
 from `template_args["extended_tables"]`, and their rows from the `extended_stats` list of the
 `/stats/requests` JSON it polls every couple of seconds (so the tabs refresh exactly like the stats
 tab). `template_args["extended_csv_files"]` adds download links to the Download Data tab.
-See locust's examples/extend_web_ui.py. Rows come from loadgate.llm_stats (the second RequestStats).
+See locust's examples/extend_web_ui.py. Rows come from loadgate.llm_stats (the second RequestStats) and,
+for the SLA tab, from the live SLA check (loadgate.harness.live_sla).
+
+What those extension points cannot do, a small script of ours does (static/ui.js, linked into Locust's
+index page): an extended tab can only hold a table, so the script shows the LLM charts page
+(static/llm-charts.html, Plotly, served from the plotly package: nothing from the internet) in the LLM
+charts tab; extended tabs always come after Locust's own, so it orders the tabs (CSS `order`, the DOM
+and React's state untouched) to put loadgate's before Locust's secondary ones; and ui.css keeps the
+labels of empty start-form fields above the field instead of cut off inside it.
 """
 
 from __future__ import annotations
@@ -14,21 +22,42 @@ import io
 import json
 import math
 from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, make_response, request
 from locust import events
 from locust.env import Environment
+from locust.runners import WorkerRunner
 from locust.stats import RequestStats, StatsEntry
 
 from loadgate.harness import llm_stats, outputs
+from loadgate.harness.llm_charts import LlmCharts
 from loadgate.harness.state import has_state, state
 
 METRICS_TAB = "llm_metrics"
+CHARTS_TAB = "llm_charts"
+SLA_TAB = "sla"
 SUMMARY_TAB = "llm_summary"
+# In this order, after Locust's Statistics, Charts and Failures and before its secondary tabs (ui.js).
+TABS = (
+    (METRICS_TAB, "LLM metrics"),
+    (CHARTS_TAB, "LLM charts"),
+    (SLA_TAB, "SLA"),
+    (SUMMARY_TAB, "LLM summary"),
+)
 CSV_ROUTE = "/stats/llm/csv"
 SUMMARY_ROUTE = "/stats/llm/summary"
+STATIC_ROUTE = "/loadgate/<path:name>"  # ui.js, ui.css, llm-charts.html
+CHARTS_DATA_ROUTE = "/loadgate/llm-charts.json"
+PLOTLY_ROUTE = "/loadgate/plotly.min.js"
+STATIC = Path(__file__).parent / "static"
+STATIC_FILES = {"ui.js": "text/javascript", "ui.css": "text/css", "llm-charts.html": "text/html"}
 LOCUST_STATS_ENDPOINT = "locust.request_stats"  # Flask endpoint of Locust's /stats/requests
+LOCUST_INDEX_ENDPOINT = "locust.index"  # Flask endpoint of Locust's page (the React app)
+UI_TAGS = '<link rel="stylesheet" href="./loadgate/ui.css"><script defer src="./loadgate/ui.js"></script>'
+
 MAX_ROWS = 500  # as Locust truncates its own stats table: large tables render slowly
 
 PERCENTILES = ((0.5, "p50"), (0.9, "p90"), (0.95, "p95"), (0.99, "p99"))
@@ -46,9 +75,12 @@ SUMMARY_LABELS = {
     "goodput_req_per_s": "Goodput (req/s meeting every target)",
     "good_requests": "Responses meeting every goodput target",
     "goodput_targets": "Goodput target",
-    "usage_source": "Token counts from",
+    "token_source": "Token source (how output tokens were counted)",
+    "token_source_shares": "Token source share",
     "responses_with_server_usage": "Responses with server usage",
     "responses_with_counted_tokens": "Responses with tokens counted by loadgate",
+    "cancelled": "Requests cancelled by the stop (not failures)",
+    "cancelled_by_name": "Cancelled",
     "jobs_completed": "Async/batch jobs completed",
     "jobs_failed": "Async/batch jobs failed",
     "lost_jobs": "Async/batch jobs lost (not terminal in time, or at the stop)",
@@ -78,6 +110,23 @@ METRICS_TABLE = [
 ]  # no "round" option: the UI would turn an empty (None) cell into 0; rows come rounded instead
 # Not "name": Locust's table sorts rows by their "name" field, and the figures have a deliberate order.
 SUMMARY_TABLE = [{"key": "figure", "title": "Figure"}, {"key": "value", "title": "Value"}]
+# One row per threshold, in the file's order (again no "name" key).
+SLA_TABLE = [
+    {"key": "row", "title": "Row"},
+    {"key": "rule", "title": "Rule"},
+    {"key": "value", "title": "Live value"},
+    {"key": "limit", "title": "Limit"},
+    {"key": "state", "title": "State"},
+    {"key": "breach", "title": "In breach for"},
+]
+NO_SLA_FILE = {
+    "row": "no SLA file",
+    "rule": "",
+    "value": "start with --sla FILE, or name the file in the start form's Sla field",
+    "limit": "",
+    "state": "",
+    "breach": "",
+}
 
 
 def metric_rows(stats: RequestStats | None) -> list[dict[str, Any]]:
@@ -124,6 +173,8 @@ def _percentile(entry: StatsEntry, fraction: float) -> float:
     return min(max(value, entry.min_response_time or 0), entry.max_response_time)
 
 
+# Shown through another row: the token source row names the counter; usage_source is the older key.
+SUMMARY_HIDDEN = ("token_counter", "usage_source")
 # Rate mode's keys: shown only when they have a value (a closed-loop run has none of them).
 RATE_KEYS = frozenset(
     ("requested_rate", "achieved_rate", "schedule_lag_p50", "schedule_lag_p99", "schedule_lag_max",
@@ -132,8 +183,13 @@ RATE_KEYS = frozenset(
 
 
 def summary_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The llm summary figures as Figure/Value rows, nested mappings flattened as "outer: inner"."""
-    shown = {k: v for k, v in summary.items() if not (k in RATE_KEYS and v is None)}
+    """The llm summary figures as Figure/Value rows, nested mappings flattened as "outer: inner". The
+    token source reads as on the console: "tokenizer (tiktoken cl100k_base (offline))"."""
+    shown = {
+        k: v for k, v in summary.items() if k not in SUMMARY_HIDDEN and not (k in RATE_KEYS and v is None)
+    }
+    if "token_source" in shown:
+        shown["token_source"] = llm_stats.token_source_text(dict(summary))
     return [{"figure": label, "value": _format_value(value)} for label, value in _flatten(shown)]
 
 
@@ -160,23 +216,35 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
+def sla_rows(environment: Environment) -> list[dict[str, str]]:
+    """The SLA tab: one row per threshold of the live SLA file, or one row saying why there is none."""
+    if not has_state(environment):
+        return [NO_SLA_FILE]
+    st = state(environment)
+    if st.live_sla is not None:
+        return st.live_sla.ui_rows()
+    if st.live_sla_error:
+        return [{**NO_SLA_FILE, "row": "SLA file", "value": st.live_sla_error, "state": "error"}]
+    return [NO_SLA_FILE]
+
+
 def extended_stats(environment: Environment) -> list[dict[str, Any]]:
     """The `extended_stats` payload Locust's UI reads: rows per extended tab key."""
     return [
         {"key": METRICS_TAB, "data": metric_rows(llm_request_stats(environment))},
+        {"key": SLA_TAB, "data": sla_rows(environment)},
         {"key": SUMMARY_TAB, "data": summary_rows(llm_summary(environment))},
     ]
 
 
 def template_extensions() -> dict[str, Any]:
-    """The template_args that declare the tabs, their tables and the LLM downloads."""
+    """The template_args that declare the tabs, their tables and the LLM downloads. The LLM charts tab
+    has no table: ui.js fills it."""
     return {
-        "extended_tabs": [
-            {"key": METRICS_TAB, "title": "LLM metrics"},
-            {"key": SUMMARY_TAB, "title": "LLM summary"},
-        ],
+        "extended_tabs": [{"key": key, "title": title} for key, title in TABS],
         "extended_tables": [
             {"key": METRICS_TAB, "structure": METRICS_TABLE},
+            {"key": SLA_TAB, "structure": SLA_TABLE},
             {"key": SUMMARY_TAB, "structure": SUMMARY_TABLE},
         ],
         # Relative like Locust's own links, so it works behind --web-base-path too.
@@ -217,15 +285,61 @@ def install(environment: Environment) -> None:
         response.headers["Content-disposition"] = "attachment;filename=loadgate_llm_summary.json"
         return response
 
+    charts = LlmCharts(environment)
+    if has_state(environment):
+        state(environment).charts = charts
+
+    @blueprint.route(CHARTS_DATA_ROUTE)
+    @web_ui.auth_required_if_enabled
+    def llm_charts_data() -> Response:
+        args = request.args
+        payload = charts.payload(
+            args.get("run", ""), _int(args.get("version"), -1), _int(args.get("have"), 0)
+        )
+        response = make_response(json.dumps(payload, allow_nan=False))
+        response.headers["Content-type"] = "application/json"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @blueprint.route(PLOTLY_ROUTE)
+    @web_ui.auth_required_if_enabled
+    def plotly_js() -> Response:
+        response = make_response(_plotly_js())
+        response.headers["Content-type"] = "text/javascript"
+        response.headers["Cache-Control"] = "max-age=86400"
+        return response
+
+    @blueprint.route(STATIC_ROUTE)
+    @web_ui.auth_required_if_enabled
+    def loadgate_static(name: str) -> Response:
+        if name not in STATIC_FILES:
+            return make_response("not found", 404)
+        response = make_response((STATIC / name).read_bytes())
+        response.headers["Content-type"] = f"{STATIC_FILES[name]}; charset=utf-8"
+        return response
+
     app.register_blueprint(blueprint)
 
-    # The UI's "Reset stats" clears Locust's rows; the LLM tabs must restart with them. (The event
-    # carries no environment, hence the closure.) On a master this resets the merged totals, as for
+    # The UI's "Reset stats" clears Locust's rows; the LLM tabs and charts must restart with them. (The
+    # event carries no environment, hence the closure.) On a master this resets the merged totals, as for
     # Locust's own rows: workers only ever send what accumulated since their last report.
     def reset_llm_stats(**_kwargs: Any) -> None:
         reset_llm(environment)
+        charts.clear()
 
     environment.events.reset_stats.add_listener(reset_llm_stats)
+    if not isinstance(environment.runner, WorkerRunner):
+        environment.events.test_start.add_listener(lambda **_kw: charts.start())
+        environment.events.test_stop.add_listener(lambda **_kw: charts.stop())
+
+    @app.after_request
+    def add_ui_script(response: Response) -> Response:
+        if request.endpoint != LOCUST_INDEX_ENDPOINT or response.status_code != 200:
+            return response
+        page = response.get_data(as_text=True)
+        if "</head>" in page and UI_TAGS not in page:
+            response.set_data(page.replace("</head>", UI_TAGS + "</head>", 1))
+        return response
 
     @app.after_request
     def add_llm_rows(response: Response) -> Response:
@@ -236,6 +350,20 @@ def install(environment: Environment) -> None:
         payload["extended_stats"] = extended_stats(environment)
         response.set_data(json.dumps(payload))
         return response
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
+
+
+@cache
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs  # the JS the plotly package ships (no CDN)
+
+    return get_plotlyjs()
 
 
 # --- the run's LLM stats (none when loadgate's harness does not run this environment) ---

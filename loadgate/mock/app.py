@@ -158,6 +158,30 @@ class MockServer:
         finally:
             self.engine.slots.leave(entry)
 
+    @property
+    def chunker(self) -> Callable[[str, bool], list[str]] | None:
+        """How streamed text is cut into content chunks when not one token per chunk: (pending text, last
+        token?) -> the chunks to send now (the rest waits for the next token)."""
+        chars, per = self.config.chars_per_chunk, self.config.tokens_per_chunk
+        if chars:
+
+            def by_chars(text: str, last: bool) -> list[str]:
+                end = len(text) if last else len(text) - len(text) % chars
+                return [text[i : i + chars] for i in range(0, end, chars)]
+
+            return by_chars
+        if per > 1:
+            count = {"tokens": 0}
+
+            def by_tokens(text: str, last: bool) -> list[str]:
+                count["tokens"] += 1
+                if last or count["tokens"] % per == 0:
+                    return [text]
+                return []
+
+            return by_tokens
+        return None
+
     def overloaded(self) -> APIError:
         status = self.config.capacity.overload_status
         slots = self.engine.slots
@@ -221,8 +245,9 @@ class MockServer:
         log = self.truth_log is not None
         if log:
             exchange.t_chunks = chunks = []
-        sent = 0
+        sent = 0  # tokens generated and sent (in chunks of several tokens or characters, when configured)
         trouble_at = plan.tokens // 2
+        chunker, pending = self.chunker, ""
         try:
             await response.prepare(request)
             await response.write(encoder.role())
@@ -238,6 +263,17 @@ class MockServer:
                         await asyncio.sleep(self.config.faults.stall_seconds)
                     elif fault == "malformed_chunk":
                         await response.write(protocol.MALFORMED_CHUNK)
+                if chunker is not None:
+                    pending += protocol.token_text(index)
+                    pieces = chunker(pending, index == plan.tokens - 1)
+                    pending = pending[sum(len(piece) for piece in pieces) :]
+                    for piece in pieces:
+                        sent_at = time.time()
+                        await response.write(encoder.text(piece))
+                        if log:
+                            chunks.append(sent_at)
+                    sent += 1  # generated; sent with its chunk (a partial one waits for the next token)
+                    continue
                 data = encoder.token(index)
                 sent_at = time.time()  # the moment the chunk is handed to the transport
                 await response.write(data)

@@ -133,6 +133,8 @@ class MockConfig:
     jobs: JobsConfig = field(default_factory=JobsConfig)
     endpoints: EndpointsConfig = field(default_factory=EndpointsConfig)
     usage: bool = True
+    tokens_per_chunk: int = 1  # streamed: tokens per content chunk (OpenAI and vLLM send 1)
+    chars_per_chunk: int = 0  # streamed: > 0 splits the text into chunks of this many characters instead
     seed: int | None = None
     max_body_bytes: int = 1_048_576
     source: str = "<dict>"
@@ -334,10 +336,19 @@ def parse_config(data: Any, source: str = "<dict>") -> MockConfig:
         jobs=jobs,
         endpoints=endpoints,
         usage=top.boolean("usage", True),
+        tokens_per_chunk=top.integer("tokens_per_chunk", 1, low=1),
+        chars_per_chunk=top.integer("chars_per_chunk", 0),
         seed=seed,
         max_body_bytes=top.integer("max_body_bytes", 1_048_576, low=1024),
         source=source,
     )
+    if config.chars_per_chunk and config.tokens_per_chunk != 1:
+        raise top.fail(
+            "chars_per_chunk",
+            "cannot be combined with tokens_per_chunk",
+            config.chars_per_chunk,
+            "set one of chars_per_chunk and tokens_per_chunk",
+        )
     top.finish()
     return config
 

@@ -63,6 +63,11 @@ def token_json(index: int) -> bytes:
     return _FIRST_TOKEN_JSON if index == 0 else _TOKEN_JSON[index % len(_TOKEN_JSON)]
 
 
+def token_text(index: int) -> str:
+    """The text of token `index` (the streamed delta: a word, with a leading space after the first)."""
+    return _WORDS[0] if index == 0 else " " + _WORDS[index % len(_WORDS)]
+
+
 @lru_cache(maxsize=4096)
 def content(tokens: int) -> str:
     """The text of a `tokens`-token answer (exactly the concatenation of the streamed deltas)."""
@@ -141,6 +146,10 @@ class ChunkEncoder:
 
     def token(self, index: int) -> bytes:
         return self._head + b'{"content":' + token_json(index) + b"}" + self._TAIL
+
+    def text(self, text: str) -> bytes:
+        """A content chunk carrying any text (several tokens, or a few characters of one)."""
+        return self._head + b'{"content":' + json.dumps(text).encode() + b"}" + self._TAIL
 
     def finish(self, reason: str) -> bytes:
         return self._head + b'{},"logprobs":null,"finish_reason":"' + reason.encode() + b'"}]}\n\n'

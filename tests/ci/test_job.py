@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -187,7 +188,14 @@ def test_job_passes_and_leaves_one_results_folder(tmp_path):
     results = tmp_path / "out"
     results.mkdir()
     (results / "loadgate_stale_stats.csv").write_text("left over by an older run\n")
-    done = job([*SHORT, "--results", str(results), "--thresholds", PASS], tmp_path, OPENAI_API_KEY=SECRET)
+    (results / "notes.txt").write_text("not the job's: kept\n")
+    summary = tmp_path / "step_summary.md"  # as on GitHub Actions
+    done = job(
+        [*SHORT, "--results", str(results), "--thresholds", PASS],
+        tmp_path,
+        OPENAI_API_KEY=SECRET,
+        GITHUB_STEP_SUMMARY=str(summary),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     names = {p.name for p in results.iterdir()}
     assert {
@@ -197,6 +205,8 @@ def test_job_passes_and_leaves_one_results_folder(tmp_path):
         "loadgate_llm_stats.csv",
         "loadgate_loadgate.json",
         "report.html",
+        "locust_report.html",
+        "notes.txt",
         "junit.xml",
         "verdict.json",
         "verdict.md",
@@ -206,11 +216,21 @@ def test_job_passes_and_leaves_one_results_folder(tmp_path):
         "mock_truth.jsonl",
     } <= names
     assert "loadgate_stale_stats.csv" not in names
+    assert not [n for n in names if n.startswith(job_module.STAGING_PREFIX)]  # published and removed
     assert "SLA MET" in done.stdout and "run_load_gate: PASS, exit 0" in done.stderr
+    # loadgate's report and Locust's are different files
+    assert "<title>loadgate report" in (results / "report.html").read_text()
+    assert "locust" in (results / "locust_report.html").read_text()[:3000].lower()
+    # the verdict table once: in verdict.md, which the workflow appends; the gate writes no copy of its own
+    verdict_md = (results / "verdict.md").read_text()
+    assert verdict_md.count("| Result | Row |") == 1 and verdict_md.count("`report.html`") == 1
+    assert verdict_md.startswith("### loadgate SLA gate: SLA MET") and "Run: `loadgate`" in verdict_md
+    assert not summary.exists()
     meta = json.loads((results / "loadgate_loadgate.json").read_text())
     assert meta["profile"] == "load" and meta["warmup_s"] == 2 and meta["run_mode"] == "local"
     manifest = json.loads((results / "job.json").read_text())
     assert manifest["exit_code"] == 0 and manifest["exit_codes"]["locust"] in (0, 1)
+    assert manifest["report_exit_code"] == 0 and len(manifest["run_id"]) == 12
     aggregated = stats_rows(results / "loadgate")["Aggregated"]
     assert int(aggregated["Request Count"]) > 0
     for path in results.iterdir():
@@ -299,8 +319,18 @@ def test_master_and_two_workers_merge_every_request(tmp_path, mode, run_mode):
     assert (meta["run_mode"], meta["workers"]) == (run_mode, 2)
 
 
+LOST_VERDICT = (
+    r'FAIL lost_workers of "run": observed 1, required == 0 \(worker (?P<id>\S+) \(index \d\) lost '
+    r"[0-9.]+ s into the run \(no heartbeat\) with 2 users; (?P<share>[0-9.]+)% of the planned user-seconds "
+    r"missing; re-run, or accept it with --allow-lost-workers\)"
+)
+
+
 @pytest.mark.timeout(90)
-def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
+@pytest.mark.parametrize("allow", [False, True])
+def test_a_killed_worker_fails_the_run_unless_accepted(tmp_path, allow):
+    """A worker SIGKILLed mid-run: named, its missing share given, exit 1 (never SLA MET); its users move
+    to the other worker; the merged counts are the survivor's traffic plus what the lost one reported."""
     results = tmp_path / "r"
     proc = subprocess.Popen(
         [
@@ -323,6 +353,7 @@ def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
             str(results),
             "--thresholds",
             PASS,
+            *(["--allow-lost-workers"] if allow else []),
         ],
         cwd=tmp_path,
         env=repo_env(),
@@ -332,12 +363,13 @@ def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
     )
     started = time.monotonic()
     try:
+        staging = staging_folder(results)  # the run's own folder until it ends
         for _ in range(200):  # the job writes its manifest once every process is started
-            if (results / "job.json").is_file() and (results / "loadgate_stats_history.csv").is_file():
+            if (staging / "job.json").is_file() and (staging / "loadgate_stats_history.csv").is_file():
                 break
             time.sleep(0.1)
         time.sleep(3)
-        victim = json.loads((results / "job.json").read_text())["processes"]["worker-2"]
+        victim = json.loads((staging / "job.json").read_text())["processes"]["worker-2"]
         os.kill(victim, signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -345,12 +377,110 @@ def test_a_killed_worker_is_reported_and_the_run_ends_on_time(tmp_path):
             proc.kill()
             proc.wait()
     elapsed = time.monotonic() - started
-    assert proc.returncode == 0, stderr[-3000:]
     assert elapsed < 8 + 20, f"the run took {elapsed:.0f}s"
     assert f"run_load_gate: warning: worker-2 (pid {victim}) exited with code -9" in stderr
-    assert "went missing during the run (no heartbeat)" in stderr
     manifest = json.loads((results / "job.json").read_text())
     assert len(manifest["missing_workers"]) == 1 and manifest["exit_codes"]["worker-2"] == -9
+    meta = json.loads((results / "loadgate_loadgate.json").read_text())
+    (lost,) = meta["lost_workers"]
+    assert (lost["id"], lost["reason"], lost["users"]) == (manifest["missing_workers"][0], "no heartbeat", 2)
+    assert 0 < meta["missing_user_seconds_share"] < 1 and meta["allow_lost_workers"] is allow
+    share = f"{meta['missing_user_seconds_share'] * 100:.1f}%"
+    assert "rebalancing its users onto the remaining workers" in stderr
+    # every request of the surviving worker is counted; of the lost one, what it reported before it died
+    sent = truth_by_worker(results / "mock_truth.jsonl")
+    survivor = manifest["processes"]["worker-1"]
+    merged = int(stats_rows(results / "loadgate")["Aggregated"]["Request Count"])
+    assert merged == sent[str(survivor)] + lost["reported_requests"]
+    assert lost["reported_requests"] <= sent[str(victim)]
+    lines = [v["line"] for v in json.loads((results / "verdict.json").read_text())["verdicts"]]
+    lost_line = [line for line in lines if line.startswith("FAIL lost_workers")]
+    if allow:
+        assert proc.returncode == 0, stdout + stderr[-3000:]
+        assert lost_line == [] and "SLA MET" in stdout
+        assert (
+            f"run_load_gate: lost capacity: {share} of the planned user-seconds missing; accepted by --allow-lost-workers"
+            in stderr
+        )
+        return
+    assert proc.returncode == 1, stdout + stderr[-3000:]
+    assert len(lost_line) == 1 and re.fullmatch(LOST_VERDICT, lost_line[0]), lines
+    match = re.fullmatch(LOST_VERDICT, lost_line[0])
+    assert match is not None and (match["id"], f"{match['share']}%") == (lost["id"], share)
+    assert "SLA BREACHED" in stdout and "run_load_gate: FAIL (SLA breached or no data), exit 1" in stderr
+    assert (
+        f"run_load_gate: lost capacity: {share} of the planned user-seconds missing; the gate fails the run "
+        "(--allow-lost-workers accepts it)"
+    ) in stderr
+    assert re.search(
+        rf"run_load_gate: lost capacity: worker {lost['id']} \(index \d\) lost [0-9.]+ s into the run \(no "
+        r"heartbeat\) with 2 users; its requests since its last report are in no file",
+        stderr,
+    )
+
+
+@pytest.mark.timeout(90)
+def test_the_embedded_target_dying_mid_run_is_exit_2_at_once(tmp_path):
+    """No valid run: the job stops at once (not after the 30 s run time), naming the exit code and the
+    target's last stderr line; no verdict is given."""
+    results = tmp_path / "r"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgate.job", "--profile", "none", "--run-time", "30s", "--warmup", "0"]
+        + ["--users", "2", "--results", str(results), "--thresholds", PASS],
+        cwd=tmp_path,
+        env=repo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        staging = None  # the run writes into results/.partial-* until it ends
+        for _ in range(300):
+            staging = next(iter(sorted(results.glob(".partial-*"))), None)
+            if (
+                staging
+                and (staging / "job.json").is_file()
+                and (staging / "loadgate_stats_history.csv").is_file()
+            ):
+                break
+            time.sleep(0.1)
+        time.sleep(2)
+        assert staging is not None
+        mock_pid = json.loads((staging / "job.json").read_text())["processes"]["mock"]
+        os.kill(mock_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2, stdout + stderr[-3000:]
+    assert time.monotonic() - killed < 15  # at once, not after the run time
+    lines = [line for line in stderr.splitlines() if line.startswith("run_load_gate: error:")]
+    assert len(lines) == 1 and re.fullmatch(
+        rf"run_load_gate: error: the embedded target \(pid {mock_pid}\) died \d+s into the run with exit code "
+        r"-9: .+; no valid run",
+        lines[0],
+    ), lines
+    manifest = json.loads((results / "job.json").read_text())
+    assert (manifest["exit_code"], manifest["exit_codes"]["mock"]) == (2, -9)
+    assert not (results / "verdict.json").exists() and "SLA" not in stdout
+
+
+def test_target_died_names_the_exit_code_and_the_last_stderr_line():
+    class Dead:
+        returncode = 1
+        proc = type("P", (), {"pid": 4242})()
+
+        @staticmethod
+        def stderr() -> str:
+            return "loadgate mock listening\nTraceback (most recent call last):\n  ...\nMemoryError: out of memory\n"
+
+    line = job_module.target_died(Dead(), time.time() - 12.4)  # type: ignore[arg-type]
+    assert line == (
+        "the embedded target (pid 4242) died 12s into the run with exit code 1: MemoryError: out of memory; "
+        "no valid run"
+    )
 
 
 @pytest.mark.timeout(90)
@@ -413,37 +543,75 @@ def test_master_waits_for_workers_started_elsewhere(tmp_path):
     assert int(stats_rows(tmp_path / "r" / "loadgate")["Aggregated"]["Request Count"]) == sum(sent.values())
 
 
-@pytest.mark.timeout(60)
-def test_sigterm_stops_everything_the_job_started(tmp_path):
-    results = tmp_path / "r"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "loadgate.job",
-            "--run-time",
-            "60s",
-            "--warmup",
-            "0",
-            "--users",
-            "2",
-            "--results",
-            str(results),
-            "--thresholds",
-            PASS,
-        ],
-        cwd=tmp_path,
+def job_process(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "loadgate.job", *args],
+        cwd=cwd,
         env=repo_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def staging_folder(results: Path, timeout_s: float = 20) -> Path:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = [p for p in results.glob(f"{job_module.STAGING_PREFIX}*") if p.is_dir()]
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    pytest.fail(f"no staging folder in {results}")
+
+
+@pytest.mark.timeout(60)
+def test_progress_lines_arrive_while_the_run_goes_on(tmp_path):
+    proc = job_process(
+        ["--run-time", "8s", *SHORT[2:], "--progress-interval", "1s", "--results", str(tmp_path / "r")]
+        + ["--thresholds", PASS],
+        tmp_path,
+    )
     try:
+        seen = []
+        for line in proc.stderr:  # read as the job writes: a line is seen when it is printed
+            if line.startswith("loadgate: 0:"):
+                seen.append((line, proc.poll()))
+                if len(seen) >= 2 and "| last " in line:  # past the warm-up reset: full figures
+                    break
+        _, rest = proc.communicate(timeout=50)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest[-3000:]
+    assert len(seen) >= 2 and {running for _, running in seen} == {None}  # all before the job ended
+    line = seen[-1][0]
+    assert line.startswith("loadgate: 0:0") and "/0:08 | 4 users | " in line
+    for part in ("req/s", "% failed", "TTFT p95 ", "ITL p95 ", "tok/s out"):
+        assert part in line, line
+
+
+@pytest.mark.timeout(60)
+def test_an_interrupted_run_replaces_the_last_run_and_stops_everything_it_started(tmp_path):
+    results = tmp_path / "r"
+    results.mkdir()
+    old_run = {"loadgate_stats.csv": "old", "verdict.md": "OLD PASS", "report.html": "old", "junit.xml": "x"}
+    for name, text in old_run.items():
+        (results / name).write_text(text)
+    proc = job_process(
+        ["--run-time", "60s", "--warmup", "0", "--users", "2", "--results", str(results)]
+        + ["--thresholds", PASS],
+        tmp_path,
+    )
+    try:
+        staging = staging_folder(results)
         for _ in range(200):
-            if (results / "loadgate_stats_history.csv").is_file():
+            if (staging / "loadgate_stats_history.csv").is_file():
                 break
             time.sleep(0.1)
-        started = json.loads((results / "job.json").read_text())["processes"]
+        # while the run goes on, the last run's files are untouched beside it
+        assert {name: (results / name).read_text() for name in old_run} == old_run
+        started = json.loads((staging / "job.json").read_text())["processes"]
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
     finally:
@@ -456,7 +624,37 @@ def test_sigterm_stops_everything_the_job_started(tmp_path):
     for pid in started.values():  # every process the job started is gone
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    # one run's files: the interrupted run's (no verdict: it never got one), nothing of the old run
+    names = {p.name for p in results.iterdir()}
+    assert not names & {"verdict.md", "report.html", "junit.xml"}
+    assert "loadgate_stats.csv" not in names or (results / "loadgate_stats.csv").read_text() != "old"
+    assert {"job.json", "locust.log", "loadgate_stats_history.csv"} <= names
+    assert not [n for n in names if n.startswith(job_module.STAGING_PREFIX)]
     assert json.loads((results / "job.json").read_text())["exit_code"] == 2
+
+
+def test_a_killed_runs_leftovers_are_removed_and_a_live_run_is_not_disturbed(tmp_path):
+    results = tmp_path / "r"
+    left = results / f"{job_module.STAGING_PREFIX}killed"
+    left.mkdir(parents=True)
+    (left / "loadgate_stats.csv").write_text("half a run\n")
+    (left / job_module.STAGING_LOCK).write_text("")  # nobody holds it: the job that made it is gone
+    (results / "verdict.md").write_text("the last complete run\n")
+    staging = job_module.Staging.create(results)
+    try:
+        assert not left.exists() and (results / "verdict.md").is_file()
+        # a second job on the same folder while the first lives: refused, one line, before any load
+        done = job(["--results", str(results), "--thresholds", PASS], tmp_path, timeout=30)
+        assert done.returncode == 2
+        assert done.stderr == (
+            f"run_load_gate: error: --results: another run is writing into {results} ({staging.path.name}); "
+            "wait for it to end or give another --results\n"
+        )
+        (staging.path / "verdict.md").write_text("this run\n")
+    finally:
+        staging.publish(results)
+    assert (results / "verdict.md").read_text() == "this run\n"
+    assert sorted(p.name for p in results.iterdir()) == ["verdict.md"]
 
 
 @pytest.mark.timeout(60)

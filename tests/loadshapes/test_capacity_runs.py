@@ -69,9 +69,8 @@ def test_the_search_finds_the_mocks_capacity_and_leaves_json_csv_and_png(tmp_pat
         assert rules[("TTFT /v1/chat/completions [stream]", "p(95) < 300")]["status"] in ("PASS", "FAIL")
         assert (step["result"] == "pass") == all(t["status"] == "PASS" for t in step["thresholds"])
         # each step left the files of a run, judged by the gate: its verdict is there too
-        assert read_json(f"{step['files']}_verdict.json")["result"] == (
-            "pass" if step["result"] == "pass" else "fail"
-        )
+        verdict = read_json(tmp_path / "results" / f"{step['files']}_verdict.json")
+        assert verdict["result"] == ("pass" if step["result"] == "pass" else "fail")
     with open(f"{prefix}_capacity.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [float(r["rate_rps"]) for r in rows] == [s["rate_rps"] for s in steps]

@@ -1,11 +1,11 @@
-"""The capacity search's logic and files (loadgate.capacity), without load."""
+"""The capacity search's logic and files (loadgate.capacity_search), without load."""
 
 import csv
 import json
 
 import pytest
 
-from loadgate import capacity as cap
+from loadgate import capacity_search as cap
 from loadgate.gate.config import parse_config
 
 

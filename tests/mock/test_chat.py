@@ -11,6 +11,8 @@ from .conftest import chat_body, fast_config, read_truth
 
 pytestmark = pytest.mark.timeout(60)
 
+TEN_WORDS = "The quick brown fox jumps over the lazy dog while"  # the mock's 10-token answer
+
 
 def sse_events(response: requests.Response) -> list[str]:
     return [line[len("data: ") :] for line in response.iter_lines(decode_unicode=True) if line]
@@ -105,6 +107,38 @@ def test_usage_false_never_sends_usage(mock_server):
     )
     events = sse_events(r)
     assert events[-1] == "[DONE]" and not any("usage" in json.loads(e) for e in events[:-1])
+
+
+@pytest.mark.parametrize(
+    ("chunking", "expected_chunks"),
+    [
+        ({"tokens_per_chunk": 3}, ["The quick brown", " fox jumps over", " the lazy dog", " while"]),
+        ({"chars_per_chunk": 1}, list(TEN_WORDS)),
+        ({"chars_per_chunk": 7}, [TEN_WORDS[i : i + 7] for i in range(0, len(TEN_WORDS), 7)]),
+    ],
+)
+def test_chunking_splits_the_same_text_and_the_truth_counts_tokens(
+    mock_server, tmp_path, chunking, expected_chunks
+):
+    truth = tmp_path / "truth.jsonl"
+    models = {"loadgate-small": {"ttft": 0.005, "tokens_per_s": 500, "output_tokens": 10}}
+    mock = mock_server(config=fast_config(models=models, usage=False, **chunking), truth_log=truth)
+    r = requests.post(
+        f"{mock.url}/v1/chat/completions",
+        timeout=5,
+        stream=True,
+        json=chat_body(stream=True, stream_options={"include_usage": True}),
+    )
+    events = [json.loads(e) for e in sse_events(r)[:-1]]
+    deltas = [e["choices"][0]["delta"].get("content") for e in events if e["choices"]]
+    content = [d for d in deltas if d]  # the role delta ("") and the finish chunk (no content) aside
+    assert content == expected_chunks and "".join(content) == TEN_WORDS
+    assert not any("usage" in e for e in events)
+    plain = requests.post(f"{mock.url}/v1/chat/completions", json=chat_body(), timeout=5).json()
+    assert plain["choices"][0]["message"]["content"] == TEN_WORDS  # the same answer, not streamed
+    assert mock.stop() == 0
+    streamed, _ = read_truth(truth)
+    assert streamed["completion_tokens"] == 10 and len(streamed["t_chunks"]) == len(expected_chunks)
 
 
 def test_truth_log_rows(mock_server, tmp_path):

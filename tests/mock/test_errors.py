@@ -208,6 +208,13 @@ def test_chat_endpoint_can_be_disabled(mock_server):
         ({"models": {"m": {"tokens_per_s": "fast"}}}, "models.m.tokens_per_s: must be a number"),
         ({"usage": "no"}, "usage: must be true or false"),
         ({"endpoints": {"async": 1}}, "endpoints.async: must be true or false"),
+        ({"tokens_per_chunk": 0}, "tokens_per_chunk: must be an integer (got 0); use an integer >= 1"),
+        ({"chars_per_chunk": -1}, "chars_per_chunk: must be an integer (got -1); use an integer >= 0"),
+        (
+            {"chars_per_chunk": 1, "tokens_per_chunk": 2},
+            "chars_per_chunk: cannot be combined with tokens_per_chunk (got 1); set one of chars_per_chunk "
+            "and tokens_per_chunk",
+        ),
     ],
 )
 def test_bad_config_is_one_error_naming_the_key(config, expected):

@@ -27,8 +27,9 @@ def thirdparty_venv() -> None:
         _unavailable(str(e))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def litellm(thirdparty_venv, tmp_path_factory) -> Iterator[servers.Server]:
+    """One proxy per test: a proxy that died in one test (seen once in CI, under load) must not fail the next."""
     try:
         server = servers.start_litellm(tmp_path_factory.mktemp("litellm"))
     except servers.Unavailable as e:

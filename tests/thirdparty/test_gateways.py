@@ -46,6 +46,8 @@ def test_the_default_job_passes_on_litellm_with_the_right_key(litellm, tmp_path)
         tmp_path,
         OPENAI_API_KEY=servers.MASTER_KEY,
     )
+    if litellm.proc.poll() is not None:  # the third-party proxy itself crashed: no verdict on loadgate
+        pytest.skip(f"the LiteLLM proxy exited ({litellm.proc.returncode}) during the run: {litellm.tail()}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "run_load_gate: PASS, exit 0" in done.stderr
     line = next(x for x in done.stderr.splitlines() if "does not serve" in x)

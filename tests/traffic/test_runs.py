@@ -6,10 +6,13 @@ import csv
 import json
 import re
 import statistics
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 
 from loadgate.contract import METRIC_TYPES
 from traffic.helpers import (
@@ -210,7 +213,7 @@ FAULTS = [
         "cut",
         {},
         {
-            r"connection error: HTTPConnectionClosed mid-stream after 6 tokens",
+            r"connection error: HTTPConnectionClosed mid-stream after 6 chunks",
             r"connection error: HTTPConnectionClosed reading the body",
         },
     ),
@@ -219,7 +222,7 @@ FAULTS = [
         "stall",
         {"stall_seconds": 3},
         {
-            r"timeout: no data for 1s mid-stream after 6 tokens",
+            r"timeout: no data for 1s mid-stream after 6 chunks",
             r"timeout: no data for 1s waiting for the response headers",
         },
     ),
@@ -322,10 +325,50 @@ def test_unknown_model_is_a_404_with_its_code_not_a_missing_endpoint(tmp_path: P
     assert "answered 404" not in proc.stderr
 
 
-@pytest.mark.timeout(60)
-def test_no_usage_from_server_counts_content_events_and_says_so(tmp_path: Path, mock_server):
+def gate(prefix: str, tmp_path: Path, rules: str) -> tuple[int, list[str], str]:
+    """The real gate (`loadgate gate`) on a run: (exit code, its verdict lines, stdout + stderr)."""
+    thresholds, verdict = tmp_path / "rules.yaml", tmp_path / "verdict.json"
+    thresholds.write_text(rules)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadgate",
+            "gate",
+            prefix,
+            "--thresholds",
+            str(thresholds),
+            "--json",
+            str(verdict),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=child_env(),
+    )
+    lines = [v["line"] for v in json.loads(verdict.read_text())["verdicts"]] if verdict.is_file() else []
+    return done.returncode, lines, done.stdout + done.stderr
+
+
+def verdict_line(lines: list[str], pattern: str) -> str:
+    """The one verdict line matching the regular expression (in full)."""
+    found = [line for line in lines if re.fullmatch(pattern, line)]
+    assert len(found) == 1, lines
+    return found[0]
+
+
+TOKEN_RULES = (
+    "thresholds:\n  LLM: ['tokens_per_s > 0']\n  \"TOKENS/S /v1/chat/completions [stream]\": ['avg > 0']\n"
+)
+
+
+def token_run(tmp_path: Path, mock_server, *args: str) -> tuple[str, dict, dict, list[dict]]:
+    """Single-turn chats, half streamed, against a mock that sends no usage and one character per chunk
+    (like mockllm): 24-token answers at 40 tokens/s after 100 ms."""
     truth_log = tmp_path / "truth.jsonl"
-    mock = mock_server(config=mock_config(usage=False), truth_log=truth_log)
+    model = {"ttft": 0.1, "tokens_per_s": 40, "output_tokens": 24}
+    config = mock_config(models={"loadgate-small": model}, usage=False, chars_per_chunk=1)
+    mock = mock_server(config=config, truth_log=truth_log)
     proc, prefix = run_locust(
         tmp_path,
         mock.url,
@@ -333,19 +376,149 @@ def test_no_usage_from_server_counts_content_events_and_says_so(tmp_path: Path, 
         "loadgate-small",
         "--stream-ratio",
         "0.5",
-        users=3,
-        run_time="3s",
+        "--multi-turn-ratio",
+        "0",
+        "--max-tokens",
+        "64",
+        *args,
+        users=4,
+        run_time="4s",
         user_classes=("ChatUser",),
     )
     mock.stop()
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
+    truth = [t for t in read_truth(truth_log) if t["path"] == "/v1/chat/completions" and not t["error"]]
+    assert {t["stream"] for t in truth} == {True, False} and summary["completed_requests"] == len(truth)
+    return prefix, summary, read_rows(f"{prefix}_llm_stats.csv"), truth
+
+
+def truth_tokens_per_s(truth: list[dict], stream: bool) -> float:
+    """Mean of completion_tokens / (last token sent - request received), as the mock logged them."""
+    rates = [
+        t["completion_tokens"] / (t["t_last_token"] - t["t_received"]) for t in truth if t["stream"] is stream
+    ]
+    return statistics.fmean(rates)
+
+
+@pytest.mark.timeout(90)
+def test_without_usage_tokens_are_counted_from_the_text_with_a_tokenizer(tmp_path: Path, mock_server):
+    """One character per chunk: counting chunks would report 5x the tokens. Counted from the text with
+    cl100k_base, streamed and non-streamed tokens/s of the same answers agree, and both equal the truth."""
+    prefix, summary, llm, truth = token_run(tmp_path, mock_server)
+    assert (summary["token_source"], summary["token_counter"]) == (
+        "tokenizer",
+        "tiktoken cl100k_base (offline)",
+    )
+    assert summary["token_source_shares"] == {"tokenizer": 1.0} and summary["usage_source"] == "counted"
+    true_tokens = sum(t["completion_tokens"] for t in truth)
+    assert abs(summary["total_output_tokens"] - true_tokens) <= 0.1 * true_tokens
+    streamed = float(llm["TOKENS/S /v1/chat/completions [stream]"]["Average Response Time"])
+    plain = float(llm["TOKENS/S /v1/chat/completions [non-stream]"]["Average Response Time"])
+    assert abs(streamed - plain) <= 0.1 * plain, (streamed, plain)
+    for measured, stream in ((streamed, True), (plain, False)):
+        expected = truth_tokens_per_s(truth, stream)
+        assert abs(measured - expected) <= 0.1 * expected, (stream, measured, expected)
+    # TPOT from the counted tokens, not from 1-character chunks: ~25 ms at 40 tokens/s
+    assert 22 <= float(llm["TPOT /v1/chat/completions [stream]"]["50%"]) <= 30
+    code, lines, out = gate(prefix, tmp_path, TOKEN_RULES)
+    assert code == 0, out
+    verdict_line(
+        lines, r'PASS tokens_per_s of "LLM": observed [0-9.]+ tok/s, required > 0 tok/s \(tokens: tokenizer\)'
+    )
+    verdict_line(
+        lines,
+        r'PASS avg of "TOKENS/S /v1/chat/completions \[stream\]": observed [0-9.]+ tok/s, required > 0 tok/s '
+        r"\(tokens: tokenizer\)",
+    )
+
+
+@pytest.mark.timeout(90)
+def test_without_a_tokenizer_tokens_are_estimated_and_the_verdict_says_so(tmp_path: Path, mock_server):
+    """--tokenizer estimate: 1 token per 4 characters of the same text, streamed or not."""
+    from loadgate.client.tokens import estimate_tokens
+    from loadgate.mock.protocol import content
+
+    prefix, summary, llm, truth = token_run(tmp_path, mock_server, "--tokenizer", "estimate")
+    assert (
+        summary["token_source"] == "estimate"
+        and summary["token_counter"] == "estimate: 1 token per 4 characters"
+    )
+    assert summary["total_output_tokens"] == sum(
+        estimate_tokens(content(t["completion_tokens"])) for t in truth
+    )
+    streamed = float(llm["TOKENS/S /v1/chat/completions [stream]"]["Average Response Time"])
+    plain = float(llm["TOKENS/S /v1/chat/completions [non-stream]"]["Average Response Time"])
+    assert abs(streamed - plain) <= 0.1 * plain, (streamed, plain)
+    code, lines, out = gate(prefix, tmp_path, TOKEN_RULES)
+    assert code == 0, out
+    verdict_line(
+        lines, r'PASS tokens_per_s of "LLM": observed [0-9.]+ tok/s, required > 0 tok/s \(tokens: estimate\)'
+    )
+
+
+@pytest.mark.timeout(60)
+def test_server_usage_wins_and_the_verdict_names_no_source(tmp_path: Path, mock_server):
+    truth_log = tmp_path / "truth.jsonl"
+    config = mock_config(chars_per_chunk=1)  # usage sent: the chunking does not matter
+    mock = mock_server(config=config, truth_log=truth_log)
+    proc, prefix = run_locust(
+        tmp_path, mock.url, "--models", "loadgate-small", users=2, run_time="3s", user_classes=("ChatUser",)
+    )
+    mock.stop()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
     truth = [t for t in read_truth(truth_log) if t["path"] == "/v1/chat/completions"]
-    assert {t["stream"] for t in truth} == {True, False}
-    # streamed: content events counted; non-streamed: the answer's words (the mock's words are tokens)
-    assert summary["usage_source"] == "counted" and summary["responses_with_server_usage"] == 0
+    assert (summary["token_source"], summary["token_counter"]) == ("server", None)
     assert summary["total_output_tokens"] == sum(t["completion_tokens"] for t in truth)
-    assert "carried no usage: their output tokens were counted from content events" in proc.stderr
+    assert "token source: server" in proc.stderr
+    code, lines, out = gate(prefix, tmp_path, TOKEN_RULES)
+    assert code == 0 and len(lines) == 2 and not any("tokens:" in line for line in lines), out
+    verdict_line(lines, r'PASS tokens_per_s of "LLM": observed [0-9.]+ tok/s, required > 0 tok/s')
+
+
+def assert_exact_window(prefix: str, run_time: float, warmup: float, stop_timeout: float = 10) -> dict:
+    """PREFIX_loadgate.json records the measured window, and the LLM summary's per-second figures use the
+    very same one: started_at <= stats_reset_at (warm-up end) <= stopped_at (the run's end)."""
+    meta = json.loads(Path(f"{prefix}_loadgate.json").read_text())
+    summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
+    start = meta["stats_reset_at"] if warmup else meta["started_at"]
+    assert isinstance(meta["started_at"], float) and isinstance(meta["stopped_at"], float)
+    if warmup:
+        assert warmup - 0.1 <= meta["stats_reset_at"] - meta["started_at"] <= warmup + 1.0
+    else:
+        assert meta["stats_reset_at"] is None
+    assert run_time - 0.1 <= meta["stopped_at"] - meta["started_at"] <= run_time + stop_timeout + 2
+    assert summary["duration_s"] == round(meta["stopped_at"] - start, 3)
+    assert meta["final_stats_written"] is True
+    return meta
+
+
+@pytest.mark.timeout(60)
+def test_traffic_that_stops_early_is_rated_over_the_measured_window(tmp_path: Path, mock_server):
+    """3 requests in a 10 s run: the gate's rps is 0.3 (not Locust's time-to-last-request figure), so an
+    `rps >= 2` rule fails."""
+    mock = mock_server(config=mock_config())
+    proc, prefix = run_locust(
+        tmp_path,
+        mock.url,
+        "-f",
+        str(Path(__file__).with_name("early_stop_locustfile.py")),
+        "--warmup",
+        "0s",
+        users=1,
+        run_time="10s",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_rows(f"{prefix}_stats.csv")
+    assert rows["Aggregated"]["Request Count"] == "3"
+    assert float(rows["Aggregated"]["Requests/s"]) > 2  # Locust: 3 requests over the ~0.1 s they took
+    meta = assert_exact_window(prefix, run_time=10, warmup=0)
+    window = meta["stopped_at"] - meta["started_at"]
+    code, lines, out = gate(prefix, tmp_path, "thresholds:\n  Aggregated: ['rps >= 2']\n")
+    assert code == 1, out
+    assert lines == [f'FAIL rps of "Aggregated": observed {3 / window:.3g} req/s, required >= 2 req/s'], lines
+    assert round(3 / window, 1) == 0.3
 
 
 @pytest.mark.timeout(60)
@@ -461,6 +634,49 @@ def test_processes_mode_counts_every_request(tmp_path: Path, mock_server):
     assert_counts_match_truth(rows, read_truth(truth_log))
     meta = json.loads(Path(f"{prefix}_loadgate.json").read_text())
     assert (meta["run_mode"], meta["workers"]) == ("processes", 2)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["master", "processes"])
+def test_distributed_window_is_exact_and_the_warmup_does_not_leak(tmp_path: Path, mock_server, mode):
+    """The warm-up reset reaches the workers too (they drop what they have not reported yet), so the
+    merged counts are the requests that ended after stats_reset_at, not up to 3 s more of the warm-up."""
+    truth_log = tmp_path / "truth.jsonl"
+    quick = {"ttft": 0.02, "tokens_per_s": 0, "output_tokens": 4}
+    mock = mock_server(config=mock_config(models={"loadgate-small": quick}), truth_log=truth_log)
+    args = ("--models", "loadgate-small", "--warmup", "2s", "--chat-weight", "1", "--batch-weight", "0")
+    args += ("--models-weight", "0")
+    if mode == "master":
+        proc, worker_errors, prefix = run_distributed(tmp_path, mock.url, 2, *args, users=4, run_time="5s")
+        assert not any("Traceback" in e for e in worker_errors), worker_errors
+    else:
+        port = str(free_port())
+        proc, prefix = run_locust(
+            tmp_path,
+            mock.url,
+            "--processes",
+            "2",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            port,
+            "--master-port",
+            port,
+            "--stop-timeout",
+            "3",
+            *args,
+            users=4,
+            run_time="5s",
+        )
+    mock.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = assert_exact_window(prefix, run_time=5, warmup=2, stop_timeout=3)
+    assert (meta["run_mode"], meta["workers"], meta["lost_workers"]) == (mode, 2, [])
+    counted = int(read_rows(f"{prefix}_stats.csv")[CHAT]["Request Count"])
+    chats = [t for t in read_truth(truth_log) if t["path"] == "/v1/chat/completions"]
+    after = [t for t in chats if t["t_done"] >= meta["stats_reset_at"]]
+    assert len(chats) - len(after) > 20  # the warm-up had plenty of requests
+    assert abs(counted - len(after)) <= 4  # a request of each user may end at the reset instant
 
 
 @pytest.mark.timeout(60)
@@ -638,9 +854,10 @@ def test_conversation_sends_no_further_turn_after_the_stop(tmp_path: Path, mock_
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("tag", ["non-stream", "stream"])  # cut before the headers / while reading the body
-def test_requests_cut_off_by_the_stop_are_counted_as_cancelled(tmp_path: Path, mock_server, tag):
+def test_requests_cut_off_by_the_stop_are_cancelled_not_failed(tmp_path: Path, mock_server, tag):
     """With --stop-timeout 0 Locust kills users mid-request; each of those requests reached the server,
-    so it must be counted once, as a failure saying why, not vanish."""
+    so it must be counted once, as cancelled in loadgate's summary, and not as a failure of the target
+    (which would fail a healthy run: Locust exits 1 on any failure)."""
     truth_log = tmp_path / "truth.jsonl"
     slow = {"ttft": 1.5, "tokens_per_s": 40, "output_tokens": 60}  # 3 s: every user is mid-request at 2 s
     mock = mock_server(config=mock_config(models={"loadgate-small": slow}), truth_log=truth_log)
@@ -658,15 +875,30 @@ def test_requests_cut_off_by_the_stop_are_counted_as_cancelled(tmp_path: Path, m
         user_classes=("ChatUser",),
     )
     mock.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]  # a healthy target: nothing failed
     rows = read_rows(f"{prefix}_stats.csv")
-    assert_counts_match_truth(rows, read_truth(truth_log))
-    cancelled = read_failures(prefix).get(
-        (
-            "/v1/chat/completions",
-            "CatchResponseError('cancelled: the run stopped before the response completed')",
-        ),
-        0,
-    )
-    assert cancelled >= 3, read_failures(prefix)  # every user was mid-request at the stop
-    assert int(rows[CHAT]["Failure Count"]) == cancelled
+    summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
+    truth = http_truth(read_truth(truth_log))
+    # every request the mock saw is counted exactly once: completed in Locust's rows or cancelled in ours
+    counted = Counter({key: int(r["Request Count"]) for key, r in rows.items() if key != "Aggregated"})
+    counted.update(summary["cancelled_by_name"])
+    assert +counted == Counter(f"{t['method']} {t['path']}" for t in truth)
+    # the mock never finished the cut ones: the client went away, or the mock was stopped first
+    cut = [t for t in truth if t["error"]]
+    assert {t["error"].split(" after")[0] for t in cut} <= {
+        "client disconnected",
+        "cancelled: server stopping",
+    }
+    assert summary["cancelled"] == len(cut) >= 3  # every user was mid-request at the stop
+    assert summary["cancelled_by_name"] == {CHAT: summary["cancelled"]}
+    assert rows["Aggregated"]["Failure Count"] == "0" and read_failures(prefix) == {}
+    completed = int(rows[CHAT]["Request Count"]) if CHAT in rows else 0  # none, when every one was cut
+    assert completed == len(truth) - len(cut)
+    assert (
+        f"loadgate: {summary['cancelled']} requests were cut off by the stop (cancelled: not failures; "
+        "counted in _llm_summary.json, not in Locust's tables; raise --stop-timeout to let them finish)"
+    ) in proc.stderr
+    assert (
+        f"cancelled {summary['cancelled']} (cut off by the stop: not failures, not in Locust's tables)"
+    ) in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -64,9 +64,12 @@ def test_metrics_follow_vllm_definitions():
     assert t.ttft_ms == pytest.approx(200.0)
     assert t.e2e_ms == pytest.approx(300.0)
     assert t.itl_ms == pytest.approx([20.0, 30.0, 50.0])
-    assert t.output_tokens == 4  # counted: no usage
-    assert t.tpot_ms == pytest.approx((300.0 - 200.0) / 3)
-    t.usage_tokens = 5  # the server's usage wins over counted events
+    assert t.output_tokens == 0 and t.tpot_ms is None  # four chunks are not four tokens: nothing counted
+    t.counted_tokens, t.counted_by = 7, "tokenizer"  # the text, counted (no usage)
+    assert (t.output_tokens, t.token_source) == (7, "tokenizer")
+    assert t.tpot_ms == pytest.approx((300.0 - 200.0) / 6)
+    t.usage_tokens = 5  # the server's usage wins over a count of the text
+    assert (t.output_tokens, t.token_source) == (5, "server")
     assert t.tpot_ms == pytest.approx(25.0)
     assert t.tokens_per_s == pytest.approx(5 / 0.3)
 
@@ -78,11 +81,20 @@ def test_tpot_needs_two_tokens_and_non_stream_e2e_is_body_time():
     body = RequestTiming(t_send=0.0, t_end=0.5, usage_tokens=10)
     assert body.ttft_ms is None and body.e2e_ms == pytest.approx(500.0)
     assert body.tokens_per_s == pytest.approx(20.0)
-    words = RequestTiming(t_send=0.0, t_end=0.5, counted_tokens=7)
+    words = RequestTiming(t_send=0.0, t_end=0.5, counted_tokens=7, counted_by="estimate")
     assert words.output_tokens == 7 and words.tpot_ms is None
     llm = LlmStats()
     llm.record("/v1/chat/completions [non-stream]", words)
     assert (llm.counters.usage_counted, llm.counters.usage_from_server) == (1, 0)
+    summary = llm.summary()
+    assert (summary["token_source"], summary["token_source_shares"]) == ("estimate", {"estimate": 1.0})
+    llm.record("/v1/chat/completions [non-stream]", body)
+    llm.record("/v1/chat/completions [non-stream]", body)
+    llm.record("/v1/chat/completions [non-stream]", body)
+    summary = llm.summary()
+    assert summary["token_source"] == "mixed (server 75%, estimate 25%)"
+    assert summary["token_source_shares"] == {"server": 0.75, "estimate": 0.25}
+    assert summary["usage_source"] == "mixed" and summary["responses_with_counted_tokens"] == 1
 
 
 def test_goodput_counts_requests_meeting_every_target():
@@ -93,13 +105,17 @@ def test_goodput_counts_requests_meeting_every_target():
     llm = LlmStats(targets)
     llm.window_start = 100.0
     llm.window_end = 102.0
-    llm.record("/v1/chat/completions [stream]", streamed_timing())
+    fast = streamed_timing()
+    fast.counted_tokens, fast.counted_by = 4, "tokenizer"
+    llm.record("/v1/chat/completions [stream]", fast)
     slow = streamed_timing()
+    slow.counted_tokens, slow.counted_by = 4, "tokenizer"
     slow.t_tokens[0] = 10.26  # ttft 260 > 250
     llm.record("/v1/chat/completions [stream]", slow)
     summary = llm.summary()
     assert summary["good_requests"] == 1 and summary["goodput_req_per_s"] == 0.5
     assert summary["total_output_tokens"] == 8 and summary["usage_source"] == "counted"
+    assert summary["token_source"] == "tokenizer"
 
 
 @pytest.mark.parametrize(
@@ -238,6 +254,6 @@ def test_batch_output_missing_lines_is_a_failure():
         "body": {"choices": [{"message": {"content": "x"}}], "usage": {"completion_tokens": 3}},
     }
     body = (json.dumps({"custom_id": "a", "response": ok}) + "\n").encode()
-    assert check_batch_output(body, ["a"]) == [3]
+    assert check_batch_output(body, ["a"]) == [(3, "x")]
     with pytest.raises(ResponseInvalid, match="^batch output missing 1 of 2 lines$"):
         check_batch_output(body, ["a", "b"])

@@ -122,6 +122,55 @@ def test_headless_run_starts_the_target_loads_it_and_stops_it(tmp_path):
     # (--processes: test_distributed_ui checks that only the master starts one.)
 
 
+@pytest.mark.timeout(60)
+def test_the_embedded_target_dying_mid_run_ends_it_with_exit_2_and_no_verdict(tmp_path):
+    """Plain Locust: the target it started died (killed here) while the test ran. The run stops at once
+    (not after its 30 s), exits 2, and records target_died, so the gate gives no verdict either."""
+    port = free_port()
+    host = f"http://127.0.0.1:{port}"
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host]
+    command += ["-u", "2", "-r", "2", "-t", "30s", "--csv", str(tmp_path / "run"), "--warmup", "0s"]
+    command += ["--embedded-target", "on"]
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(command, cwd=tmp_path, env=clean_env(), stdout=stdout, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 20
+        mocks: list[int] = []
+        while time.monotonic() < deadline and not (mocks and (tmp_path / "run_loadgate.json").is_file()):
+            mocks = pids_with_args("loadgate.mock", "--host", "127.0.0.1", "--port", str(port))
+            time.sleep(0.1)
+        (mock_pid,) = mocks
+        time.sleep(1)
+        os.kill(mock_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        process.wait(timeout=30)
+    finally:
+        stop(process)
+    assert process.returncode == 2, err.read_text()[-3000:]
+    assert time.monotonic() - killed < 15
+    log = err.read_text()
+    assert f"loadgate: error: no valid run: the embedded target at {host} died (exit code -9: " in log
+    meta = json.loads((tmp_path / "run_loadgate.json").read_text())
+    assert (meta["target_died"]["url"], meta["target_died"]["exit_code"]) == (host, -9)
+    rules = tmp_path / "t.yaml"
+    rules.write_text("thresholds:\n  Aggregated: ['requests > 0']\n")
+    gate = subprocess.run(
+        [sys.executable, "-m", "loadgate", "gate", str(tmp_path / "run"), "--thresholds", str(rules)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert gate.returncode == 2, gate.stdout + gate.stderr
+    assert gate.stdout == "" and gate.stderr.startswith(
+        f"check_sla: error: {tmp_path / 'run'}_loadgate.json:target_died: no valid run: the target died during it "
+        f'(got "the target at {host} exited with code -9 '
+    )
+    assert gate.stderr.endswith('"); fix or restart the target and re-run the load\n')
+
+
 @pytest.mark.timeout(30)
 def test_on_with_a_remote_host_exits_3_with_one_clear_line(tmp_path):
     result = run_locust(

@@ -56,13 +56,16 @@ def test_index_declares_the_tabs_tables_and_csv_link(ui_env):
     args = json.loads(html.split("window.templateArgs = ", 1)[1].split("\n", 1)[0])
     assert args["extended_tabs"] == [
         {"key": "llm_metrics", "title": "LLM metrics"},
+        {"key": "llm_charts", "title": "LLM charts"},
+        {"key": "sla", "title": "SLA"},
         {"key": "llm_summary", "title": "LLM summary"},
     ]
     tables = {
         table["key"]: [column["key"] for column in table["structure"]] for table in args["extended_tables"]
     }
-    assert tables == {
+    assert tables == {  # no table for the charts tab: ui.js puts the charts page there
         "llm_metrics": ["type", "name", "unit", "count", "p50", "p90", "p95", "p99", "avg", "min", "max"],
+        "sla": ["row", "rule", "value", "limit", "state", "breach"],
         "llm_summary": ["figure", "value"],
     }
     assert args["extended_csv_files"] == [
@@ -134,10 +137,20 @@ def test_summary_tab_shows_labelled_figures(ui_env):
     _, llm, client = ui_env
     llm.counters.output_tokens = 12345
     llm.counters.completed = 7
+    llm.counters.usage_from_server, llm.counters.counted_tokenizer = 3, 1
+    llm.token_counter = "tiktoken cl100k_base (offline)"
+    llm.record_cancelled("POST", "/v1/chat/completions")
     rows = {row["figure"]: row["value"] for row in tab_rows(stats_payload(client), "llm_summary")}
     assert rows["Output tokens (total)"] == "12,345"
     assert rows["Completed LLM responses"] == "7"
-    assert rows["Token counts from"] == "server"
+    # the same value as token_source in _llm_summary.json and on the console, with the counter's name
+    assert rows["Token source (how output tokens were counted)"] == (
+        "mixed (server 75%, tokenizer 25%) (tiktoken cl100k_base (offline))"
+    )
+    assert llm.summary()["token_source"] == "mixed (server 75%, tokenizer 25%)"
+    assert rows["Token source share: server"] == "0.75" and "Token counts from" not in rows
+    assert rows["Requests cancelled by the stop (not failures)"] == "1"
+    assert rows["Cancelled: POST /v1/chat/completions"] == "1"
 
 
 def test_summary_rows_format_values_and_flatten_targets():
