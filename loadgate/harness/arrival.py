@@ -31,6 +31,7 @@ from gevent.queue import Queue
 from locust.exception import StopUser
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
+from loadgate.harness import locust_compat
 from loadgate.harness.llm_stats import LAG_WARN_MS, ArrivalStats
 from loadgate.harness.state import RunState, state
 from loadgate.schedule import RatePlan, arrival_times
@@ -496,8 +497,7 @@ def install(environment: Any) -> None:
 
 
 def on_test_start(environment: Any, is_open_loop: bool) -> None:
-    runner = environment.runner
-    if isinstance(runner, WorkerRunner):
+    if locust_compat.is_worker(environment):
         dispatcher(environment).begin()
         return
     if environment.parsed_options is not None:

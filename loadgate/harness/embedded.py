@@ -26,9 +26,10 @@ from urllib.parse import urlsplit
 import gevent
 from locust import events
 from locust.env import Environment
-from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner
 
 from loadgate.contract import EXIT_BAD_INPUT
+from loadgate.harness.locust_compat import is_worker
 from loadgate.harness.outputs import write_metadata
 from loadgate.harness.state import state
 from loadgate.mock.process import MockStartError, resolve_profile, start_mock
@@ -227,7 +228,7 @@ def _targets(environment: Environment) -> EmbeddedTargets:
 def _ensure_for_current_host(environment: Environment) -> None:
     """Raises EmbeddedTargetError; does nothing on workers or without parsed options (library use)."""
     options = environment.parsed_options
-    if options is None or isinstance(environment.runner, WorkerRunner):
+    if options is None or is_worker(environment):
         return
     try:
         mode = parse_value("--embedded-target", getattr(options, "embedded_target", None) or "off")

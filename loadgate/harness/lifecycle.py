@@ -18,6 +18,7 @@ from loadgate import options as opts
 from loadgate.client.tokens import TokenizerError, load_counter
 from loadgate.contract import EXIT_BAD_INPUT
 from loadgate.harness import arrival, capacity, distributed, llm_stats, monitor, outputs, progress
+from loadgate.harness.locust_compat import is_worker
 from loadgate.harness.state import has_state, new_state, state
 from loadgate.prompts import PromptFileError, PromptSet
 from loadgate.target import ROUTES, TASK_ROUTES, ProbeResult, TargetError, probe, require, role_routes
@@ -97,7 +98,7 @@ def on_init(environment: Any, **_kw: Any) -> None:
     environment.events.quit.add_listener(lambda **_kw: print_llm_summary(environment))  # quit has no env
     outputs.start_writing(environment, st)
     options = environment.parsed_options
-    if not isinstance(environment.runner, WorkerRunner):
+    if not is_worker(environment):
         if st.settings.find_capacity:
             from loadgate.harness import capacity_search  # pandas, matplotlib, the gate: only for a search
 
@@ -173,7 +174,7 @@ def on_test_start(environment: Any, **_kw: Any) -> None:
     st.monitor.reset()
     if not isinstance(environment.runner, MasterRunner):
         st.monitor.start()  # the processes that run users
-    if isinstance(environment.runner, WorkerRunner):
+    if is_worker(environment):
         options = environment.parsed_options  # the master's probe and credentials come with the spawn
         handed = getattr(options, PROBE_OPTION, None) if options is not None else None
         if handed:
@@ -323,7 +324,7 @@ def _probe_or_exit(environment: Any) -> None:
 
 
 def probe_at_init(environment: Any, **_kw: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
+    if is_worker(environment) or environment.parsed_options is None:
         return
     if has_state(environment):
         _probe_or_exit(environment)
@@ -332,7 +333,7 @@ def probe_at_init(environment: Any, **_kw: Any) -> None:
 def probe_at_test_start(environment: Any, **_kw: Any) -> None:
     """The web UI may start a run on another host than the one probed at init: probe that one. Mid-session
     there is nothing to exit from: a failure is logged, and the run shows what the target answers."""
-    if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
+    if is_worker(environment) or environment.parsed_options is None:
         return
     st = state(environment)
     if not environment.host or (st.probe is not None and st.probe.host == public_url(environment.host)):
@@ -428,7 +429,7 @@ def on_test_stop(environment: Any, **_kw: Any) -> None:
 
 def print_llm_summary(environment: Any) -> None:
     """After Locust's own final tables (local and master runs; a worker has nothing merged)."""
-    if isinstance(environment.runner, WorkerRunner) or not has_state(environment):
+    if is_worker(environment) or not has_state(environment):
         return
     console = logging.getLogger("locust.stats_logger")
     st = state(environment)

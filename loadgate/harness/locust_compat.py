@@ -54,6 +54,16 @@ def rewrite_csv_files(writer: Any) -> None:
         write()
 
 
+def is_worker(environment: Any) -> bool:
+    """This process runs users for a master. Asked of the options too: a master rebalancing onto a worker
+    that has just connected sends it a spawn message that the worker handles (firing test_start) before
+    ``create_worker_runner`` has returned and set ``environment.runner``."""
+    runner = environment.runner
+    if runner is not None:
+        return isinstance(runner, WorkerRunner)
+    return bool(getattr(environment.parsed_options, "worker", False))
+
+
 def send_worker_report(runner: WorkerRunner) -> None:
     """A worker's stats report now (``WorkerRunner._send_stats``), not at the next heartbeat."""
     runner._send_stats()

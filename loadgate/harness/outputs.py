@@ -16,12 +16,13 @@ from typing import Any
 import gevent
 import locust
 import locust.stats
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import MasterRunner
 
 import loadgate
 from loadgate import contract
 from loadgate.harness import locust_compat, precision
 from loadgate.harness.llm_stats import LlmStatsCSV
+from loadgate.harness.locust_compat import is_worker
 from loadgate.harness.state import RunState, state
 from loadgate.urls import public_url
 
@@ -30,7 +31,7 @@ def start_writing(environment: Any, st: RunState) -> None:
     """On the process that writes files (local or master, with --csv): truncate and start the LLM files."""
     options = environment.parsed_options
     prefix = getattr(options, "csv_prefix", None) if options else None
-    if not prefix or isinstance(environment.runner, WorkerRunner):
+    if not prefix or is_worker(environment):
         return
     st.csv_prefix = prefix
     st.llm_csv = LlmStatsCSV(

@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 import gevent
-from locust.runners import WorkerRunner
 
 from loadgate.contract import ITL, TTFT
 from loadgate.harness import outputs
+from loadgate.harness.locust_compat import is_worker
 from loadgate.harness.state import state
 from loadgate.harness.windows import Span, Window, snapshot
 
@@ -142,7 +142,7 @@ class Progress:
 
 def install(environment: Any) -> Progress | None:
     """At init: the status line for a headless local runner or master with a progress interval."""
-    if isinstance(environment.runner, WorkerRunner):
+    if is_worker(environment):
         return None
     every_s = interval_s(environment.parsed_options)
     if every_s <= 0:

@@ -29,11 +29,11 @@ from typing import Any
 from flask import Blueprint, Response, make_response, request
 from locust import events
 from locust.env import Environment
-from locust.runners import WorkerRunner
 from locust.stats import RequestStats, StatsEntry
 
 from loadgate.harness import llm_stats, outputs
 from loadgate.harness.llm_charts import LlmCharts
+from loadgate.harness.locust_compat import is_worker
 from loadgate.harness.state import has_state, state
 
 METRICS_TAB = "llm_metrics"
@@ -328,7 +328,7 @@ def install(environment: Environment) -> None:
         charts.clear()
 
     environment.events.reset_stats.add_listener(reset_llm_stats)
-    if not isinstance(environment.runner, WorkerRunner):
+    if not is_worker(environment):
         environment.events.test_start.add_listener(lambda **_kw: charts.start())
         environment.events.test_stop.add_listener(lambda **_kw: charts.stop())
 

@@ -41,3 +41,19 @@ def test_bucketing_swap_round_trips():
     precision.uninstall()
     assert locust.stats.bucket_response_time(147.4) == 150  # Locust's own: 2 significant digits
     precision.install()
+
+
+def test_a_worker_is_known_before_locust_sets_its_runner():
+    from types import SimpleNamespace
+
+    from locust.env import Environment
+
+    env = Environment()
+    assert env.runner is None
+    env.parsed_options = SimpleNamespace(worker=True)  # what `locust --worker` parses
+    assert locust_compat.is_worker(env)  # a rebalancing master's spawn can come before the runner
+    env.parsed_options = SimpleNamespace(worker=False)
+    assert not locust_compat.is_worker(env)
+    env.create_local_runner()
+    env.parsed_options = SimpleNamespace(worker=True)
+    assert not locust_compat.is_worker(env)  # once set, the runner decides
