@@ -287,7 +287,7 @@ def extra_body(text: str) -> dict[str, Any]:
     taken = [k for k in RESERVED_BODY if k in value]
     if taken:
         raise BadValue(
-            f"may not set {', '.join(repr(k) for k in taken)}: loadgate sets it per request",
+            f"may not set {', '.join(repr(k) for k in taken)}: loadgate sets these per request",
             f"drop it ({'; '.join(RESERVED_BODY[k] for k in taken)})",
         )
     return value

@@ -149,6 +149,22 @@ def source_of(settings: Settings) -> tuple[Any, ...]:
     return (settings.prompt_file, settings.dataset, settings.input_tokens, settings.shared_prefix_tokens)
 
 
+def describe(settings: Settings, prompts: Prompts) -> dict[str, Any]:
+    """What the requests carried, for PREFIX_loadgate.json (extra body: its keys only, values may be
+    credentials)."""
+    out = settings.output_tokens
+    return {
+        "prompts": prompts.source,
+        "input_tokens": settings.input_tokens.text() if settings.input_tokens else None,
+        "shared_prefix_tokens": settings.shared_prefix_tokens,
+        "output_tokens": out.text() if out else None,
+        "ignore_eos": settings.ignore_eos,
+        "min_tokens": settings.min_tokens,
+        "seed": settings.seed,
+        "extra_body_keys": sorted(settings.extra_body or {}),
+    }
+
+
 # -- ShareGPT ------------------------------------------------------------------------------------------
 
 HUMAN, GPT, SYSTEM = ("human", "user"), ("gpt", "assistant", "chatgpt", "bard", "bing"), ("system",)

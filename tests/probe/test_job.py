@@ -59,6 +59,14 @@ OVERRIDES = {  # a valid, non-default value per Locust-scope option (others: the
     "--request-rate": "5",
     "--max-concurrency": "4",
     "--stages": "spike",  # a shipped scenario's name (a path works too)
+    "--input-tokens": "200:40",
+    "--output-tokens": "64",
+    "--ignore-eos": None,
+    "--min-tokens": "8",
+    "--seed": "7",
+    "--shared-prefix-tokens": "16",
+    "--dataset": "sharegpt:data.json",
+    "--extra-body": '{"temperature": 0}',
 }
 
 
