@@ -16,6 +16,7 @@ from loadgate import options as opts
 from loadgate.job import PROBE_HANDOFF_ENV, parse_config
 
 KEY = "sk-probe-right-key-0001"
+SHIPPED = Path(__file__).resolve().parents[2] / "loadgate" / "data"
 
 
 def job(args: list[str], cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
@@ -40,7 +41,7 @@ OVERRIDES = {  # a valid, non-default value per Locust-scope option (others: the
     "--multi-turn-ratio": "0.3",
     "--turns": "2-3",
     "--models": "m1,m2",
-    "--prompt-file": "prompts.jsonl",
+    "--prompt-file": str(SHIPPED / "prompts.jsonl"),  # the job checks the prompt source before any load
     "--max-tokens": "16-32",
     "--batch-mode": "async",
     "--batch-size": "3",
@@ -64,8 +65,7 @@ OVERRIDES = {  # a valid, non-default value per Locust-scope option (others: the
     "--ignore-eos": None,
     "--min-tokens": "8",
     "--seed": "7",
-    "--shared-prefix-tokens": "16",
-    "--dataset": "sharegpt:data.json",
+    "--dataset": f"sharegpt:{SHIPPED / 'sharegpt_sample.json'}",
     "--extra-body": '{"temperature": 0}',
 }
 

@@ -426,10 +426,17 @@ def test_bad_extra_body_exits_2_for_locust_and_the_job(tmp_path: Path):
 def test_bad_sharegpt_file_exits_2_naming_file_and_entry(tmp_path: Path):
     data = tmp_path / "data.json"
     data.write_text('[{"conversations": [{"from": "human", "value": "q"}]}, {"conversations": "x"}]')
+    line = (
+        f"{data}: entry [1]: no 'conversations' list; each entry is "
+        '{"conversations": [{"from": "human", "value": "..."}, {"from": "gpt", ...}]}'
+    )
     proc, _ = run_locust(tmp_path, "http://127.0.0.1:9", "--dataset", f"sharegpt:{data}", run_time="1s")
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert (
-        f"loadgate: error: {data}: entry [1]: no 'conversations' list; each entry is "
-        '{"conversations": [{"from": "human", "value": "..."}, {"from": "gpt", ...}]}\n'
-    ) in proc.stderr
+    assert proc.returncode == 2 and f"loadgate: error: {line}\n" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+    # the job checks it before it starts anything (no target, no results folder)
+    job = subprocess.run(
+        [sys.executable, "-m", "loadgate", "run", "--dataset", f"sharegpt:{data}", "--results", str(tmp_path / "res")],
+        cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (job.returncode, job.stderr) == (2, f"run_load_gate: error: {line}\n")
+    assert not (tmp_path / "res").exists()
