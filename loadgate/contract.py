@@ -464,6 +464,11 @@ class LlmSummary:
     loadgen_gc_pause_max: float | None = None  # new: ms, the longest garbage-collector pause
     achieved_rate: float | None = None  # new: req/s
     schedule_lag_p99: float | None = None  # new: ms
+    # new (workloads): {answers, mean, p50, p99, min, max, requested_mean, achieved_mean_of_requested} of
+    # the server's usage.prompt_tokens; output_lengths the same of the output tokens, with max_tokens_mean
+    input_lengths: Mapping[str, float | None] | None = None
+    output_lengths: Mapping[str, float | None] | None = None
+    input_length_warning: str | None = None  # new: the achieved input mean >10% off the requested one
     extra: Mapping[str, Any] = field(default_factory=dict)
     present: frozenset[str] = frozenset()  # the keys the file had (absent and null differ in messages)
 
@@ -506,6 +511,9 @@ class LlmSummary:
         "loadgen_gc_pause_max",
         "achieved_rate",
         "schedule_lag_p99",
+        "input_lengths",
+        "output_lengths",
+        "input_length_warning",
     )
 
     @classmethod
@@ -522,6 +530,9 @@ class LlmSummary:
             token_source_shares=_numbers(d.get("token_source_shares"), "token_source_shares", maximum=1.0),
             token_counter=text(d.get("token_counter"), "token_counter"),
             cancelled_by_name=_counts(d.get("cancelled_by_name"), "cancelled_by_name"),
+            input_lengths=_numbers(d.get("input_lengths"), "input_lengths"),
+            output_lengths=_numbers(d.get("output_lengths"), "output_lengths"),
+            input_length_warning=text(d.get("input_length_warning"), "input_length_warning"),
             extra={k: v for k, v in d.items() if k not in known},
             present=frozenset(d),
         )

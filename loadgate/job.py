@@ -37,6 +37,7 @@ from typing import IO, NoReturn
 from urllib.parse import urlsplit
 
 from loadgate import options as opts
+from loadgate import workload
 from loadgate.capacity_search import MAX_DOUBLINGS
 from loadgate.contract import (
     CAPACITY_JSON,
@@ -48,6 +49,7 @@ from loadgate.contract import (
     RunMeta,
 )
 from loadgate.mock.process import MockProcess, MockStartError, resolve_profile, start_mock
+from loadgate.prompts import PromptFileError
 from loadgate.stages import StagesError, load_scenario, load_stages, resolve
 from loadgate.target import MODELS, ProbeResult, TargetError, probe, require, role_routes, wait_healthy
 from loadgate.urls import basic_auth_header, normalize_host, public_url, target_host
@@ -256,6 +258,13 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
                 )  # fmt: skip
         except StagesError as e:
             raise JobError(str(e)) from None
+    try:  # the prompt source (file, dataset or synthetic), before anything starts; Locust loads it again
+        workload.load_prompts(
+            values["prompt_file"], values["dataset"], values["input_tokens"], values["shared_prefix_tokens"],
+            lambda _text: 1,  # (the answers' lengths are Locust's business: no tokenizer needed here)
+        )  # fmt: skip
+    except PromptFileError as e:
+        raise JobError(str(e)) from None
     thresholds = Path(values["thresholds"]) if values["thresholds"] else SHIPPED_THRESHOLDS
     if not thresholds.is_file():
         raise JobError(

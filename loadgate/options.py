@@ -9,6 +9,7 @@ var (``LOADGATE_*``) has one meaning and one default wherever it is read. A bad 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable
@@ -201,6 +202,95 @@ def flag_switch(text: str) -> bool:
     if value in ("", "0", "false", "no", "off"):
         return False
     raise BadValue("not a switch", "use true or false")
+
+
+# -- workloads: token lengths, datasets, extra body fields (docs/traffic.md "Workloads") ---------------
+
+MAX_LENGTH = 1_000_000  # tokens: a bound against typos that would build gigabyte prompts
+LENGTH_FIX = "use N, MIN-MAX (uniform) or MEAN:STDDEV (normal), e.g. 200, 100-300 or 200:40"
+
+
+@dataclass(frozen=True)
+class Lengths:
+    """A token length distribution: fixed (low == high), uniform (low..high) or normal (stddev set)."""
+
+    low: int
+    high: int
+    mean: float
+    stddev: float | None = None
+
+    def draw(self, rng: Any) -> int:
+        """One length from ``rng`` (a random.Random); a normal draw is rounded and clipped to >= 1."""
+        if self.stddev is not None:
+            return max(1, min(MAX_LENGTH, round(rng.gauss(self.mean, self.stddev))))
+        return self.low if self.low == self.high else rng.randint(self.low, self.high)
+
+    def text(self) -> str:
+        if self.stddev is not None:
+            return f"{self.mean:g}:{self.stddev:g}"
+        return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
+
+
+def token_lengths(text: str) -> Lengths:
+    """ "200" fixed, "100-300" uniform, "200:40" normal (mean:stddev, clipped to >= 1): --input-tokens and
+    --output-tokens share it."""
+    raw = str(text).strip()
+    mean_text, colon, sd_text = raw.partition(":")
+    if colon:
+        mean = _finite(mean_text.strip(), "MEAN:STDDEV (numbers)", LENGTH_FIX)
+        sd = _finite(sd_text.strip(), "MEAN:STDDEV (numbers)", LENGTH_FIX)
+        if not 1 <= mean <= MAX_LENGTH or sd < 0:
+            raise BadValue(f"needs 1 <= MEAN <= {MAX_LENGTH} and STDDEV >= 0", LENGTH_FIX)
+        return Lengths(1, MAX_LENGTH, mean, sd)
+    low, dash, high = raw.partition("-")
+    try:
+        bounds = (int(low), int(high) if dash else int(low))
+    except ValueError:
+        raise BadValue("not N, MIN-MAX or MEAN:STDDEV (whole tokens)", LENGTH_FIX) from None
+    if bounds[0] < 1 or bounds[1] < bounds[0] or bounds[1] > MAX_LENGTH:
+        raise BadValue(f"needs 1 <= MIN <= MAX <= {MAX_LENGTH}", LENGTH_FIX)
+    return Lengths(bounds[0], bounds[1], (bounds[0] + bounds[1]) / 2)
+
+
+DATASET_KINDS = ("sharegpt", "jsonl")
+
+
+def dataset(text: str) -> tuple[str, str]:
+    """ "sharegpt:FILE" or "jsonl:FILE" (the latter the same as --prompt-file FILE)."""
+    kind, colon, path = str(text).strip().partition(":")
+    if not colon or kind.lower() not in DATASET_KINDS or not path.strip():
+        raise BadValue("not KIND:FILE", "use sharegpt:FILE (ShareGPT JSON) or jsonl:FILE (loadgate's JSONL)")
+    return kind.lower(), path.strip()
+
+
+# Fields loadgate sets on each request: --extra-body may not replace them (a silent override would
+# change what the run measures).
+RESERVED_BODY = {
+    "model": "use --models",
+    "messages": "use --input-tokens, --dataset or --prompt-file",
+    "stream": "use --stream-ratio",
+    "stream_options": "loadgate asks for usage itself",
+    "max_tokens": "use --output-tokens or --max-tokens",
+    "max_completion_tokens": "use --output-tokens or --max-tokens",
+}
+
+
+def extra_body(text: str) -> dict[str, Any]:
+    """A JSON object merged into every chat request body; none of :data:`RESERVED_BODY`."""
+    fix = 'give a JSON object, e.g. \'{"temperature": 0, "top_p": 0.9}\''
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise BadValue(f"not valid JSON ({getattr(e, 'msg', e)})", fix) from None
+    if not isinstance(value, dict):
+        raise BadValue(f"not a JSON object (a {type(value).__name__})", fix)
+    taken = [k for k in RESERVED_BODY if k in value]
+    if taken:
+        raise BadValue(
+            f"may not set {', '.join(repr(k) for k in taken)}: loadgate sets these per request",
+            f"drop it ({'; '.join(RESERVED_BODY[k] for k in taken)})",
+        )
+    return value
 
 
 # -- the table ----------------------------------------------------------------------------------------
@@ -409,6 +499,62 @@ OPTIONS: tuple[Option, ...] = (
         number(above=0),
         web_ui=False,
     ),
+    # -- workloads: prompt and answer lengths, datasets, extra body fields (docs/traffic.md) -----------
+    Option(
+        "--input-tokens",
+        "",
+        "synthetic prompts of this many input tokens (as the server counts them; checked against its "
+        "usage.prompt_tokens): N, MIN-MAX (uniform) or MEAN:STDDEV (normal, clipped to >= 1); replaces "
+        "the prompt file; empty: prompts from --dataset / --prompt-file",
+        optional(token_lengths),
+    ),
+    Option(
+        "--output-tokens",
+        "",
+        "max_tokens of every request: N, MIN-MAX or MEAN:STDDEV; overrides --max-tokens and the prompts' own "
+        "max_tokens (with --ignore-eos a server that honours it generates exactly that many)",
+        optional(token_lengths),
+    ),
+    Option(
+        "--ignore-eos",
+        "false",
+        "send ignore_eos: true (vLLM, SGLang: generate max_tokens tokens whatever the model says)",
+        flag_switch,
+        switch=True,
+    ),
+    Option(
+        "--min-tokens",
+        "",
+        "send min_tokens: N (vLLM: no end of sequence before N tokens); empty: not sent",
+        optional(integer(1)),
+    ),
+    Option(
+        "--seed",
+        "",
+        "seed for reproducible runs: each user's random choices (prompts, lengths, models, think time) "
+        "come from seed + its index; empty: a new sequence each run",
+        optional(integer(0)),
+    ),
+    Option(
+        "--shared-prefix-tokens",
+        "0",
+        "synthetic prompts start with the same N tokens (prefix-cache effects); added to --input-tokens",
+        integer(0, MAX_LENGTH),
+    ),
+    Option(
+        "--dataset",
+        "",
+        "prompts from a dataset file: sharegpt:FILE (ShareGPT JSON: the first human turn is the prompt, the "
+        "next gpt turn's length its max_tokens) or jsonl:FILE (the same as --prompt-file)",
+        optional(dataset),
+    ),
+    Option(
+        "--extra-body",
+        "",
+        "JSON object merged into every chat request body, e.g. '{\"temperature\": 0}'; may not set model, "
+        "messages, stream, stream_options, max_tokens (loadgate sets them)",
+        optional(extra_body),
+    ),
     # -- open-loop arrival rate, stages and the capacity search (docs/load-shapes.md) -------------------
     Option(
         "--request-rate",
@@ -613,6 +759,16 @@ class Settings:
     capacity_start: float = 1.0
     capacity_resolution: float = 0.1
     capacity_step_time_s: float = 30.0
+
+    # workloads (docs/traffic.md "Workloads")
+    input_tokens: Lengths | None = None
+    output_tokens: Lengths | None = None
+    ignore_eos: bool = False
+    min_tokens: int | None = None
+    seed: int | None = None
+    shared_prefix_tokens: int = 0
+    dataset: tuple[str, str] | None = None
+    extra_body: dict[str, Any] | None = None
 
 
 # Settings field -> flag; every other field name is the flag's dest

@@ -38,6 +38,8 @@ class Prompt:
     messages: tuple[dict[str, str], ...]
     max_tokens: int | None = None
     followups: tuple[str, ...] = ()
+    input_tokens: int | None = None  # synthetic prompts (loadgate.workload): the length requested
+    text_tokens: int | None = None  # synthetic prompts: the length of the text sent (after calibration)
 
 
 class PromptSet:

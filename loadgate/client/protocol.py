@@ -239,6 +239,19 @@ def usage_tokens(data: dict[str, Any]) -> int | None:
     return None
 
 
+def usage_prompt_tokens(data: dict[str, Any] | str) -> int | None:
+    """usage.prompt_tokens of a response (or of a stream chunk's JSON text): the server's input length."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    usage = data.get("usage") if isinstance(data, dict) else None
+    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+        return usage["prompt_tokens"]
+    return None
+
+
 def stream_chunk(data: str) -> tuple[str, int | None]:
     """One SSE data payload of a streamed chat: (text it carries, usage tokens if it reports them)."""
     try:

@@ -217,6 +217,7 @@ class ApiClient:
         data = p.parse_json_body(body)
         text = p.completion_text(data)
         timing.usage_tokens = p.usage_tokens(data)
+        timing.prompt_tokens = p.usage_prompt_tokens(data)
         if timing.usage_tokens is None:
             self.count_text(timing, text)
         return text, len(body)
@@ -240,8 +241,9 @@ class ApiClient:
                         done = True
                         continue
                     text, usage = p.stream_chunk(event.data)
-                    if usage is not None:
+                    if usage is not None:  # the usage chunk (once a stream): its prompt_tokens too
                         timing.usage_tokens = usage
+                        timing.prompt_tokens = p.usage_prompt_tokens(event.data)
                     if text:
                         timing.content_event(now)
                         parts.append(text)

@@ -15,12 +15,13 @@ from locust.runners import MasterRunner, WorkerRunner
 
 import loadgate
 from loadgate import options as opts
+from loadgate import workload
 from loadgate.client.tokens import TokenizerError, load_counter
 from loadgate.contract import EXIT_BAD_INPUT
 from loadgate.harness import arrival, capacity, distributed, llm_stats, monitor, outputs, progress
 from loadgate.harness.locust_compat import is_worker
 from loadgate.harness.state import has_state, new_state, state
-from loadgate.prompts import PromptFileError, PromptSet
+from loadgate.prompts import PromptFileError
 from loadgate.target import ROUTES, TASK_ROUTES, ProbeResult, TargetError, probe, require, role_routes
 from loadgate.urls import basic_auth_header, public_url, target_host
 
@@ -113,10 +114,10 @@ def on_init(environment: Any, **_kw: Any) -> None:
         except opts.SettingError as e:
             fail_setup(str(e))
     logger.info(
-        "loadgate %s: prompts from %s (%d), goodput targets %s; tokens without usage: %s",
+        "loadgate %s: prompts from %s%s, goodput targets %s; tokens without usage: %s",
         loadgate.__version__,
         st.prompts.source,
-        len(st.prompts),
+        f" ({len(st.prompts)})" if len(st.prompts) else "",
         st.settings.goodput.as_dict(),
         st.tokens.name if st.tokens else "estimate",
     )
@@ -160,11 +161,11 @@ def on_test_start(environment: Any, **_kw: Any) -> None:
     st = state(environment)
     try:  # a worker receives the master's custom arguments just before test_start; the web UI edits them
         new = opts.load(environment.parsed_options)
-        if new.prompt_file != st.settings.prompt_file:
-            st.prompts = PromptSet.load(new.prompt_file or None)
         if new.tokenizer != st.settings.tokenizer:
             st.tokens = load_counter(new.tokenizer)
             st.llm.token_counter = st.tokens.name
+        if workload.source_of(new) != workload.source_of(st.settings):
+            st.prompts = workload.prompts_for(new, (st.tokens or load_counter(None)).count)
         st.settings = new
         st.llm.goodput = new.goodput
     except (opts.SettingError, PromptFileError, TokenizerError) as e:
@@ -418,6 +419,8 @@ def on_test_stop(environment: Any, **_kw: Any) -> None:
             st.llm.counters.usage_counted,
             llm_stats.token_source_text(summary),
         )
+    if summary.get("input_length_warning"):
+        logger.warning("loadgate: %s", summary["input_length_warning"])
     if st.llm.counters.cancelled:
         logger.info(
             "loadgate: %d requests were cut off by the stop (cancelled: not failures; counted in "

@@ -36,6 +36,7 @@ from loadgate.contract import (
     TTFT,
 )
 from loadgate.harness import locust_compat, precision
+from loadgate.workload import LengthTally
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -187,6 +188,7 @@ class LlmStats:
         self.goodput = goodput or GoodputTargets()
         self.token_counter: str | None = None  # how text is counted without usage (a worker reports it)
         self.window_start: float | None = None  # test start or warm-up end (epoch s)
+        self.lengths = LengthTally()  # input/output lengths of the answers (--input-tokens' check)
         self.window_end: float | None = None  # test stop; None while running
 
     def log(self, metric: str, name: str, value: float) -> None:
@@ -261,6 +263,7 @@ class LlmStats:
         self.arrivals.reset()
         self.tokens_by_name = {}
         self.cancelled_by_name = {}
+        self.lengths = LengthTally()
         self.window_start, self.window_end = now or time.time(), None
 
     def clear(self, now: float | None = None) -> None:
@@ -270,6 +273,7 @@ class LlmStats:
         self.arrivals.reset()
         self.tokens_by_name = {}
         self.cancelled_by_name = {}
+        self.lengths = LengthTally()
         self.window_start, self.window_end = now or time.time(), None
 
     # -- worker -> master ------------------------------------------------------------------------
@@ -284,8 +288,10 @@ class LlmStats:
             "tokens_by_name": self.tokens_by_name,
             "cancelled_by_name": self.cancelled_by_name,
             "token_counter": self.token_counter,
+            "lengths": self.lengths.report(),
         }
         self.counters = LlmCounters()
+        self.lengths = LengthTally()
         self.tokens_by_name = {}
         self.cancelled_by_name = {}
         return data
@@ -303,6 +309,7 @@ class LlmStats:
             self._add_tokens(str(name), int(tokens))
         for key, n in (data.get("cancelled_by_name") or {}).items():
             self.cancelled_by_name[key] = self.cancelled_by_name.get(key, 0) + int(n)
+        self.lengths.merge(data.get("lengths"))
         if data.get("token_counter") and not self.token_counter:
             self.token_counter = data["token_counter"]
 
@@ -367,6 +374,7 @@ class LlmStats:
             "cancelled": c.cancelled,
             "cancelled_by_name": dict(sorted(self.cancelled_by_name.items())),
             **self.arrivals.summary(self.window(), duration_s, self.window_end is not None),
+            **self.lengths.summary(),
         }
 
     def window(self) -> tuple[float, float] | None:
@@ -409,6 +417,7 @@ def summary_lines(llm: LlmStats) -> list[str]:
     )
     if llm.arrivals.active:
         lines.append(rate_line(s))
+    lines += llm.lengths.lines()
     return lines
 
 

@@ -19,7 +19,7 @@ import locust.stats
 from locust.runners import MasterRunner
 
 import loadgate
-from loadgate import contract
+from loadgate import contract, workload
 from loadgate.harness import locust_compat, precision
 from loadgate.harness.llm_stats import LlmStatsCSV
 from loadgate.harness.locust_compat import is_worker
@@ -71,6 +71,7 @@ def metadata(environment: Any, st: RunState, started_at: float | None = None) ->
         "allow_lost_workers": st.settings.allow_lost_workers,
         "lost_workers": [],
         **load_metadata(environment, st),
+        "workload": workload.describe(st.settings, st.prompts),
     }
     if st.probe is not None:  # the start-up probe's routes (contract.RunMeta.capabilities)
         meta["capabilities"] = st.probe.capabilities()

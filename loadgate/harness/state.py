@@ -16,7 +16,7 @@ from loadgate import options as opts
 from loadgate.client.tokens import TokenCounter, load_counter
 from loadgate.harness.llm_stats import LlmStats
 from loadgate.harness.monitor import LoadgenMonitor
-from loadgate.prompts import PromptSet
+from loadgate.workload import Prompts, prompts_for
 
 if TYPE_CHECKING:
     from loadgate.harness.arrival import Controller, Dispatcher
@@ -31,7 +31,7 @@ _ATTR = "loadgate"
 class RunState:
     settings: opts.Settings
     llm: LlmStats
-    prompts: PromptSet
+    prompts: Prompts  # a prompt file or dataset (PromptSet), or synthetic prompts (--input-tokens)
     csv_prefix: str | None = None  # set on the process that writes files (local or master)
     llm_csv: LlmStatsCSV | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # PREFIX_loadgate.json
@@ -61,8 +61,9 @@ def new_state(environment: Any) -> RunState:
     """Validate the options (SettingError / PromptFileError / TokenizerError when bad) and attach a fresh
     state."""
     settings = opts.load(environment.parsed_options)
-    st = RunState(settings, LlmStats(settings.goodput), PromptSet.load(settings.prompt_file or None))
-    st.tokens = load_counter(settings.tokenizer)
+    tokens = load_counter(settings.tokenizer)  # (first: a ShareGPT dataset's answers are counted with it)
+    st = RunState(settings, LlmStats(settings.goodput), prompts_for(settings, tokens.count))
+    st.tokens = tokens
     st.llm.token_counter = st.tokens.name
     setattr(environment, _ATTR, st)
     return st

@@ -7,8 +7,9 @@ run is stopping.
 
 from __future__ import annotations
 
+import itertools
 import logging
-import random
+from collections import defaultdict
 from typing import Any, cast
 
 from locust import TaskSet, tag, task
@@ -20,10 +21,12 @@ from loadgate.client import protocol as p
 from loadgate.harness import arrival, locust_compat
 from loadgate.harness.api import ApiClient, ChatResult
 from loadgate.harness.state import RunState, state
-from loadgate.prompts import DEFAULT_FOLLOWUPS
+from loadgate.prompts import DEFAULT_FOLLOWUPS, Prompt
 from loadgate.target import TASK_ROUTES
+from loadgate.workload import SyntheticPrompts, seeded_rng
 
 logger = logging.getLogger("loadgate")
+_user_numbers: defaultdict[str, itertools.count] = defaultdict(itertools.count)  # per class, this process
 
 
 class LoadgateUser(FastHttpUser):
@@ -37,7 +40,13 @@ class LoadgateUser(FastHttpUser):
         st = state(environment)
         self.network_timeout = self.connection_timeout = st.settings.request_timeout_s
         super().__init__(environment)
-        self.rng = random.Random()
+        # --seed: each user's choices come from the seed and where it runs (worker, class, its number)
+        self.rng = seeded_rng(
+            st.settings.seed,
+            getattr(environment.runner, "worker_index", 0),
+            type(self).__name__,
+            next(_user_numbers[type(self).__name__]),
+        )
         if st.basic_auth:  # credentials from --host, kept out of environment.host (and so of every report)
             locust_compat.set_basic_auth(self.client, st.basic_auth)
         self.api = ApiClient(
@@ -87,13 +96,25 @@ class LoadgateUser(FastHttpUser):
     def chat_body(
         self, messages: list[dict[str, str]], stream: bool, max_tokens: int | None = None
     ) -> dict[str, Any]:
-        low, high = self.lg.settings.max_tokens
-        return {
+        """--output-tokens, else the prompt's own max_tokens, else --max-tokens; --extra-body's fields
+        under loadgate's own (the option refuses those it would override)."""
+        s = self.lg.settings
+        if s.output_tokens is not None:
+            max_tokens = s.output_tokens.draw(self.rng)
+        elif not max_tokens:
+            max_tokens = self.rng.randint(*s.max_tokens)
+        body = {
+            **(s.extra_body or {}),
             "model": self.model(),
             "messages": messages,
-            "max_tokens": max_tokens or self.rng.randint(low, high),
+            "max_tokens": max_tokens,
             "stream": stream,
         }
+        if s.ignore_eos:
+            body["ignore_eos"] = True
+        if s.min_tokens is not None:
+            body["min_tokens"] = min(s.min_tokens, max_tokens)  # vLLM refuses min_tokens > max_tokens
+        return body
 
 
 def _weighted(taskset: LoadgateTasks, weights: dict[str, float]) -> Any:
@@ -185,11 +206,19 @@ class ChatUserBase(LoadgateUser):
     loadgate_role = "chat"
     tasks = [ChatTasks]
 
-    def chat(self, body: dict[str, Any]) -> ChatResult:
-        """One chat request; a successful answer's LLM figures go to the run's LLM stats."""
+    def chat(self, body: dict[str, Any], prompt: Prompt | None = None) -> ChatResult:
+        """One chat request; a successful answer's LLM figures go to the run's LLM stats. ``prompt``: the
+        synthetic prompt this request sends as it is (a conversation's first turn), whose length is checked."""
         result = self.api.chat(body)
         if result.ok and result.timing is not None:
-            self.lg.llm.record(result.name, result.timing)
+            timing = result.timing
+            self.lg.llm.record(result.name, timing)
+            requested = prompt.input_tokens if prompt is not None else None
+            self.lg.llm.lengths.record(
+                timing.prompt_tokens, timing.output_tokens, requested, body.get("max_tokens")
+            )
+            if prompt is not None and isinstance(self.lg.prompts, SyntheticPrompts):
+                self.lg.prompts.observe(prompt, timing.prompt_tokens)
         return result
 
     def converse(self, turns: int, stream: bool | None) -> None:
@@ -202,7 +231,7 @@ class ChatUserBase(LoadgateUser):
         for turn in range(turns):
             streamed = stream if stream is not None else self.rng.random() < st.settings.stream_ratio
             body = self.chat_body(messages, streamed, prompt.max_tokens)
-            result = self.chat(body)
+            result = self.chat(body, prompt if turn == 0 else None)
             if not result.ok or turn == turns - 1 or run_is_stopping(self.environment):
                 return  # after the stop, no next turn: --stop-timeout need only cover one request
             if arrival.open_loop(self.environment):

@@ -96,6 +96,9 @@ SUMMARY_LABELS = {
     "ttft_ms": "TTFT (ms)",
     "tpot_ms": "TPOT (ms)",
     "e2e_ms": "E2E (ms)",
+    "input_lengths": "Input tokens per request (server usage)",
+    "output_lengths": "Output tokens per answer",
+    "input_length_warning": "Input length warning",
 }
 
 METRICS_TABLE = [

@@ -16,6 +16,7 @@ from loadgate import options as opts
 from loadgate.job import PROBE_HANDOFF_ENV, parse_config
 
 KEY = "sk-probe-right-key-0001"
+SHIPPED = Path(__file__).resolve().parents[2] / "loadgate" / "data"
 
 
 def job(args: list[str], cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
@@ -40,7 +41,7 @@ OVERRIDES = {  # a valid, non-default value per Locust-scope option (others: the
     "--multi-turn-ratio": "0.3",
     "--turns": "2-3",
     "--models": "m1,m2",
-    "--prompt-file": "prompts.jsonl",
+    "--prompt-file": str(SHIPPED / "prompts.jsonl"),  # the job checks the prompt source before any load
     "--max-tokens": "16-32",
     "--batch-mode": "async",
     "--batch-size": "3",
@@ -59,6 +60,13 @@ OVERRIDES = {  # a valid, non-default value per Locust-scope option (others: the
     "--request-rate": "5",
     "--max-concurrency": "4",
     "--stages": "spike",  # a shipped scenario's name (a path works too)
+    "--input-tokens": "200:40",
+    "--output-tokens": "64",
+    "--ignore-eos": None,
+    "--min-tokens": "8",
+    "--seed": "7",
+    "--dataset": f"sharegpt:{SHIPPED / 'sharegpt_sample.json'}",
+    "--extra-body": '{"temperature": 0}',
 }
 
 
