@@ -41,3 +41,23 @@ def test_bucketing_swap_round_trips():
     precision.uninstall()
     assert locust.stats.bucket_response_time(147.4) == 150  # Locust's own: 2 significant digits
     precision.install()
+
+
+def test_log_many_gives_the_entry_of_one_log_per_value():
+    from locust.stats import RequestStats
+
+    values = [0.0, 12.34, 0.5, 147.4, 3.0, 12.34]
+    one, bulk = RequestStats().get("x", "ITL"), RequestStats().get("x", "ITL")
+    for value in values:
+        one.log(value, 0)
+    locust_compat.log_many(bulk, values)
+    locust_compat.log_many(bulk, [])
+    fields = (
+        "num_requests",
+        "total_response_time",
+        "min_response_time",
+        "max_response_time",
+        "response_times",
+    )
+    assert [getattr(bulk, f) for f in fields] == [getattr(one, f) for f in fields]
+    assert sum(bulk.num_reqs_per_sec.values()) == len(values)
