@@ -188,9 +188,11 @@ class ApiClient:
         name = NAME_STREAM if stream else NAME_NON_STREAM
         if stream:
             body = {**body, "stream_options": {"include_usage": True}}
-        timing = RequestTiming(t_send=time.perf_counter())
         headers = p.request_headers(request_id)
-        with self.settled("POST", p.CHAT_PATH, p.CHAT_PATH, json=body, headers=headers) as resp:
+        headers["Content-Type"] = headers["Accept"] = "application/json"  # what Locust's json= sets
+        payload = p.dumps(body)  # orjson where installed: Locust's json= would use the stdlib
+        timing = RequestTiming(t_send=time.perf_counter())
+        with self.settled("POST", p.CHAT_PATH, p.CHAT_PATH, data=payload, headers=headers) as resp:
             timing.first_byte(time.perf_counter())
             reason = self.status_failure(resp, "POST", p.CHAT_PATH)
             length = 0
@@ -231,21 +233,24 @@ class ApiClient:
         return counter(text)
 
     def _read_stream(self, resp: Any, timing: RequestTiming) -> tuple[str, int]:
+        # Per token: one parse and appending the read's arrival time (stamped once per socket read);
+        # the figures are derived and recorded when the response ends.
         parser, parts, length, done = SSEParser(), [], 0, False
+        stamp, perf_counter, stream_chunk = timing.t_tokens.append, time.perf_counter, p.stream_chunk
         try:
             for chunk in locust_compat.iter_body(resp):
-                now = time.perf_counter()
+                now = perf_counter()
                 length += len(chunk)
-                for event in parser.feed(chunk):
-                    if event.data.strip() == "[DONE]":
+                for data in parser.payloads(chunk):
+                    if data == b"[DONE]" or data.strip() == b"[DONE]":
                         done = True
                         continue
-                    text, usage = p.stream_chunk(event.data)
+                    text, usage = stream_chunk(data)
                     if usage is not None:  # the usage chunk (once a stream): its prompt_tokens too
                         timing.usage_tokens = usage
-                        timing.prompt_tokens = p.usage_prompt_tokens(event.data)
+                        timing.prompt_tokens = p.usage_prompt_tokens(data)
                     if text:
-                        timing.content_event(now)
+                        stamp(now)
                         parts.append(text)
         except (HTTPConnectionClosed, OSError) as e:
             raise p.ResponseInvalid(

@@ -214,9 +214,7 @@ class LlmStats:
                 entries[(name, metric)].log(value, 0)  # type: ignore[arg-type]
         gaps = timing.itl_ms
         if gaps:  # (indexing creates the row: a non-streamed response has no ITL row)
-            itl = entries[(name, ITL)]
-            for gap in gaps:
-                itl.log(gap, 0)  # type: ignore[arg-type]
+            locust_compat.log_many(entries[(name, ITL)], gaps)  # a stream's gaps in one pass
         self._touch_total()
         c = self.counters
         c.completed += 1

@@ -32,6 +32,29 @@ def set_bucketing(bucket: Callable[[float], float] | None) -> None:
     locust.stats.bucket_response_time = bucket or _LOCUST_BUCKETING  # type: ignore[assignment]
 
 
+def log_many(entry: locust.stats.StatsEntry, values: list[float]) -> None:
+    """``entry.log(value, 0)`` for every value, in one pass (a stream's ITL gaps, recorded once at the end
+    of the response): the same count, per-second count, sum, min, max and histogram. The first value goes
+    through ``log`` itself (its response-times cache check and timestamp); the rest are added to the
+    fields it updates (StatsEntry.num_requests, num_reqs_per_sec, total_response_time, min/max_response_time,
+    response_times)."""
+    if not values:
+        return
+    entry.log(values[0], 0)  # type: ignore[arg-type]
+    rest = values[1:]
+    if not rest:
+        return
+    entry.num_requests += len(rest)
+    entry.num_reqs_per_sec[int(entry.last_request_timestamp or 0)] += len(rest)
+    entry.total_response_time += sum(rest)  # type: ignore[assignment]
+    # (log() set min_response_time from values[0])
+    entry.min_response_time = min(entry.min_response_time, min(rest))  # type: ignore[type-var, assignment]
+    entry.max_response_time = max(entry.max_response_time, max(rest))  # type: ignore[assignment]
+    bucket, times = locust.stats.bucket_response_time, entry.response_times
+    for value in rest:
+        times[bucket(value)] += 1  # type: ignore[arg-type]
+
+
 def set_csv_writer_class(cls: type[locust.stats.StatsCSVFileWriter]) -> None:
     """Locust's main() looks ``StatsCSVFileWriter`` up in ``locust.stats`` when --csv is given."""
     locust.stats.StatsCSVFileWriter = cls  # type: ignore[misc]
@@ -164,6 +187,10 @@ def missing_internals() -> list[str]:
         ),
         "locust.stats.StatsCSVFileWriter.close_files": hasattr(
             locust.stats.StatsCSVFileWriter, "close_files"
+        ),
+        "locust.stats.StatsEntry fields (log_many)": all(
+            f"self.{name}" in inspect.getsource(locust.stats.StatsEntry)
+            for name in ("num_reqs_per_sec", "total_response_time", "min_response_time", "response_times")
         ),
         "locust.runners.WorkerRunner._send_stats": hasattr(WorkerRunner, "_send_stats"),
         "locust.dispatch.UsersDispatcher._prepare_rebalance": hasattr(UsersDispatcher, "_prepare_rebalance"),

@@ -106,6 +106,9 @@ def test_bench_streaming_tiny_compares_ttft_and_itl_with_the_truth_log():
         out,
     )
     assert head and int(head[0].group(1)) > 0, out
+    if Path("/proc/self/schedstat").exists():  # how long each event loop waited for its CPU (noise)
+        assert lines_matching(r"^  waited for a CPU .*: Locust's loop \d+ ms, the mock's \d+ ms$", out), out
+    assert lines_matching(r"^setup: .*spawn rate N/2\.08 s \(spread\)", out), out
     for metric in ("TTFT", "ITL "):
         for pct in ("p50", "p99"):
             assert lines_matching(

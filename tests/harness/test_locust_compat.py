@@ -57,3 +57,23 @@ def test_a_worker_is_known_before_locust_sets_its_runner():
     env.create_local_runner()
     env.parsed_options = SimpleNamespace(worker=True)
     assert not locust_compat.is_worker(env)  # once set, the runner decides
+
+
+def test_log_many_gives_the_entry_of_one_log_per_value():
+    from locust.stats import RequestStats
+
+    values = [0.0, 12.34, 0.5, 147.4, 3.0, 12.34]
+    one, bulk = RequestStats().get("x", "ITL"), RequestStats().get("x", "ITL")
+    for value in values:
+        one.log(value, 0)
+    locust_compat.log_many(bulk, values)
+    locust_compat.log_many(bulk, [])
+    fields = (
+        "num_requests",
+        "total_response_time",
+        "min_response_time",
+        "max_response_time",
+        "response_times",
+    )
+    assert [getattr(bulk, f) for f in fields] == [getattr(one, f) for f in fields]
+    assert sum(bulk.num_reqs_per_sec.values()) == len(values)

@@ -50,3 +50,26 @@ def test_lag_monitor_sees_a_blocked_loop_and_only_then(tmp_path, busy_ms, late):
     meta = json.loads((tmp_path / "run_loadgate.json").read_text())
     assert meta["loadgen_lag_p99"] == summary["loadgen_lag_p99"]
     assert "load generator: event-loop lag p50" in done.stderr
+
+
+def test_start_warms_the_module_cache_that_locusts_stop_reads():
+    """runner.stop() calls inspect.stack(); the monitor's start has already resolved every loaded module's
+    file, so that call does not block the loop at the stop with streams in flight."""
+    import gc
+    import inspect
+    import os
+
+    import locust.runners
+
+    from loadgate.harness.monitor import LoadgenMonitor
+
+    thresholds, monitor = gc.get_threshold(), LoadgenMonitor()
+    inspect.modulesbyfile.clear()
+    try:
+        monitor.start()
+        assert inspect.modulesbyfile[os.path.realpath(locust.runners.__file__)] == "locust.runners"
+    finally:
+        monitor.stop()
+        gc.callbacks.remove(monitor._gc_callback)
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

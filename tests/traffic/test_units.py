@@ -45,6 +45,28 @@ def test_sse_event_without_data_is_not_dispatched_and_incomplete_is_reported():
     assert p.incomplete
 
 
+STREAMS = [
+    b'data: {"a":1}\n\ndata: {"b":2}\n\n: keep\n\nevent: x\ndata: one\ndata: two\n\ndata:bare\n\n\n\ndata: [DONE]\n\n',
+    b": keep-alive\r\n\r\ndata: one\r\ndata: two\r\n\r\ndata: three\r\rdata:[DONE]\n\n",
+    b"data: \xc3\xa9t\xc3\xa9\n\nid: 3\ndata: x\n\ndata: y\n\n\n",
+    b"data: a\n\ndata: b\r\n\r\ndata: c\n\ndata: partial",
+]
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_sse_payloads_fast_path_gives_the_events_of_the_full_parser_however_the_reads_split(stream):
+    want = [e.data.encode() for e in SSEParser().feed(stream)]
+    rng = random.Random(7)
+    for _ in range(300):
+        cuts = sorted(rng.sample(range(1, len(stream)), rng.randint(0, 6)))
+        p = SSEParser()
+        got = [
+            d for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True) for d in p.payloads(stream[a:b])
+        ]
+        assert got == want
+        assert p.incomplete == stream.endswith(b"partial")
+
+
 # -- metrics ------------------------------------------------------------------------------------------
 
 
