@@ -239,8 +239,28 @@ def usage_tokens(data: dict[str, Any]) -> int | None:
     return None
 
 
+def prompt_tokens(data: dict[str, Any]) -> int | None:
+    """usage.prompt_tokens of an answer or a stream's usage chunk, when the server counted them."""
+    usage = data.get("usage")
+    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+        return usage["prompt_tokens"]
+    return None
+
+
+def response_id(data: Any) -> str | None:
+    """The server's id of an answer (chat.completion / chunk "id"), for the request log."""
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 def stream_chunk(data: str) -> tuple[str, int | None]:
     """One SSE data payload of a streamed chat: (text it carries, usage tokens if it reports them)."""
+    text, chunk = stream_chunk_data(data)
+    return text, usage_tokens(chunk)
+
+
+def stream_chunk_data(data: str) -> tuple[str, dict[str, Any]]:
+    """One SSE data payload of a streamed chat: (text it carries, the chunk object)."""
     try:
         chunk = json.loads(data)
     except ValueError:
@@ -249,12 +269,11 @@ def stream_chunk(data: str) -> tuple[str, int | None]:
         raise ResponseInvalid("stream chunk is not a JSON object")
     if "error" in chunk:
         raise ResponseInvalid(f"error event in stream: {describe_error(chunk['error'])}")
-    tokens = usage_tokens(chunk)
     choices = chunk.get("choices") or []
     if not choices:
-        return "", tokens
+        return "", chunk
     delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
-    return (content_of(delta) if isinstance(delta, dict) else ""), tokens
+    return (content_of(delta) if isinstance(delta, dict) else ""), chunk
 
 
 # -- models ---------------------------------------------------------------------------------------------

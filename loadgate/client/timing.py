@@ -33,6 +33,8 @@ class RequestTiming:
     usage_tokens: int | None = None  # usage.completion_tokens when the server sent it
     counted_tokens: int | None = None  # without usage: the answer's text counted by loadgate
     counted_by: str | None = None  # how counted_tokens was counted: "tokenizer" or "estimate"
+    prompt_tokens: int | None = None  # usage.prompt_tokens when the server sent it (the request log)
+    response_id: str | None = None  # the answer's "id" (the request log)
 
     def first_byte(self, t: float) -> None:
         if self.t_first_byte is None:

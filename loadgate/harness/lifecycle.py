@@ -17,7 +17,16 @@ import loadgate
 from loadgate import options as opts
 from loadgate.client.tokens import TokenizerError, load_counter
 from loadgate.contract import EXIT_BAD_INPUT
-from loadgate.harness import arrival, capacity, distributed, llm_stats, monitor, outputs, progress
+from loadgate.harness import (
+    arrival,
+    capacity,
+    distributed,
+    llm_stats,
+    monitor,
+    outputs,
+    progress,
+    request_log,
+)
 from loadgate.harness.state import has_state, new_state, state
 from loadgate.prompts import PromptFileError, PromptSet
 from loadgate.target import ROUTES, TASK_ROUTES, ProbeResult, TargetError, probe, require, role_routes
@@ -93,6 +102,7 @@ def on_init(environment: Any, **_kw: Any) -> None:
     apply_class_weights(environment, st.settings)
     distributed.install(environment)
     arrival.install(environment)
+    request_log.install(environment)
     capacity.enable_rebalancing(environment)
     environment.events.quit.add_listener(lambda **_kw: print_llm_summary(environment))  # quit has no env
     outputs.start_writing(environment, st)

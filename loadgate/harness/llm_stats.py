@@ -198,8 +198,22 @@ class LlmStats:
         # requests/s reads the collection's start and last-sample times from it.
         self.stats.total.last_request_timestamp = time.time()
 
-    def record(self, name: str, timing: RequestTiming) -> None:
-        """Record every figure one successful chat response yields."""
+    def record(self, name: str, timing: RequestTiming, model: str | None = None) -> None:
+        """Record every figure one successful chat response yields, in the endpoint's rows and, with a
+        model, in that model's rows too ("<name> @<model>", contract.model_row); counters once."""
+        self._log_timing(name, timing)
+        if model:
+            self._log_timing(contract.model_row(name, model), timing)
+        self._touch_total()
+        c = self.counters
+        c.completed += 1
+        c.output_tokens += timing.output_tokens
+        self._add_tokens(name, timing.output_tokens)
+        c.count_source(timing.token_source)
+        if self.goodput.enabled and self.goodput.met_by(timing):
+            c.good += 1
+
+    def _log_timing(self, name: str, timing: RequestTiming) -> None:
         entries = self.stats.entries
         for metric, value in (
             (TTFB, timing.ttfb_ms),
@@ -215,14 +229,6 @@ class LlmStats:
             itl = entries[(name, ITL)]
             for gap in gaps:
                 itl.log(gap, 0)  # type: ignore[arg-type]
-        self._touch_total()
-        c = self.counters
-        c.completed += 1
-        c.output_tokens += timing.output_tokens
-        self._add_tokens(name, timing.output_tokens)
-        c.count_source(timing.token_source)
-        if self.goodput.enabled and self.goodput.met_by(timing):
-            c.good += 1
 
     def record_job(self, job: JobResult) -> None:
         """Record the end of one async or batch job (a rejected submit counts nowhere: its HTTP row failed)."""
