@@ -559,7 +559,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--request-log",
         "",
-        "write one JSON line per request to FILE (docs/running.md#request-log); workers write "
+        "write one JSON line per request to FILE (docs/traffic.md#request-log); workers write "
         "FILE's name with .WORKER before .jsonl; empty: none (the job always writes results/requests.jsonl)",
         text,
         web_ui=False,
