@@ -409,8 +409,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--models",
         "",
-        "comma-separated model ids, each with an optional traffic weight (a:3,b:1 sends 3 of 4 chats to a; "
-        "a,b: equal shares); empty: discover them from GET /v1/models",
+        "model ids, optional weights (a:3,b:1); empty: from GET /v1/models",
         model_list,
     ),
     Option("--prompt-file", "", "JSONL prompt set; empty: the shipped loadgate/data/prompts.jsonl", text),
