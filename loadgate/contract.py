@@ -42,6 +42,24 @@ NAME_STREAM = "/v1/chat/completions [stream]"
 NAME_NON_STREAM = "/v1/chat/completions [non-stream]"
 NAME_ASYNC = "/v1/chat/completions/async"
 NAME_BATCH = "/v1/batches"
+# Per-model rows: "<endpoint row> @<model>" beside the endpoint row (which keeps every model's samples)
+MODEL_ROW_SEP = " @"
+
+
+def model_row(name: str, model: str) -> str:
+    """The per-model row of an LLM endpoint row: model_row(NAME_STREAM, "gpt-4o") ->
+    "/v1/chat/completions [stream] @gpt-4o"."""
+    return f"{name}{MODEL_ROW_SEP}{model}"
+
+
+def is_model_row(name: str) -> bool:
+    """Whether an LLM row name is a per-model row (figures over every endpoint must skip these: their
+    samples are already in the endpoint row)."""
+    return MODEL_ROW_SEP in name
+
+
+# -- the request log (--request-log FILE; the job: results/requests.jsonl) ----------------------------
+REQUEST_LOG = "requests.jsonl"  # the job's merged request log in the results folder
 
 # -- the gate's LLM pseudo-row ------------------------------------------------------------------------
 LLM_ROW = "LLM"  # threshold rows named "LLM" read the scalars of PREFIX_llm_summary.json

@@ -37,7 +37,7 @@ from typing import IO, NoReturn
 from urllib.parse import urlsplit
 
 from loadgate import options as opts
-from loadgate import workload
+from loadgate import request_log, workload
 from loadgate.capacity_search import MAX_DOUBLINGS
 from loadgate.contract import (
     CAPACITY_JSON,
@@ -45,6 +45,7 @@ from loadgate.contract import (
     EXIT_BREACH,
     EXIT_PASS,
     LOADGATE_JSON,
+    REQUEST_LOG,
     STATS_CSV,
     RunMeta,
 )
@@ -72,6 +73,7 @@ REPORT_FILES = (
     "locust.log",
     "mock_truth.jsonl",
     "job.json",
+    REQUEST_LOG,
 )
 STAGING_PREFIX = ".partial-"  # the run's own folder inside the results folder until it ends
 STAGING_LOCK = ".lock"
@@ -410,7 +412,7 @@ def locust_command(cfg: JobConfig, host: str, master_port: int | None = None) ->
         str(cfg.out / "locust_report.html"),
         "--only-summary",
     ]
-    cmd += ["--warmup", f"{cfg.warmup:g}s", *cfg.locust_args]
+    cmd += ["--warmup", f"{cfg.warmup:g}s", "--request-log", str(cfg.out / REQUEST_LOG), *cfg.locust_args]
     if cfg.find_capacity:  # the search judges each step against the job's thresholds file
         cmd += ["--sla", str(cfg.thresholds)]
     if cfg.profile:
@@ -780,6 +782,7 @@ def measure(cfg: JobConfig, probed: ProbeResult | None) -> int:
         _stop_all(children, mock)
         raise
     _stop_all(children, mock)
+    merge_request_log(cfg)
     if cfg.find_capacity:
         return finish_capacity(cfg, manifest, code)
     manifest.gate_command = gate_command(cfg)
@@ -793,6 +796,15 @@ def measure(cfg: JobConfig, probed: ProbeResult | None) -> int:
     manifest.exit_code, manifest.stopped_at = code, time.time()
     manifest.save(cfg.out)
     return code
+
+
+def merge_request_log(cfg: JobConfig) -> None:
+    """The workers' request logs (requests.N.jsonl) into results/requests.jsonl, sorted by start time
+    (workers started elsewhere, --expect-workers, write theirs on their own machines)."""
+    try:
+        request_log.merge(cfg.out / REQUEST_LOG)
+    except OSError as e:
+        say(f"warning: could not merge the workers' request logs into {REQUEST_LOG}: {e}")
 
 
 def describe_load(cfg: JobConfig) -> str:

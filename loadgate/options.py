@@ -179,8 +179,60 @@ def processes(text: str) -> int | str:
         raise BadValue(e.problem, "use a whole number >= -1, or auto", e.shown) from None
 
 
-def model_list(text: str) -> tuple[str, ...]:
-    return tuple(m.strip() for m in str(text).split(",") if m.strip())
+class ModelList(tuple[str, ...]):
+    """The model ids of --models, with each one's traffic weight (``weights``, all 1 for a plain list)."""
+
+    weights: tuple[float, ...]
+
+    def __new__(cls, names: tuple[str, ...] = (), weights: tuple[float, ...] | None = None) -> ModelList:
+        self = super().__new__(cls, names)
+        self.weights = weights if weights is not None else (1.0,) * len(names)
+        return self
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the shares differ (a plain list picks uniformly, as before weights existed)."""
+        return len(set(self.weights)) > 1
+
+
+MODELS_FIX = "use ids, optionally with a weight each: a,b or a:3,b:1 (an id ending in :N needs a weight)"
+
+
+def model_list(text: str) -> ModelList:
+    """ "a,b" -> equal shares; "a:3,b:1" -> 3:1. A trailing ":N" (a number) is a weight, anything else
+    belongs to the id (Ollama's "llama3:8b"); "llama3:8" needs its weight written: "llama3:8:1"."""
+    names: list[str] = []
+    weights: list[float] = []
+    for item in (m.strip() for m in str(text).split(",")):
+        if not item:
+            continue
+        name, sep, tail = item.rpartition(":")
+        weight = 1.0
+        if sep and (not tail.strip() or _looks_numeric(tail)):
+            try:
+                weight = float(tail)
+            except ValueError:
+                raise BadValue(f"model {item!r} has an empty weight", MODELS_FIX) from None
+            if not math.isfinite(weight) or weight <= 0:
+                raise BadValue(
+                    f"model {name.strip()!r} has weight {tail.strip()}: needs a number > 0", MODELS_FIX
+                )
+            item = name.strip()
+        if not item:
+            raise BadValue("a weight without a model id", MODELS_FIX)
+        if item in names:
+            raise BadValue(f"model {item!r} is listed twice", MODELS_FIX)
+        names.append(item)
+        weights.append(weight)
+    return ModelList(tuple(names), tuple(weights))
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text.strip().lower().lstrip("+-").startswith(("inf", "nan"))
+    return True
 
 
 def text(value: str) -> str:
@@ -444,7 +496,12 @@ OPTIONS: tuple[Option, ...] = (
         number(0, 1),
     ),
     Option("--turns", "2-4", "turns per multi-turn conversation: N or MIN-MAX", int_range),
-    Option("--models", "", "comma-separated model ids; empty: discover them from GET /v1/models", model_list),
+    Option(
+        "--models",
+        "",
+        "model ids, optional weights (a:3,b:1); empty: from GET /v1/models",
+        model_list,
+    ),
     Option("--prompt-file", "", "JSONL prompt set; empty: the shipped loadgate/data/prompts.jsonl", text),
     Option("--max-tokens", "32-128", "max_tokens per request: N or MIN-MAX (uniform)", int_range),
     Option("--batch-mode", "both", "BatchUser flow: async, batch or both", choice(*BATCH_MODES)),
@@ -643,6 +700,16 @@ OPTIONS: tuple[Option, ...] = (
         web_ui=False,
         switch=True,
     ),
+    # -- the request log (issue 13: per-model rows and a request log) ----------------------------------
+    Option(
+        "--request-log",
+        "",
+        "write one JSON line per request to FILE (docs/traffic.md#request-log); workers write "
+        "FILE's name with .WORKER before .jsonl; empty: none (the job always writes results/requests.jsonl)",
+        text,
+        web_ui=False,
+        in_job=False,
+    ),
     # -- the live SLA check, progress and the embedded target (read at start; --sla also in the web UI) --
     Option(
         "--sla",
@@ -735,7 +802,7 @@ class Settings:
     stream_ratio: float
     multi_turn_ratio: float
     turns: tuple[int, int]
-    models: tuple[str, ...]
+    models: ModelList
     prompt_file: str
     max_tokens: tuple[int, int]
     batch_mode: str
@@ -759,6 +826,7 @@ class Settings:
     capacity_start: float = 1.0
     capacity_resolution: float = 0.1
     capacity_step_time_s: float = 30.0
+    request_log: str = ""
 
     # workloads (docs/traffic.md "Workloads")
     input_tokens: Lengths | None = None

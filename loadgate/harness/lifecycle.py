@@ -18,7 +18,16 @@ from loadgate import options as opts
 from loadgate import workload
 from loadgate.client.tokens import TokenizerError, load_counter
 from loadgate.contract import EXIT_BAD_INPUT
-from loadgate.harness import arrival, capacity, distributed, llm_stats, monitor, outputs, progress
+from loadgate.harness import (
+    arrival,
+    capacity,
+    distributed,
+    llm_stats,
+    monitor,
+    outputs,
+    progress,
+    request_log,
+)
 from loadgate.harness.locust_compat import is_worker
 from loadgate.harness.state import has_state, new_state, state
 from loadgate.prompts import PromptFileError
@@ -95,6 +104,7 @@ def on_init(environment: Any, **_kw: Any) -> None:
     apply_class_weights(environment, st.settings)
     distributed.install(environment)
     arrival.install(environment)
+    request_log.install(environment)
     capacity.enable_rebalancing(environment)
     environment.events.quit.add_listener(lambda **_kw: print_llm_summary(environment))  # quit has no env
     outputs.start_writing(environment, st)

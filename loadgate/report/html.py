@@ -505,8 +505,9 @@ def _stats_row(frame: pd.DataFrame, type_: str, name: str) -> dict[str, Any] | N
 
 
 def _best_llm_row(frame: pd.DataFrame, type_: str) -> dict[str, Any] | None:
-    """The row of this type with the most samples (the main stream endpoint)."""
-    part = frame[(frame["Type"] == type_) & (frame["Request Count"] > 0)]
+    """The endpoint row (not a per-model row) of this type with the most samples (the main stream endpoint)."""
+    endpoint = ~frame["Name"].astype(str).str.contains(contract.MODEL_ROW_SEP, regex=False)
+    part = frame[(frame["Type"] == type_) & (frame["Request Count"] > 0) & endpoint]
     if part.empty:
         return None
     return {str(k): v for k, v in part.sort_values("Request Count", ascending=False).iloc[0].items()}
