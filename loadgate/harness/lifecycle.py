@@ -17,7 +17,16 @@ import loadgate
 from loadgate import options as opts
 from loadgate.client.tokens import TokenizerError, load_counter
 from loadgate.contract import EXIT_BAD_INPUT
-from loadgate.harness import arrival, capacity, distributed, llm_stats, monitor, outputs, progress
+from loadgate.harness import (
+    arrival,
+    capacity,
+    distributed,
+    llm_stats,
+    monitor,
+    outputs,
+    progress,
+    server_metrics,
+)
 from loadgate.harness.state import has_state, new_state, state
 from loadgate.prompts import PromptFileError, PromptSet
 from loadgate.target import ROUTES, TASK_ROUTES, ProbeResult, TargetError, probe, require, role_routes
@@ -109,6 +118,7 @@ def on_init(environment: Any, **_kw: Any) -> None:
         install_live_sla(environment)
         try:
             st.progress = progress.install(environment)
+            st.server_metrics = server_metrics.install(environment)
         except opts.SettingError as e:
             fail_setup(str(e))
     logger.info(
@@ -439,5 +449,10 @@ def print_llm_summary(environment: Any) -> None:
         console.info(
             f"load generator: event-loop lag p50 {s['loadgen_lag_p50']:g} / p99 {s['loadgen_lag_p99']:g} / max "
             f"{s['loadgen_lag_max']:g} ms, CPU {s['loadgen_cpu_s']:g} s, longest GC pause {s['loadgen_gc_pause_max']:g} ms"
+        )
+    if st.meta.get("server_metrics_url"):
+        console.info(
+            f"server metrics: {st.meta.get('server_metrics_scrapes')} scrapes of {st.meta['server_metrics_url']}, "
+            f"{st.meta.get('server_metrics_failures')} failed"
         )
     console.info("")

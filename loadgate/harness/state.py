@@ -55,6 +55,7 @@ class RunState:
     monitor_watch: Any = None  # the greenlet warning about lag while the run goes on
     probe: ProbeResult | None = None  # what the start-up probe found (None: not probed, all assumed served)
     basic_auth: str | None = None  # "Basic ..." from credentials in --host (kept out of environment.host)
+    server_metrics: Any = None  # loadgate.harness.server_metrics.ServerMetrics with --server-metrics
 
 
 def new_state(environment: Any) -> RunState:
