@@ -13,6 +13,7 @@ from loadgate.gate.config import RowSpec, RuleSpec, SlaConfig
 from loadgate.gate.data import AGGREGATED, LLM_ROW, SUMMARY_FIELDS, History, Row, RunData
 from loadgate.gate.errors import GateInputError
 from loadgate.gate.language import COUNT, RATE, RATIO, TIME, TOKEN_RATE, Metric, Rule
+from loadgate.servermetrics import value_text
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 _ORDER = {FAIL: 0, SKIP: 1, PASS: 2}
@@ -223,7 +224,8 @@ def _judge_server(spec: RowSpec, rs: RuleSpec, run: RunData) -> Verdict:
     bad = picked[~np.isfinite(picked["value"].to_numpy(dtype=float))]
     if not bad.empty:
         first = bad.iloc[0]
-        reason = f"no data: a non-finite value ({first['value']}) at {_clock(float(first['timestamp']))}"
+        shown = value_text(float(first["value"]))
+        reason = f"no data: a non-finite value ({shown}) at {_clock(float(first['timestamp']))}"
         return _verdict(FAIL, rs, spec, None, None, reason, source)
     per_scrape = picked.groupby("timestamp", sort=True)["value"].sum()
     observed = float(

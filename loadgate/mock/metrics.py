@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
     from .engine import Slots
@@ -17,7 +16,7 @@ REJECT_REASONS = ("overloaded", "rate_limited", "queue_full")
 class MockMetrics:
     """Gauges read from the chat slot pool and the job pool; counters bumped by the handlers."""
 
-    content_type = CONTENT_TYPE_LATEST
+    content_type = "text/plain; version=0.0.4; charset=utf-8"  # the classic text format every scraper reads
 
     def __init__(self, chat: Slots, jobs: Slots) -> None:
         disable_created_metrics()  # no *_created series: a counter's creation time is noise in a run's CSV
