@@ -72,8 +72,9 @@ class ServerMetrics:
             raise ScrapeError(str(e) or type(e).__name__) from None
         if not answer.ok:
             raise ScrapeError(f"HTTP {answer.status}")
-        try:
-            return parse_page(answer.body.decode("utf-8", errors="replace"), self.keep)
+        text = answer.body.decode("utf-8", errors="replace")
+        try:  # parsed in gevent's thread pool: a big page (~60 ms) must not stall the users' event loop
+            return gevent.get_hub().threadpool.apply(parse_page, (text, self.keep))
         except NotPrometheusText as e:
             raise ScrapeError(str(e)) from None
 
