@@ -20,6 +20,8 @@ from locust.runners import WorkerRunner
 
 from loadgate import contract
 from loadgate import options as opts
+from loadgate.harness import outputs
+from loadgate.harness.state import state
 from loadgate.servermetrics import (
     MAX_PAGE_BYTES,
     PROMETHEUS_TEXT,
@@ -168,14 +170,10 @@ def install(environment: Any) -> ServerMetrics | None:
 
 
 def _auth(environment: Any) -> str | None:
-    from loadgate.harness.state import state
-
     return state(environment).basic_auth
 
 
 def start(environment: Any, scraper: ServerMetrics) -> None:
-    from loadgate.harness.state import state
-
     st = state(environment)
     scraper.scrapes = scraper.failures = 0
     scraper.failure_said = False
@@ -201,9 +199,6 @@ def _loop(environment: Any, scraper: ServerMetrics) -> None:
 
 def stop(environment: Any, scraper: ServerMetrics) -> None:
     """At the test stop: one last scrape (the values at the end), then the counts into the metadata."""
-    from loadgate.harness import outputs
-    from loadgate.harness.state import state
-
     if scraper.greenlet is None:
         return
     scraper.greenlet.kill(block=True)
