@@ -126,6 +126,8 @@ class JobConfig:
     request_rate: float | None = None
     stages: str = ""
     staging: Path | None = None  # where this run writes until it ends (inside `results`)
+    # --server-metrics with credentials: to Locust by env, never on its command line
+    server_metrics_url: str = ""
 
     @property
     def out(self) -> Path:
@@ -219,10 +221,14 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
     except opts.SettingError as e:
         raise JobError(str(e)) from None
     locust_args: list[str] = []
+    secret_metrics_url = ""
     for o in opts.OPTIONS:  # the Locust-side settings the user gave (by flag or env) go down as flags
         given = flags.get(o.dest) is not None or bool(environ.get(o.env))
         if o.scope == opts.LOCUST and o.flag != "--warmup" and given:
             raw = opts.raw_value(o, flags, environ)
+            if o.flag == "--server-metrics" and basic_auth_header(raw):
+                secret_metrics_url = raw  # credentials: not on a command line (ps, job.json)
+                continue
             locust_args += [o.flag] if o.switch else [o.flag, raw]
     host = values["host"]
     if host:
@@ -343,6 +349,7 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         models=values["models"],
         max_tokens=values["max_tokens"][0],
         routes=routes,
+        server_metrics_url=secret_metrics_url,
     )
 
 
@@ -735,6 +742,8 @@ def measure(cfg: JobConfig, probed: ProbeResult | None) -> int:
         basic = basic_auth_header(host)
         if basic:  # Locust gets the URL without credentials (command line, report, logs): they go by env
             env[HOST_AUTH_ENV] = basic
+        if cfg.server_metrics_url:
+            env[BY_ENV["--server-metrics"]] = cfg.server_metrics_url
         port = cfg.master_port or (free_port() if cfg.workers or cfg.processes else 0)
         manifest.locust_command = locust_command(cfg, shown, port or None)
         say(f"{cfg.run_mode} run of {shown}: {describe_load(cfg)}; results in {cfg.results}")

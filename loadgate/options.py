@@ -345,6 +345,56 @@ def extra_body(text: str) -> dict[str, Any]:
     return value
 
 
+# -- server metrics (--server-metrics*; see loadgate/servermetrics.py) -----------------------------------
+
+
+def server_metrics_url(text: str) -> str:
+    """ "" / off: no scraping; auto: the target's /metrics if it answers Prometheus text; or an http(s) URL."""
+    from urllib.parse import urlsplit
+
+    from loadgate.urls import public_url
+
+    value = str(text).strip()
+    if value.lower() in ("", "off", "auto"):
+        return "" if value.lower() in ("", "off") else "auto"
+    fix = "use auto, off or an http(s) URL, e.g. http://vllm:8000/metrics"
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise BadValue("not an http(s) URL", fix, shown=repr(public_url(value)))
+    return value
+
+
+def metric_filters(text: str) -> tuple[str, ...]:
+    """Comma-separated regular expressions (each matched against a sample's whole name); the word
+    ``default`` stands for the shipped list (loadgate.servermetrics.DEFAULT_FILTERS)."""
+    import re
+
+    from loadgate.servermetrics import DEFAULT_FILTERS
+
+    patterns: list[str] = []
+    for item in (part.strip() for part in str(text).split(",")):
+        if not item:
+            continue
+        if item == "default":
+            patterns += DEFAULT_FILTERS
+            continue
+        try:
+            re.compile(item)
+        except re.error as e:
+            raise BadValue(
+                f"not a regular expression ({e})", "use e.g. default,vllm:.*_total", shown=repr(item)
+            ) from None
+        patterns.append(item)
+    if not patterns:
+        raise BadValue("no pattern", "use e.g. default or vllm:num_requests_.*,sglang:.*")
+    return tuple(dict.fromkeys(patterns))
+
+
 # -- the table ----------------------------------------------------------------------------------------
 
 JOB, LOCUST = "job", "locust"  # scopes: the job only; a Locust custom argument (the job passes it down)
@@ -709,6 +759,31 @@ OPTIONS: tuple[Option, ...] = (
         text,
         web_ui=False,
         in_job=False,
+    ),
+    # -- server metrics: the target's Prometheus series beside the client's figures (docs/running.md) ----
+    Option(
+        "--server-metrics",
+        "",
+        "scrape the target's Prometheus metrics into PREFIX_server_metrics.csv (gate them with SERVER rows): "
+        "an http(s) URL, e.g. http://vllm:8000/metrics; auto = the target's /metrics if it answers "
+        "Prometheus text; empty or off: none",
+        server_metrics_url,
+        web_ui=False,
+    ),
+    Option(
+        "--server-metrics-interval",
+        "5s",
+        "how often the server metrics are scraped, e.g. 5s, 500ms",
+        duration(positive=True),
+        web_ui=False,
+    ),
+    Option(
+        "--server-metrics-filter",
+        "default",
+        "the series kept: comma-separated regular expressions matched against each sample's whole name; "
+        "default = the shipped list (vLLM, SGLang, TGI, LiteLLM, the mock), e.g. default,vllm:.*_total",
+        metric_filters,
+        web_ui=False,
     ),
     # -- the live SLA check, progress and the embedded target (read at start; --sla also in the web UI) --
     Option(

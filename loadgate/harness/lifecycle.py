@@ -27,6 +27,7 @@ from loadgate.harness import (
     outputs,
     progress,
     request_log,
+    server_metrics,
 )
 from loadgate.harness.locust_compat import is_worker
 from loadgate.harness.state import has_state, new_state, state
@@ -121,6 +122,7 @@ def on_init(environment: Any, **_kw: Any) -> None:
         install_live_sla(environment)
         try:
             st.progress = progress.install(environment)
+            st.server_metrics = server_metrics.install(environment)
         except opts.SettingError as e:
             fail_setup(str(e))
     logger.info(
@@ -453,5 +455,10 @@ def print_llm_summary(environment: Any) -> None:
         console.info(
             f"load generator: event-loop lag p50 {s['loadgen_lag_p50']:g} / p99 {s['loadgen_lag_p99']:g} / max "
             f"{s['loadgen_lag_max']:g} ms, CPU {s['loadgen_cpu_s']:g} s, longest GC pause {s['loadgen_gc_pause_max']:g} ms"
+        )
+    if st.meta.get("server_metrics_url"):
+        console.info(
+            f"server metrics: {st.meta.get('server_metrics_scrapes')} scrapes of {st.meta['server_metrics_url']}, "
+            f"{st.meta.get('server_metrics_failures')} failed"
         )
     console.info("")
