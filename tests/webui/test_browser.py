@@ -190,7 +190,8 @@ def test_web_ui_sla_tab_and_llm_charts_fill_live(locust_with_sla):
             page.wait_for_timeout(800)  # the accordion's and the labels' animations
 
             def label_offset(field: str, title: str) -> float:
-                label = page.locator("label", has_text=title)
+                # the label's title, not a help text that mentions it ("Seed (... think time ...)")
+                label = page.locator("label", has_text=re.compile(f"^{re.escape(title)}\\b"))
                 assert label.evaluate("(e) => e.scrollWidth <= e.clientWidth + 1"), title  # nothing cut off
                 box, field_box = label.bounding_box(), page.locator(f"input[name={field}]").bounding_box()
                 return box["y"] + box["height"] / 2 - field_box["y"]
