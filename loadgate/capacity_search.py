@@ -107,7 +107,10 @@ def step_config(config: SlaConfig, measured_s: float) -> tuple[SlaConfig, list[S
         kept: list[RuleSpec] = []
         for rs in spec.rules:
             rule = rs.rule
-            if rule.window_s is not None and rule.window_s > measured_s:
+            if rule.series is not None:
+                reason = "a SERVER rule reads the server metrics of the whole run, not of one step"
+                skipped.append(Skipped(spec.key, rule.text, rs.line, reason))
+            elif rule.window_s is not None and rule.window_s > measured_s:
                 reason = (
                     f"its 'for {rule.window_s:g}s' window is longer than a step's measured {measured_s:g}s"
                 )

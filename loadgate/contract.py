@@ -30,6 +30,10 @@ LOADGATE_JSON = "_loadgate.json"  # loadgate: run metadata (versions, host, warm
 CAPACITY_JSON = "_capacity.json"  # capacity search: steps and the rate found
 CAPACITY_CSV = "_capacity.csv"
 CAPACITY_PNG = "_capacity.png"
+# --server-metrics: the target's Prometheus series, one line per sample: timestamp (epoch s), metric (the
+# sample's name), labels (k="v" pairs sorted by key, comma-separated), value (NaN/+Inf/-Inf as Prometheus)
+SERVER_METRICS_CSV = "_server_metrics.csv"
+SERVER_METRICS_COLUMNS = ("timestamp", "metric", "labels", "value")
 
 # -- LLM metric types (the "Type" column of _llm_stats.csv) and their units --------------------------
 TTFT, TTFB, ITL, TPOT, E2E, TOKENS_PER_S = "TTFT", "TTFB", "ITL", "TPOT", "E2E", "TOKENS/S"
@@ -42,9 +46,28 @@ NAME_STREAM = "/v1/chat/completions [stream]"
 NAME_NON_STREAM = "/v1/chat/completions [non-stream]"
 NAME_ASYNC = "/v1/chat/completions/async"
 NAME_BATCH = "/v1/batches"
+# Per-model rows: "<endpoint row> @<model>" beside the endpoint row (which keeps every model's samples)
+MODEL_ROW_SEP = " @"
+
+
+def model_row(name: str, model: str) -> str:
+    """The per-model row of an LLM endpoint row: model_row(NAME_STREAM, "gpt-4o") ->
+    "/v1/chat/completions [stream] @gpt-4o"."""
+    return f"{name}{MODEL_ROW_SEP}{model}"
+
+
+def is_model_row(name: str) -> bool:
+    """Whether an LLM row name is a per-model row (figures over every endpoint must skip these: their
+    samples are already in the endpoint row)."""
+    return MODEL_ROW_SEP in name
+
+
+# -- the request log (--request-log FILE; the job: results/requests.jsonl) ----------------------------
+REQUEST_LOG = "requests.jsonl"  # the job's merged request log in the results folder
 
 # -- the gate's LLM pseudo-row ------------------------------------------------------------------------
 LLM_ROW = "LLM"  # threshold rows named "LLM" read the scalars of PREFIX_llm_summary.json
+SERVER_ROW = "SERVER"  # threshold rows named "SERVER" read PREFIX_server_metrics.csv: "max(SERIES) < N"
 
 
 def path(prefix: str, suffix: str) -> str:
@@ -322,10 +345,16 @@ class RunMeta:
     # new: what the start-up probe found per route (models, model, chat, async, batch, health):
     # {"served": bool, "detail": "GET /v1/models: HTTP 404, absent" ...}; None when the run was not probed
     capabilities: Mapping[str, Mapping[str, Any]] | None = None
+    server_metrics_url: str | None = None  # new: --server-metrics as scraped (no credentials); None: off
+    server_metrics_scrapes: int | None = None  # new: scrapes that answered Prometheus text
+    server_metrics_failures: int | None = None  # new: scrapes that failed (logged once, then counted)
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as is
     present: frozenset[str] = frozenset()  # the keys the file had
 
     _NEW_KEYS: ClassVar[tuple[str, ...]] = (  # written only when set
+        "server_metrics_url",
+        "server_metrics_scrapes",
+        "server_metrics_failures",
         "token_source",
         "loadgen_lag_p50",
         "loadgen_lag_p99",
@@ -375,6 +404,9 @@ class RunMeta:
             loadgen_lag_p99=finite_number(d.get("loadgen_lag_p99"), "loadgen_lag_p99"),
             loadgen_lag_max=finite_number(d.get("loadgen_lag_max"), "loadgen_lag_max"),
             capabilities=capabilities(d.get("capabilities"), "capabilities"),
+            server_metrics_url=text(d.get("server_metrics_url"), "server_metrics_url"),
+            server_metrics_scrapes=whole_count(d.get("server_metrics_scrapes"), "server_metrics_scrapes"),
+            server_metrics_failures=whole_count(d.get("server_metrics_failures"), "server_metrics_failures"),
             extra={k: v for k, v in d.items() if k not in known},
             present=frozenset(d),
         )
@@ -469,6 +501,8 @@ class LlmSummary:
     input_lengths: Mapping[str, float | None] | None = None
     output_lengths: Mapping[str, float | None] | None = None
     input_length_warning: str | None = None  # new: the achieved input mean >10% off the requested one
+    server_metrics_scrapes: int | None = None  # new: --server-metrics scrapes that answered
+    server_metrics_failures: int | None = None  # new: --server-metrics scrapes that failed
     extra: Mapping[str, Any] = field(default_factory=dict)
     present: frozenset[str] = frozenset()  # the keys the file had (absent and null differ in messages)
 
@@ -484,6 +518,8 @@ class LlmSummary:
         "lost_jobs_at_stop",
         "cancelled",
         "loadgen_lag_samples",
+        "server_metrics_scrapes",
+        "server_metrics_failures",
     )
     _FIGURES: ClassVar[tuple[str, ...]] = (
         "duration_s",
@@ -514,6 +550,8 @@ class LlmSummary:
         "input_lengths",
         "output_lengths",
         "input_length_warning",
+        "server_metrics_scrapes",
+        "server_metrics_failures",
     )
 
     @classmethod

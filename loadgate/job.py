@@ -37,7 +37,7 @@ from typing import IO, NoReturn
 from urllib.parse import urlsplit
 
 from loadgate import options as opts
-from loadgate import workload
+from loadgate import request_log, workload
 from loadgate.capacity_search import MAX_DOUBLINGS
 from loadgate.contract import (
     CAPACITY_JSON,
@@ -45,6 +45,7 @@ from loadgate.contract import (
     EXIT_BREACH,
     EXIT_PASS,
     LOADGATE_JSON,
+    REQUEST_LOG,
     STATS_CSV,
     RunMeta,
 )
@@ -72,6 +73,7 @@ REPORT_FILES = (
     "locust.log",
     "mock_truth.jsonl",
     "job.json",
+    REQUEST_LOG,
 )
 STAGING_PREFIX = ".partial-"  # the run's own folder inside the results folder until it ends
 STAGING_LOCK = ".lock"
@@ -124,6 +126,8 @@ class JobConfig:
     request_rate: float | None = None
     stages: str = ""
     staging: Path | None = None  # where this run writes until it ends (inside `results`)
+    # --server-metrics with credentials: to Locust by env, never on its command line
+    server_metrics_url: str = ""
 
     @property
     def out(self) -> Path:
@@ -217,10 +221,14 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
     except opts.SettingError as e:
         raise JobError(str(e)) from None
     locust_args: list[str] = []
+    secret_metrics_url = ""
     for o in opts.OPTIONS:  # the Locust-side settings the user gave (by flag or env) go down as flags
         given = flags.get(o.dest) is not None or bool(environ.get(o.env))
         if o.scope == opts.LOCUST and o.flag != "--warmup" and given:
             raw = opts.raw_value(o, flags, environ)
+            if o.flag == "--server-metrics" and basic_auth_header(raw):
+                secret_metrics_url = raw  # credentials: not on a command line (ps, job.json)
+                continue
             locust_args += [o.flag] if o.switch else [o.flag, raw]
     host = values["host"]
     if host:
@@ -341,6 +349,7 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         models=values["models"],
         max_tokens=values["max_tokens"][0],
         routes=routes,
+        server_metrics_url=secret_metrics_url,
     )
 
 
@@ -410,7 +419,7 @@ def locust_command(cfg: JobConfig, host: str, master_port: int | None = None) ->
         str(cfg.out / "locust_report.html"),
         "--only-summary",
     ]
-    cmd += ["--warmup", f"{cfg.warmup:g}s", *cfg.locust_args]
+    cmd += ["--warmup", f"{cfg.warmup:g}s", "--request-log", str(cfg.out / REQUEST_LOG), *cfg.locust_args]
     if cfg.find_capacity:  # the search judges each step against the job's thresholds file
         cmd += ["--sla", str(cfg.thresholds)]
     if cfg.profile:
@@ -733,6 +742,8 @@ def measure(cfg: JobConfig, probed: ProbeResult | None) -> int:
         basic = basic_auth_header(host)
         if basic:  # Locust gets the URL without credentials (command line, report, logs): they go by env
             env[HOST_AUTH_ENV] = basic
+        if cfg.server_metrics_url:
+            env[BY_ENV["--server-metrics"]] = cfg.server_metrics_url
         port = cfg.master_port or (free_port() if cfg.workers or cfg.processes else 0)
         manifest.locust_command = locust_command(cfg, shown, port or None)
         say(f"{cfg.run_mode} run of {shown}: {describe_load(cfg)}; results in {cfg.results}")
@@ -780,6 +791,7 @@ def measure(cfg: JobConfig, probed: ProbeResult | None) -> int:
         _stop_all(children, mock)
         raise
     _stop_all(children, mock)
+    merge_request_log(cfg)
     if cfg.find_capacity:
         return finish_capacity(cfg, manifest, code)
     manifest.gate_command = gate_command(cfg)
@@ -793,6 +805,15 @@ def measure(cfg: JobConfig, probed: ProbeResult | None) -> int:
     manifest.exit_code, manifest.stopped_at = code, time.time()
     manifest.save(cfg.out)
     return code
+
+
+def merge_request_log(cfg: JobConfig) -> None:
+    """The workers' request logs (requests.N.jsonl) into results/requests.jsonl, sorted by start time
+    (workers started elsewhere, --expect-workers, write theirs on their own machines)."""
+    try:
+        request_log.merge(cfg.out / REQUEST_LOG)
+    except OSError as e:
+        say(f"warning: could not merge the workers' request logs into {REQUEST_LOG}: {e}")
 
 
 def describe_load(cfg: JobConfig) -> str:

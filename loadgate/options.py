@@ -179,8 +179,60 @@ def processes(text: str) -> int | str:
         raise BadValue(e.problem, "use a whole number >= -1, or auto", e.shown) from None
 
 
-def model_list(text: str) -> tuple[str, ...]:
-    return tuple(m.strip() for m in str(text).split(",") if m.strip())
+class ModelList(tuple[str, ...]):
+    """The model ids of --models, with each one's traffic weight (``weights``, all 1 for a plain list)."""
+
+    weights: tuple[float, ...]
+
+    def __new__(cls, names: tuple[str, ...] = (), weights: tuple[float, ...] | None = None) -> ModelList:
+        self = super().__new__(cls, names)
+        self.weights = weights if weights is not None else (1.0,) * len(names)
+        return self
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the shares differ (a plain list picks uniformly, as before weights existed)."""
+        return len(set(self.weights)) > 1
+
+
+MODELS_FIX = "use ids, optionally with a weight each: a,b or a:3,b:1 (an id ending in :N needs a weight)"
+
+
+def model_list(text: str) -> ModelList:
+    """ "a,b" -> equal shares; "a:3,b:1" -> 3:1. A trailing ":N" (a number) is a weight, anything else
+    belongs to the id (Ollama's "llama3:8b"); "llama3:8" needs its weight written: "llama3:8:1"."""
+    names: list[str] = []
+    weights: list[float] = []
+    for item in (m.strip() for m in str(text).split(",")):
+        if not item:
+            continue
+        name, sep, tail = item.rpartition(":")
+        weight = 1.0
+        if sep and (not tail.strip() or _looks_numeric(tail)):
+            try:
+                weight = float(tail)
+            except ValueError:
+                raise BadValue(f"model {item!r} has an empty weight", MODELS_FIX) from None
+            if not math.isfinite(weight) or weight <= 0:
+                raise BadValue(
+                    f"model {name.strip()!r} has weight {tail.strip()}: needs a number > 0", MODELS_FIX
+                )
+            item = name.strip()
+        if not item:
+            raise BadValue("a weight without a model id", MODELS_FIX)
+        if item in names:
+            raise BadValue(f"model {item!r} is listed twice", MODELS_FIX)
+        names.append(item)
+        weights.append(weight)
+    return ModelList(tuple(names), tuple(weights))
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text.strip().lower().lstrip("+-").startswith(("inf", "nan"))
+    return True
 
 
 def text(value: str) -> str:
@@ -291,6 +343,56 @@ def extra_body(text: str) -> dict[str, Any]:
             f"drop it ({'; '.join(RESERVED_BODY[k] for k in taken)})",
         )
     return value
+
+
+# -- server metrics (--server-metrics*; see loadgate/servermetrics.py) -----------------------------------
+
+
+def server_metrics_url(text: str) -> str:
+    """ "" / off: no scraping; auto: the target's /metrics if it answers Prometheus text; or an http(s) URL."""
+    from urllib.parse import urlsplit
+
+    from loadgate.urls import public_url
+
+    value = str(text).strip()
+    if value.lower() in ("", "off", "auto"):
+        return "" if value.lower() in ("", "off") else "auto"
+    fix = "use auto, off or an http(s) URL, e.g. http://vllm:8000/metrics"
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise BadValue("not an http(s) URL", fix, shown=repr(public_url(value)))
+    return value
+
+
+def metric_filters(text: str) -> tuple[str, ...]:
+    """Comma-separated regular expressions (each matched against a sample's whole name); the word
+    ``default`` stands for the shipped list (loadgate.servermetrics.DEFAULT_FILTERS)."""
+    import re
+
+    from loadgate.servermetrics import DEFAULT_FILTERS
+
+    patterns: list[str] = []
+    for item in (part.strip() for part in str(text).split(",")):
+        if not item:
+            continue
+        if item == "default":
+            patterns += DEFAULT_FILTERS
+            continue
+        try:
+            re.compile(item)
+        except re.error as e:
+            raise BadValue(
+                f"not a regular expression ({e})", "use e.g. default,vllm:.*_total", shown=repr(item)
+            ) from None
+        patterns.append(item)
+    if not patterns:
+        raise BadValue("no pattern", "use e.g. default or vllm:num_requests_.*,sglang:.*")
+    return tuple(dict.fromkeys(patterns))
 
 
 # -- the table ----------------------------------------------------------------------------------------
@@ -444,7 +546,12 @@ OPTIONS: tuple[Option, ...] = (
         number(0, 1),
     ),
     Option("--turns", "2-4", "turns per multi-turn conversation: N or MIN-MAX", int_range),
-    Option("--models", "", "comma-separated model ids; empty: discover them from GET /v1/models", model_list),
+    Option(
+        "--models",
+        "",
+        "model ids, optional weights (a:3,b:1); empty: from GET /v1/models",
+        model_list,
+    ),
     Option("--prompt-file", "", "JSONL prompt set; empty: the shipped loadgate/data/prompts.jsonl", text),
     Option("--max-tokens", "32-128", "max_tokens per request: N or MIN-MAX (uniform)", int_range),
     Option("--batch-mode", "both", "BatchUser flow: async, batch or both", choice(*BATCH_MODES)),
@@ -643,6 +750,41 @@ OPTIONS: tuple[Option, ...] = (
         web_ui=False,
         switch=True,
     ),
+    # -- the request log (issue 13: per-model rows and a request log) ----------------------------------
+    Option(
+        "--request-log",
+        "",
+        "write one JSON line per request to FILE (docs/traffic.md#request-log); workers write "
+        "FILE's name with .WORKER before .jsonl; empty: none (the job always writes results/requests.jsonl)",
+        text,
+        web_ui=False,
+        in_job=False,
+    ),
+    # -- server metrics: the target's Prometheus series beside the client's figures (docs/running.md) ----
+    Option(
+        "--server-metrics",
+        "",
+        "scrape the target's Prometheus metrics into PREFIX_server_metrics.csv (gate them with SERVER rows): "
+        "an http(s) URL, e.g. http://vllm:8000/metrics; auto = the target's /metrics if it answers "
+        "Prometheus text; empty or off: none",
+        server_metrics_url,
+        web_ui=False,
+    ),
+    Option(
+        "--server-metrics-interval",
+        "5s",
+        "how often the server metrics are scraped, e.g. 5s, 500ms",
+        duration(positive=True),
+        web_ui=False,
+    ),
+    Option(
+        "--server-metrics-filter",
+        "default",
+        "the series kept: comma-separated regular expressions matched against each sample's whole name; "
+        "default = the shipped list (vLLM, SGLang, TGI, LiteLLM, the mock), e.g. default,vllm:.*_total",
+        metric_filters,
+        web_ui=False,
+    ),
     # -- the live SLA check, progress and the embedded target (read at start; --sla also in the web UI) --
     Option(
         "--sla",
@@ -735,7 +877,7 @@ class Settings:
     stream_ratio: float
     multi_turn_ratio: float
     turns: tuple[int, int]
-    models: tuple[str, ...]
+    models: ModelList
     prompt_file: str
     max_tokens: tuple[int, int]
     batch_mode: str
@@ -759,6 +901,7 @@ class Settings:
     capacity_start: float = 1.0
     capacity_resolution: float = 0.1
     capacity_step_time_s: float = 30.0
+    request_log: str = ""
 
     # workloads (docs/traffic.md "Workloads")
     input_tokens: Lengths | None = None

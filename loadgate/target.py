@@ -161,6 +161,7 @@ class Client:
         body: bytes | None = None,
         content_type: str = "application/json",
         timeout_s: float | None = None,
+        max_bytes: int = 1024 * 1024,
     ) -> Answer:
         timeout = timeout_s or self.timeout_s
         if self.scheme == "https":
@@ -175,7 +176,7 @@ class Client:
         try:
             conn.request(method, self.base_path + path, body=body, headers=headers)
             answer = conn.getresponse()
-            return Answer(answer.status, answer.read(1024 * 1024))
+            return Answer(answer.status, answer.read(max_bytes))
         except ConnectionRefusedError:
             raise _Transport("refused", "connection refused") from None
         except TimeoutError:

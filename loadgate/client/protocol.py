@@ -255,21 +255,28 @@ def usage_tokens(data: dict[str, Any]) -> int | None:
     return None
 
 
-def usage_prompt_tokens(data: dict[str, Any] | bytes | str) -> int | None:
-    """usage.prompt_tokens of a response (or of a stream chunk's JSON text): the server's input length."""
-    if isinstance(data, bytes | str):
-        try:
-            data = loads(data)
-        except ValueError:
-            return None
-    usage = data.get("usage") if isinstance(data, dict) else None
+def prompt_tokens(data: dict[str, Any]) -> int | None:
+    """usage.prompt_tokens of an answer or a stream's usage chunk, when the server counted them."""
+    usage = data.get("usage")
     if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
         return usage["prompt_tokens"]
     return None
 
 
+def response_id(data: Any) -> str | None:
+    """The server's id of an answer (chat.completion / chunk "id"), for the request log."""
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 def stream_chunk(data: bytes | str) -> tuple[str, int | None]:
-    """One SSE data payload of a streamed chat: (text it carries, usage tokens if it reports them).
+    """One SSE data payload of a streamed chat: (text it carries, usage tokens if it reports them)."""
+    text, chunk = stream_chunk_data(data)
+    return text, usage_tokens(chunk) if chunk.get("usage") else None
+
+
+def stream_chunk_data(data: bytes | str) -> tuple[str, dict[str, Any]]:
+    """One SSE data payload of a streamed chat: (text it carries, the chunk object).
     Runs once per token: one parse, then only the keys the metrics need."""
     try:
         chunk = loads(data)
@@ -279,17 +286,16 @@ def stream_chunk(data: bytes | str) -> tuple[str, int | None]:
         raise ResponseInvalid("stream chunk is not a JSON object")
     if "error" in chunk:
         raise ResponseInvalid(f"error event in stream: {describe_error(chunk['error'])}")
-    tokens = usage_tokens(chunk) if chunk.get("usage") else None
     choices = chunk.get("choices")
     if not choices or not isinstance(choices, list):
-        return "", tokens
+        return "", chunk
     delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
     if not isinstance(delta, dict):
-        return "", tokens
+        return "", chunk
     text = delta.get("content")
     if text and isinstance(text, str):  # the common chunk: plain content
-        return text, tokens
-    return content_of(delta), tokens
+        return text, chunk
+    return content_of(delta), chunk
 
 
 # -- models ---------------------------------------------------------------------------------------------

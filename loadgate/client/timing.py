@@ -34,6 +34,7 @@ class RequestTiming:
     counted_tokens: int | None = None  # without usage: the answer's text counted by loadgate
     counted_by: str | None = None  # how counted_tokens was counted: "tokenizer" or "estimate"
     prompt_tokens: int | None = None  # usage.prompt_tokens when the server sent it (the input length)
+    response_id: str | None = None  # the answer's "id" (the request log)
 
     def first_byte(self, t: float) -> None:
         if self.t_first_byte is None:

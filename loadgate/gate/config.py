@@ -13,8 +13,16 @@ from typing import Any
 
 import yaml
 
+from loadgate.contract import SERVER_ROW
 from loadgate.gate.errors import GateInputError, input_file
-from loadgate.gate.language import Rule, RuleSyntaxError, parse_duration, parse_rule, windowable
+from loadgate.gate.language import (
+    Rule,
+    RuleSyntaxError,
+    parse_duration,
+    parse_rule,
+    parse_server_rule,
+    windowable,
+)
 
 TOP_KEYS = ("warmup", "min_requests", "thresholds", "regression")
 ROW_KEYS = ("rules", "min_requests", "optional")
@@ -252,8 +260,27 @@ class _Builder:
                 _node_text(rules_node),
                 'write a YAML list, e.g. - "p(95) < 3000"',
             )
-        rules = tuple(self.rule(item, section) for item in rules_node.value)
+        if key == SERVER_ROW:
+            rules = tuple(self.server_rule(item, section) for item in rules_node.value)
+        else:
+            rules = tuple(self.rule(item, section) for item in rules_node.value)
         return RowSpec(key, rules, min_requests, optional, key_node.start_mark.line + 1)
+
+    def server_rule(self, node: yaml.Node, section: str) -> RuleSpec:
+        """A rule of row SERVER (PREFIX_server_metrics.csv): "max(SERIES) < N"; thresholds only."""
+        text = self.scalar(node) if isinstance(node, yaml.ScalarNode) else _node_text(node)
+        if section == "regression":
+            raise self.error(
+                node,
+                f"row {SERVER_ROW} is only allowed under 'thresholds:'",
+                text,
+                f"move the {SERVER_ROW} row under thresholds: with an absolute limit",
+            )
+        try:
+            rule = parse_server_rule(text)
+        except RuleSyntaxError as error:
+            raise self.error(node, f"row {SERVER_ROW}: {error.what}", error.got, error.fix) from None
+        return RuleSpec(rule, node.start_mark.line + 1, section)
 
     def rule(self, node: yaml.Node, section: str) -> RuleSpec:
         text = self.scalar(node) if isinstance(node, yaml.ScalarNode) else _node_text(node)

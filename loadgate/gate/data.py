@@ -135,6 +135,27 @@ class RunData:
     stats_source: str = ""  # PREFIX_stats.csv
     lost_capacity: str | None = None  # lost workers the run did not accept (--allow-lost-workers)
     lost_workers: int = 0
+    server_metrics: pd.DataFrame | None = None  # PREFIX_server_metrics.csv, read when a SERVER row asks
+    server_prefix: str | None = None  # where that file is, when not under ``prefix`` (the live check)
+
+    @property
+    def server_source(self) -> str:
+        return contract.path(self.server_prefix or self.prefix, contract.SERVER_METRICS_CSV)
+
+    def server_series(self) -> pd.DataFrame | None:
+        """PREFIX_server_metrics.csv (None when the run has none), read on first use."""
+        if self.server_metrics is None and _present(self.server_source):
+            self.server_metrics = load_server_metrics(self.server_source)
+        return self.server_metrics
+
+    def measured_window(self) -> tuple[float, float] | None:
+        """(start, end) epoch seconds of the measured window from PREFIX_loadgate.json, or None."""
+        meta = self.meta or {}
+        start = (
+            meta.get("stats_reset_at") if meta.get("stats_reset_at") is not None else meta.get("started_at")
+        )
+        end = meta.get("stopped_at")
+        return (float(start), float(end)) if start is not None and end is not None else None
 
     @property
     def total_requests(self) -> int:
@@ -397,6 +418,65 @@ def _summary_row(summary: contract.LlmSummary, path: str, window_s: float | None
     if (summary.goodput_targets or {}).get("tpot_ms") is not None:
         row.token_based.add("goodput")  # a TPOT target: whether a request is good depends on its tokens
     return row
+
+
+def load_server_metrics(path: str) -> pd.DataFrame:
+    """PREFIX_server_metrics.csv: timestamp (finite, >= 0), metric, labels (parsed into ``label_map``),
+    value (NaN and infinities allowed: Prometheus writes them; a rule on them fails closed). A bad line is
+    exit 2 naming it."""
+    from loadgate.servermetrics import parse_label_text
+
+    columns = list(contract.SERVER_METRICS_COLUMNS)
+    header = _header(path)
+    if header != columns:
+        raise GateInputError(path, 1, "not the server metrics header", ",".join(header)[:200], CSV_FIX)
+    stamps: list[float] = []
+    values: list[float] = []
+    metrics: list[str] = []
+    labels: list[str] = []
+    label_maps: list[dict[str, str]] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            next(reader)
+            for line, fields in enumerate(reader, start=2):
+                if len(fields) != len(columns):
+                    raise GateInputError(
+                        path,
+                        line,
+                        f"{len(fields)} fields, not {len(columns)}",
+                        ",".join(fields)[:200],
+                        CSV_FIX,
+                    )
+                stamp, value = _float(fields[0]), _float(fields[3])
+                if stamp is None or not math.isfinite(stamp) or stamp < 0:
+                    raise GateInputError(
+                        path, line, "timestamp is not a finite number >= 0", fields[0], CSV_FIX
+                    )
+                if value is None:
+                    raise GateInputError(path, line, "value is not a number", fields[3], CSV_FIX)
+                try:
+                    label_maps.append(parse_label_text(fields[2]))
+                except ValueError as error:
+                    raise GateInputError(path, line, str(error), fields[2], CSV_FIX) from None
+                stamps.append(stamp)
+                metrics.append(fields[1])
+                labels.append(fields[2])
+                values.append(value)
+    except UnicodeDecodeError as error:
+        raise GateInputError(path, None, "CSV is not UTF-8", str(error), CSV_FIX) from None
+    except csv.Error as error:
+        raise GateInputError(path, None, "malformed CSV", str(error), CSV_FIX) from None
+    return pd.DataFrame(
+        {"timestamp": stamps, "metric": metrics, "labels": labels, "label_map": label_maps, "value": values}
+    )
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 TEXT_COLUMNS = ("Type", "Name", "Method", "Error", "First Seen", "Last Seen")

@@ -13,6 +13,7 @@ from loadgate.gate.config import RowSpec, RuleSpec, SlaConfig
 from loadgate.gate.data import AGGREGATED, LLM_ROW, SUMMARY_FIELDS, History, Row, RunData
 from loadgate.gate.errors import GateInputError
 from loadgate.gate.language import COUNT, RATE, RATIO, TIME, TOKEN_RATE, Metric, Rule
+from loadgate.servermetrics import value_text
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 _ORDER = {FAIL: 0, SKIP: 1, PASS: 2}
@@ -177,6 +178,8 @@ def _lost_capacity(run: RunData) -> Verdict:
 
 
 def _judge_row(config: SlaConfig, spec: RowSpec, run: RunData, baseline: RunData | None) -> list[Verdict]:
+    if spec.key == contract.SERVER_ROW:
+        return [_judge_server(spec, rs, run) for rs in spec.rules]
     if spec.rules[0].section == "regression" and baseline is None:
         return [_verdict(SKIP, rs, spec, None, None, "no --baseline given", run.prefix) for rs in spec.rules]
     row = run.find(spec.key, config.path, spec.line)
@@ -192,6 +195,50 @@ def _judge_row(config: SlaConfig, spec: RowSpec, run: RunData, baseline: RunData
         if missing:
             return [_verdict(FAIL, rs, spec, row, None, missing, row.source) for rs in spec.rules]
     return [_judge_rule(config, spec, rs, row, run, base_row) for rs in spec.rules]
+
+
+def _judge_server(spec: RowSpec, rs: RuleSpec, run: RunData) -> Verdict:
+    """A SERVER rule: the matching series of PREFIX_server_metrics.csv inside the measured window, summed
+    per scrape when several match, then their max, min, avg or last. No file, no such series, no sample
+    in the window or a non-finite value: no data (FAIL; SKIP for an optional row's absent series)."""
+    series, source = rs.rule.series, run.server_source
+    assert series is not None and rs.rule.limit is not None  # config: SERVER rules have both
+    frame = run.server_series()
+    absent = SKIP if spec.optional else FAIL
+    if frame is None:
+        reason = f"no data: no {source} (run the load with --server-metrics URL or auto)"
+        return _verdict(absent, rs, spec, None, None, reason, source)
+    picked = frame[(frame["metric"] == series.metric) & frame["label_map"].map(series.selects)]
+    if picked.empty:
+        names = sorted(set(frame["metric"]))
+        present = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "") or "none"
+        reason = f"no data: no series {rs.rule.metric.name[len(series.aggregate) + 1 : -1]} in {source}; series present: {present}"
+        return _verdict(absent, rs, spec, None, None, reason, source)
+    window = run.measured_window()
+    if window is not None:
+        inside = picked[(picked["timestamp"] >= window[0]) & (picked["timestamp"] <= window[1])]
+        if inside.empty:
+            reason = f"no data: none of its {len(picked)} samples is inside the measured window"
+            return _verdict(FAIL, rs, spec, None, None, reason, source)
+        picked = inside
+    bad = picked[~np.isfinite(picked["value"].to_numpy(dtype=float))]
+    if not bad.empty:
+        first = bad.iloc[0]
+        shown = value_text(float(first["value"]))
+        reason = f"no data: a non-finite value ({shown}) at {_clock(float(first['timestamp']))}"
+        return _verdict(FAIL, rs, spec, None, None, reason, source)
+    per_scrape = picked.groupby("timestamp", sort=True)["value"].sum()
+    observed = float(
+        {"max": per_scrape.max, "min": per_scrape.min, "avg": per_scrape.mean}.get(
+            series.aggregate, lambda: per_scrape.iloc[-1]
+        )()
+    )
+    status = PASS if rs.rule.holds(observed, rs.rule.limit) else FAIL
+    count = picked["labels"].nunique()
+    summed = f", the sum of {count} series" if count > 1 else ""
+    scope = "in the measured window" if window is not None else "(no measured window recorded: all samples)"
+    reason = f"{len(per_scrape)} scrapes {scope}{summed}"
+    return _verdict(status, rs, spec, None, None, reason, source, observed)
 
 
 def _no_data_reason(spec: RowSpec, row: Row | None, run: RunData, who: str) -> str:

@@ -17,6 +17,7 @@ from loadgate import durations
 # How each metric is read: TIME figures are milliseconds (tokens/s on LLM TOKENS/S rows), RATE figures
 # requests per second, RATIO a fraction of 1, COUNT a number of requests.
 TIME, RATE, RATIO, COUNT, TOKEN_RATE = "time", "rate", "ratio", "count", "token_rate"
+SERVER_VALUE = "server"  # a server metric's value, in its own unit (row SERVER)
 
 PLAIN_METRICS: dict[str, str] = {
     "median": TIME,
@@ -104,6 +105,19 @@ class BaselineRef:
 
 
 @dataclass(frozen=True)
+class Series:
+    """``max(vllm:num_requests_running{model_name="x"})``: an aggregate over the measured window of the
+    series of PREFIX_server_metrics.csv named ``metric`` whose labels include ``labels``."""
+
+    aggregate: str  # one of SERVER_AGGREGATES
+    metric: str
+    labels: tuple[tuple[str, str], ...] = ()  # (name, value) pairs every matching series carries
+
+    def selects(self, labels: dict[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.labels)
+
+
+@dataclass(frozen=True)
 class Rule:
     text: str
     metric: Metric
@@ -112,6 +126,7 @@ class Rule:
     baseline: BaselineRef | None
     window_s: float | None  # "for 30s" -> 30.0
     time_unit_given: bool  # "3s"/"250ms" was written: only valid on a millisecond row
+    series: Series | None = None  # row SERVER: the server metric's series and aggregate
 
     def holds(self, observed: float, limit: float) -> bool:
         return OPERATORS[self.op](observed, limit)
@@ -230,6 +245,68 @@ def _unit_fix(metric: Metric) -> str:
         RATIO: "write a fraction (0.01) or a percentage (1%)",
         COUNT: "write a whole number of requests, e.g. 100",
     }[metric.kind]
+
+
+# -- row SERVER: "max(mock_requests_waiting) < 10", "avg(vllm:gpu_cache_usage_perc{model_name="m"}) <= 0.9"
+SERVER_AGGREGATES = ("max", "min", "avg", "last")
+SERVER_FIX = (
+    'write "AGGREGATE(SERIES) OP NUMBER" with AGGREGATE one of max, min, avg, last, e.g. '
+    '"max(vllm:num_requests_waiting) < 10" or "avg(vllm:gpu_cache_usage_perc{model_name="m"}) < 0.9"'
+)
+_SERVER_RULE = re.compile(
+    r"^\s*(?P<agg>[A-Za-z_]+)\s*\(\s*(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(?P<labels>.*)\})?\s*\)"
+    r"\s*(?P<op><=|>=|==|<|>|=|!=)\s*(?P<rhs>\S.*?)\s*$"
+)
+_LABEL = re.compile(r'\s*(?P<k>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*"(?P<v>(?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+def parse_server_rule(text: object) -> Rule:
+    """A rule of row SERVER; RuleSyntaxError (with the fix) when malformed."""
+    if not isinstance(text, str) or not text.strip():
+        raise RuleSyntaxError("a threshold must be a non-empty string", repr(text), SERVER_FIX)
+    match = _SERVER_RULE.match(text)
+    if not match:
+        raise RuleSyntaxError("cannot parse SERVER threshold", text, SERVER_FIX)
+    aggregate, op = match.group("agg"), match.group("op")
+    if aggregate not in SERVER_AGGREGATES:
+        raise RuleSyntaxError(f"unknown aggregate {aggregate!r}", text, SERVER_FIX)
+    if op in ("=", "!="):
+        raise RuleSyntaxError(f"unknown operator {op!r}", text, "use one of < <= > >= ==")
+    labels = _parse_labels(match.group("labels"), text)
+    rhs = match.group("rhs")
+    value = _VALUE.match(rhs)
+    if not value or value.group("unit"):
+        if re.match(r"^baseline\b", rhs) or re.search(r"\sfor\s", f" {rhs}"):
+            raise RuleSyntaxError(
+                f"bad value {rhs!r}", text, "SERVER rules take a plain number: no baseline, no 'for'"
+            )
+        raise RuleSyntaxError(f"bad value {rhs!r}", text, "write the limit as a plain number, e.g. 10 or 0.9")
+    limit = float(value.group("num"))
+    if not math.isfinite(limit):
+        raise RuleSyntaxError(f"value {rhs[:40]!r} is out of range", text, "write a finite number")
+    series = Series(aggregate, match.group("name"), labels)
+    shown = (
+        f"{aggregate}({series.metric}"
+        + ("{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}" if labels else "")
+        + ")"
+    )
+    return Rule(text, Metric(shown, SERVER_VALUE), op, limit, None, None, False, series)
+
+
+def _parse_labels(raw: str | None, text: str) -> tuple[tuple[str, str], ...]:
+    if raw is None or not raw.strip():
+        return ()
+    pairs: list[tuple[str, str]] = []
+    at = 0
+    while at < len(raw):
+        match = _LABEL.match(raw, at)
+        if not match or match.end() == at:
+            raise RuleSyntaxError(
+                f"bad label selector {{{raw}}}", text, 'write labels as {name="value",other="value"}'
+            )
+        pairs.append((match.group("k"), re.sub(r"\\(.)", r"\1", match.group("v"))))
+        at = match.end()
+    return tuple(sorted(pairs))
 
 
 def parse_duration(value: object, allow_zero: bool = True) -> float:

@@ -40,6 +40,24 @@ class ChatResult:
     timing: RequestTiming | None = None
 
 
+NOTE_KEY = "loadgate_note"  # the RequestNote's key in a request's Locust context
+
+
+@dataclass(slots=True)
+class RequestNote:
+    """What loadgate knows of one request beyond Locust's request event, for the request log: it rides in
+    the request's context (NOTE_KEY) and is filled while the answer is read."""
+
+    method: str
+    name: str
+    x_request_id: str | None = None
+    started: float = 0.0  # epoch s (the request log takes Locust's start_time when the event has one)
+    model: str | None = None
+    stream: bool | None = None
+    timing: RequestTiming | None = None
+    arrival: tuple[float, float] | None = None  # rate mode: (intended start, epoch s; schedule lag, ms)
+
+
 @dataclass
 class JobResult:
     """The end of one async or batch job. outcome: completed, failed, lost, or rejected (not submitted)."""
@@ -104,12 +122,16 @@ class ApiClient:
         on_lost_at_stop: Callable[[str], None],
         on_cancelled: Callable[[str, str], None] = lambda method, name: None,
         count_tokens: Callable[[str], tuple[int, str]] | None = None,
+        log_cancelled: Callable[[RequestNote], None] | None = None,
+        arrival: Callable[[], tuple[float, float] | None] | None = None,
     ) -> None:
         self.session = session
         self.settings = settings
         self.on_lost_at_stop = on_lost_at_stop
         self.on_cancelled = on_cancelled
         self.count_tokens = count_tokens
+        self.log_cancelled = log_cancelled  # the request log's line for a cancelled request
+        self.arrival = arrival  # rate mode: the arrival the next request starts (taken once)
 
     @property
     def timeout_s(self) -> float:
@@ -117,19 +139,32 @@ class ApiClient:
 
     # -- settling -------------------------------------------------------------------------------------
 
+    def _cancelled(self, note: RequestNote) -> None:
+        self.on_cancelled(note.method, note.name)
+        if self.log_cancelled is not None:
+            self.log_cancelled(note)
+
     @contextmanager
-    def settled(self, method: str, url: str, name: str, **kwargs: Any) -> Iterator[Any]:
+    def settled(
+        self, method: str, url: str, name: str, note: RequestNote | None = None, **kwargs: Any
+    ) -> Iterator[Any]:
         """``session.request(..., stream=True, catch_response=True)`` as a with-block that also settles a
         request cut off by the run stopping. Locust kills users mid-request when the run ends and never
         reports that request although the server got it. Such a request is not a failure of the target:
         it is counted once, as cancelled, in loadgate's own counters (``on_cancelled``) and not in
         Locust's request stats. One killed while still connecting never reached the server and is not
-        counted."""
+        counted. ``note`` (made here when None) goes in the request's Locust context, for the request log."""
+        note = note or RequestNote(method, name)
+        note.x_request_id = (kwargs.get("headers") or {}).get("X-Request-Id")
+        note.started = time.time()
+        note.arrival = self.arrival() if self.arrival is not None else None
         try:
-            resp = self.session.request(method, url, name=name, stream=True, catch_response=True, **kwargs)
+            resp = self.session.request(
+                method, url, name=name, stream=True, catch_response=True, context={NOTE_KEY: note}, **kwargs
+            )
         except GreenletExit as stop:
             if locust_compat.reached_the_wire(stop):
-                self.on_cancelled(method, name)
+                self._cancelled(note)
             raise
         with resp:
             try:
@@ -138,7 +173,7 @@ class ApiClient:
                 # Killed while reading the body. With no result marked yet, Locust's with-block reports
                 # nothing for it (it lets the GreenletExit through), so it is counted here, once.
                 if not locust_compat.result_marked(resp):
-                    self.on_cancelled(method, name)
+                    self._cancelled(note)
                 raise
 
     def status_failure(self, resp: Any, method: str, name: str, endpoint_route: bool = True) -> str | None:
@@ -191,8 +226,12 @@ class ApiClient:
         headers = p.request_headers(request_id)
         headers["Content-Type"] = headers["Accept"] = "application/json"  # what Locust's json= sets
         payload = p.dumps(body)  # orjson where installed: Locust's json= would use the stdlib
-        timing = RequestTiming(t_send=time.perf_counter())
-        with self.settled("POST", p.CHAT_PATH, p.CHAT_PATH, data=payload, headers=headers) as resp:
+        model = body.get("model")
+        note = RequestNote(
+            "POST", p.CHAT_PATH, model=model if isinstance(model, str) else None, stream=stream
+        )
+        timing = note.timing = RequestTiming(t_send=time.perf_counter())
+        with self.settled("POST", p.CHAT_PATH, p.CHAT_PATH, note, data=payload, headers=headers) as resp:
             timing.first_byte(time.perf_counter())
             reason = self.status_failure(resp, "POST", p.CHAT_PATH)
             length = 0
@@ -219,7 +258,7 @@ class ApiClient:
         data = p.parse_json_body(body)
         text = p.completion_text(data)
         timing.usage_tokens = p.usage_tokens(data)
-        timing.prompt_tokens = p.usage_prompt_tokens(data)
+        timing.prompt_tokens, timing.response_id = p.prompt_tokens(data), p.response_id(data)
         if timing.usage_tokens is None:
             self.count_text(timing, text)
         return text, len(body)
@@ -236,7 +275,7 @@ class ApiClient:
         # Per token: one parse and appending its read's arrival time (the kernel's receive stamp where it
         # has one: a late read keeps when its bytes arrived); the figures are derived at the end.
         parser, parts, length, done = SSEParser(), [], 0, False
-        stamp, stream_chunk = timing.t_tokens.append, p.stream_chunk
+        stamp, chunk_of = timing.t_tokens.append, p.stream_chunk_data
         try:
             for chunk, now in locust_compat.iter_timed_body(resp):
                 length += len(chunk)
@@ -244,10 +283,13 @@ class ApiClient:
                     if data == b"[DONE]" or data.strip() == b"[DONE]":
                         done = True
                         continue
-                    text, usage = stream_chunk(data)
-                    if usage is not None:  # the usage chunk (once a stream): its prompt_tokens too
-                        timing.usage_tokens = usage
-                        timing.prompt_tokens = p.usage_prompt_tokens(data)
+                    text, obj = chunk_of(data)
+                    if obj.get("usage"):  # the usage chunk (once a stream): its prompt_tokens too
+                        usage = p.usage_tokens(obj)
+                        if usage is not None:
+                            timing.usage_tokens, timing.prompt_tokens = usage, p.prompt_tokens(obj)
+                    if timing.response_id is None:
+                        timing.response_id = p.response_id(obj)
                     if text:
                         stamp(now)
                         parts.append(text)

@@ -237,6 +237,8 @@ class Dispatcher:
         late = max(0.0, arrival.queued - arrival.due)
         rest = max(0.0, started - max(arrival.queued, arrival.due))
         waited_for_cap = arrival.cap_full or started - taken > 0.0005
+        # the request log: when this arrival was due (epoch s) and how late it starts
+        user.pending_arrival = (time.time() - (started - arrival.due), max(0.0, started - arrival.due) * 1000)
         self.stats.record(
             (started - arrival.due) * 1000,
             {"late": late * 1000, "cap" if waited_for_cap else "executors": rest * 1000},

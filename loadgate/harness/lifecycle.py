@@ -18,7 +18,17 @@ from loadgate import options as opts
 from loadgate import workload
 from loadgate.client.tokens import TokenizerError, load_counter
 from loadgate.contract import EXIT_BAD_INPUT
-from loadgate.harness import arrival, capacity, distributed, llm_stats, monitor, outputs, progress
+from loadgate.harness import (
+    arrival,
+    capacity,
+    distributed,
+    llm_stats,
+    monitor,
+    outputs,
+    progress,
+    request_log,
+    server_metrics,
+)
 from loadgate.harness.locust_compat import is_worker
 from loadgate.harness.state import has_state, new_state, state
 from loadgate.prompts import PromptFileError
@@ -95,6 +105,7 @@ def on_init(environment: Any, **_kw: Any) -> None:
     apply_class_weights(environment, st.settings)
     distributed.install(environment)
     arrival.install(environment)
+    request_log.install(environment)
     capacity.enable_rebalancing(environment)
     environment.events.quit.add_listener(lambda **_kw: print_llm_summary(environment))  # quit has no env
     outputs.start_writing(environment, st)
@@ -111,6 +122,7 @@ def on_init(environment: Any, **_kw: Any) -> None:
         install_live_sla(environment)
         try:
             st.progress = progress.install(environment)
+            st.server_metrics = server_metrics.install(environment)
         except opts.SettingError as e:
             fail_setup(str(e))
     logger.info(
@@ -443,5 +455,10 @@ def print_llm_summary(environment: Any) -> None:
         console.info(
             f"load generator: event-loop lag p50 {s['loadgen_lag_p50']:g} / p99 {s['loadgen_lag_p99']:g} / max "
             f"{s['loadgen_lag_max']:g} ms, CPU {s['loadgen_cpu_s']:g} s, longest GC pause {s['loadgen_gc_pause_max']:g} ms"
+        )
+    if st.meta.get("server_metrics_url"):
+        console.info(
+            f"server metrics: {st.meta.get('server_metrics_scrapes')} scrapes of {st.meta['server_metrics_url']}, "
+            f"{st.meta.get('server_metrics_failures')} failed"
         )
     console.info("")

@@ -158,6 +158,7 @@ class LiveSla:
             {"http": HTTP + " history", "llm": LLM + " history"},
             None,
             llm_stats_present=True,
+            server_prefix=state(self.environment).csv_prefix,  # SERVER rows: the scraped file as it grows
         )
 
     # -- evaluation ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 import gevent
 
-from loadgate.contract import E2E, ITL, TTFT
+from loadgate.contract import E2E, ITL, TTFT, is_model_row
 from loadgate.harness.state import has_state, state
 from loadgate.harness.windows import Window, snapshot
 
@@ -78,8 +78,12 @@ class LlmCharts:
         span = self.window.span()
         if span is None:
             return None
-        names = sorted(
-            {name for name, method in span.histograms if method in (TTFT, ITL, E2E)}
+        names = sorted(  # per endpoint: the per-model rows are in the LLM metrics table, not charted
+            {
+                name
+                for name, method in span.histograms
+                if method in (TTFT, ITL, E2E) and not is_model_row(name)
+            }
             | {key.removeprefix(_TOKENS) for key in span.counters}
         )
         endpoints = {}

@@ -200,8 +200,22 @@ class LlmStats:
         # requests/s reads the collection's start and last-sample times from it.
         self.stats.total.last_request_timestamp = time.time()
 
-    def record(self, name: str, timing: RequestTiming) -> None:
-        """Record every figure one successful chat response yields."""
+    def record(self, name: str, timing: RequestTiming, model: str | None = None) -> None:
+        """Record every figure one successful chat response yields, in the endpoint's rows and, with a
+        model, in that model's rows too ("<name> @<model>", contract.model_row); counters once."""
+        self._log_timing(name, timing)
+        if model:
+            self._log_timing(contract.model_row(name, model), timing)
+        self._touch_total()
+        c = self.counters
+        c.completed += 1
+        c.output_tokens += timing.output_tokens
+        self._add_tokens(name, timing.output_tokens)
+        c.count_source(timing.token_source)
+        if self.goodput.enabled and self.goodput.met_by(timing):
+            c.good += 1
+
+    def _log_timing(self, name: str, timing: RequestTiming) -> None:
         entries = self.stats.entries
         for metric, value in (
             (TTFB, timing.ttfb_ms),
@@ -215,14 +229,6 @@ class LlmStats:
         gaps = timing.itl_ms
         if gaps:  # (indexing creates the row: a non-streamed response has no ITL row)
             locust_compat.log_many(entries[(name, ITL)], gaps)  # a stream's gaps in one pass
-        self._touch_total()
-        c = self.counters
-        c.completed += 1
-        c.output_tokens += timing.output_tokens
-        self._add_tokens(name, timing.output_tokens)
-        c.count_source(timing.token_source)
-        if self.goodput.enabled and self.goodput.met_by(timing):
-            c.good += 1
 
     def record_job(self, job: JobResult) -> None:
         """Record the end of one async or batch job (a rejected submit counts nowhere: its HTTP row failed)."""

@@ -139,8 +139,13 @@ def _write_llm_files(st: RunState) -> None:
 
 
 def summary(st: RunState) -> dict[str, Any]:
-    """PREFIX_llm_summary.json: the LLM figures and the generator's own health."""
-    return {**st.llm.summary(), **st.monitor.summary(local=st.meta.get("run_mode") == "local")}
+    """PREFIX_llm_summary.json: the LLM figures, the generator's own health and, with --server-metrics,
+    the scrapes' counts."""
+    scrapes = {k: st.meta[k] for k in SERVER_METRICS_COUNTS if st.meta.get(k) is not None}
+    return {**st.llm.summary(), **st.monitor.summary(local=st.meta.get("run_mode") == "local"), **scrapes}
+
+
+SERVER_METRICS_COUNTS = ("server_metrics_scrapes", "server_metrics_failures")
 
 
 def _write_periodically(environment: Any) -> None:

@@ -55,6 +55,8 @@ class RunState:
     monitor_watch: Any = None  # the greenlet warning about lag while the run goes on
     probe: ProbeResult | None = None  # what the start-up probe found (None: not probed, all assumed served)
     basic_auth: str | None = None  # "Basic ..." from credentials in --host (kept out of environment.host)
+    request_log: Any = None  # loadgate.harness.request_log.RequestLog on a process that runs users
+    server_metrics: Any = None  # loadgate.harness.server_metrics.ServerMetrics with --server-metrics
 
 
 def new_state(environment: Any) -> RunState:

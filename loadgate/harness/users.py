@@ -55,7 +55,22 @@ class LoadgateUser(FastHttpUser):
             lambda name: self.lg.llm.record_lost_at_stop(name),
             on_cancelled=lambda method, name: self.lg.llm.record_cancelled(method, name),
             count_tokens=st.tokens,
+            log_cancelled=self._log_cancelled,
+            arrival=self._take_arrival,
         )
+
+    pending_arrival: tuple[float, float] | None = None  # rate mode: set by arrival.take, for the request log
+
+    def _take_arrival(self) -> tuple[float, float] | None:
+        """The arrival (intended start, schedule lag) the next request starts; only the first request of
+        an arrival carries it."""
+        taken, self.pending_arrival = self.pending_arrival, None
+        return taken
+
+    def _log_cancelled(self, note: Any) -> None:
+        log = self.lg.request_log
+        if log is not None:
+            log.cancelled(note)
 
     @property
     def lg(self) -> RunState:
@@ -73,10 +88,12 @@ class LoadgateUser(FastHttpUser):
         arrival.release(self)
 
     def model(self) -> str:
-        """A model from --models, else one discovered from GET /v1/models (once per process)."""
+        """A model from --models (by its weight: a:3,b:1), else one discovered from GET /v1/models (once
+        per process)."""
         st = self.lg
-        if st.settings.models:
-            return self.rng.choice(st.settings.models)
+        models = st.settings.models
+        if models:
+            return self.rng.choices(models, models.weights)[0] if models.weighted else self.rng.choice(models)
         with st.models_lock:
             if st.models is None:
                 data, reason = self.api.json(
@@ -212,7 +229,7 @@ class ChatUserBase(LoadgateUser):
         result = self.api.chat(body)
         if result.ok and result.timing is not None:
             timing = result.timing
-            self.lg.llm.record(result.name, timing)
+            self.lg.llm.record(result.name, timing, body.get("model"))
             requested = prompt.input_tokens if prompt is not None else None
             self.lg.llm.lengths.record(
                 timing.prompt_tokens, timing.output_tokens, requested, body.get("max_tokens")

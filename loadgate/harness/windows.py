@@ -20,6 +20,8 @@ from typing import Any
 
 from locust.stats import RequestStats, StatsEntry, calculate_response_time_percentile
 
+from loadgate.contract import is_model_row
+
 Key = tuple[str, str]  # (name, method), as RequestStats keys its entries
 
 
@@ -83,8 +85,13 @@ class Span:
         return total
 
     def percentile(self, method: str, fraction: float, name: str | None = None) -> float | None:
-        """The percentile of one metric (e.g. TTFT) over every endpoint, or over ``name`` only."""
-        keys = [k for k in self.histograms if k[1] == method and (name is None or k[0] == name)]
+        """The percentile of one metric (e.g. TTFT) over every endpoint (not the per-model rows, whose
+        samples the endpoint rows hold already), or over ``name`` only."""
+        keys = [
+            k
+            for k in self.histograms
+            if k[1] == method and (k[0] == name if name is not None else not is_model_row(k[0]))
+        ]
         return self.merged(keys).percentile(fraction)
 
     def rate(self, counter: str) -> float | None:

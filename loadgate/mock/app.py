@@ -17,6 +17,7 @@ from .config import MockConfig
 from .engine import Engine, Plan
 from .errors import JSON_TYPE, APIError, not_found, server_error
 from .jobs import JobStore
+from .metrics import MockMetrics
 from .ratelimit import RateLimiter
 from .truthlog import Exchange, TruthLog
 from .validation import ChatRequest, parse_json, validate_chat
@@ -47,6 +48,7 @@ class MockServer:
         self.pick_fault = config.faults.pick if config.faults.any_request_fault else None
         self.started = int(time.time())
         self.jobs = JobStore(self)
+        self.metrics = MockMetrics(self.engine.slots, self.jobs.engine.slots)
 
     # ------------------------------------------------------------------ request plumbing
 
@@ -133,7 +135,13 @@ class MockServer:
         """Charge the caller's key; tokens = prompt + max_tokens (or the drawn length without one)."""
         if self.limiter is None:
             return {}
-        return self.limiter.check(request["api_key"], chat.prompt_tokens + (chat.max_tokens or plan.tokens))
+        try:
+            return self.limiter.check(
+                request["api_key"], chat.prompt_tokens + (chat.max_tokens or plan.tokens)
+            )
+        except APIError:
+            self.metrics.reject("rate_limited")
+            raise
 
     # ------------------------------------------------------------------ chat completions
 
@@ -146,6 +154,7 @@ class MockServer:
             raise server_error(self.config.faults.error_5xx_status)
         entry = self.engine.slots.try_enter()
         if entry is None:
+            self.metrics.reject("overloaded")
             raise self.overloaded()
         exchange.request_id = request_id = protocol.new_id("chatcmpl-")
         headers["x-request-id"] = request_id
@@ -206,6 +215,7 @@ class MockServer:
             exchange.request_id, int(time.time()), plan, chat.prompt_tokens, self.config.usage
         )
         exchange.completion_tokens = plan.tokens
+        self.metrics.tokens.inc(plan.tokens)
         if fault in ("cut", "malformed_chunk"):
             return await self._broken_body(request, exchange, data, headers, fault)
         response = web.Response(body=data, content_type=JSON_TYPE, headers=headers)
@@ -289,6 +299,7 @@ class MockServer:
             exchange.error = f"client disconnected after {sent} tokens"
         finally:
             exchange.completion_tokens = sent
+            self.metrics.tokens.inc(sent)
             if log and chunks:
                 exchange.t_first_token, exchange.t_last_token = chunks[0], chunks[-1]
         return response
@@ -328,6 +339,10 @@ class MockServer:
             }
         )
 
+    async def prometheus(self, request: web.Request) -> web.Response:
+        """GET /metrics: Prometheus text; not an endpoint() (no auth, no truth-log row: a scrape is no load)."""
+        return web.Response(body=self.metrics.page(), headers={"Content-Type": self.metrics.content_type})
+
     async def unknown_route(self, request: web.Request, exchange: Exchange) -> web.Response:
         raise not_found(f"Invalid URL ({request.method} {request.path})")
 
@@ -337,7 +352,10 @@ class MockServer:
         app = web.Application(client_max_size=self.config.max_body_bytes)
         ep = self.endpoint
         enabled = self.config.endpoints
-        routes = [web.get("/health", ep("/health", public=True)(self.health))]
+        routes = [
+            web.get("/health", ep("/health", public=True)(self.health)),
+            web.get("/metrics", self.prometheus),
+        ]
         if enabled.chat:
             routes.append(web.post("/v1/chat/completions", ep("/v1/chat/completions")(self.chat_completions)))
         if enabled.models:

@@ -212,6 +212,7 @@ class JobStore:
             await self.engine.generate(plan)
         finally:
             self.engine.slots.leave(entry)
+        server.metrics.tokens.inc(plan.tokens)
         if server.config.faults.job_failure and server.rng.random() < server.config.faults.job_failure:
             raise JobFailed(500, _server_error("The job failed (faults.job_failure)."))
         return protocol.completion(
@@ -232,6 +233,7 @@ class JobStore:
         plan = self.engine.plan(server.config.models[chat.model], chat.max_tokens, chat.prompt_tokens)
         headers = server.rate_limit(request, chat, plan)
         if self.pending >= server.config.jobs.queue:
+            server.metrics.reject("queue_full")
             raise APIError(
                 429,
                 f"Too many pending jobs ({self.pending}, jobs.queue). Please retry later.",

@@ -55,6 +55,7 @@ class Run:
     llm_history: pd.DataFrame | None = None
     llm_summary: dict[str, Any] | None = None
     meta: dict[str, Any] | None = None
+    server_metrics: pd.DataFrame | None = None  # PREFIX_server_metrics.csv (--server-metrics), with ``t``
     origin: float = 0.0  # epoch seconds of t = 0
     warmup: tuple[float, float] | None = None  # (start, end) in t seconds
     warmup_note: str = ""
@@ -111,6 +112,10 @@ def load_run(prefix: str, flag: str = "PREFIX") -> Run:
         if Path(path).is_file():
             setattr(run, attribute, read_json_object(path))
             run.files.append(path)
+    server_path = contract.path(prefix, contract.SERVER_METRICS_CSV)
+    if Path(server_path).is_file():
+        run.server_metrics = read_server_metrics(server_path)
+        run.files.append(server_path)
     _place_in_time(run)
     return run
 
@@ -132,6 +137,8 @@ def _place_in_time(run: Run) -> None:
     run.origin = started if started is not None else (first if first is not None else 0.0)
     for frame in frames:
         frame["t"] = frame["Timestamp"].astype(float) - run.origin
+    if run.server_metrics is not None:
+        run.server_metrics["t"] = run.server_metrics["timestamp"] - run.origin
     warm = number(meta.get("warmup_s")) or 0.0
     reset = number(meta.get("stats_reset_at"))
     if reset is not None and warm > 0:
@@ -180,6 +187,18 @@ def read_csv(path: str, required: list[str], numeric: bool = True) -> pd.DataFra
                 "re-run the load to rewrite the file (was it truncated or hand-edited?)",
             )
     return frame
+
+
+def read_server_metrics(path: str) -> pd.DataFrame:
+    """PREFIX_server_metrics.csv with the gate's own reader (the same checks, the same one-line errors)."""
+    from loadgate.gate.data import load_server_metrics
+    from loadgate.gate.errors import GateInputError
+
+    try:
+        return load_server_metrics(path)
+    except GateInputError as error:
+        where = error.file + (f":{error.where}" if error.where else "")
+        raise ReportInputError(where, error.what, error.got, error.fix) from None
 
 
 def read_json_object(path: str, flag: str | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ spike stays visible). A run and its baseline share the axes; the baseline is dot
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -221,6 +222,54 @@ def _downsample_note(series: Series) -> str:
         f"Downsampled for the browser: each point is {series.bucket_s:g} s "
         "(rates: mean, latency percentiles: maximum within the bucket)."
     )
+
+
+# -- server metrics (--server-metrics): one chart per series name, one line per label set ---------------
+
+SERVER_LIMIT = re.compile(r"^[a-z]+\((?P<name>[^{)]+)")  # "max(vllm:num_requests_waiting{...})" -> its name
+MAX_SERVER_CHARTS = 24
+
+
+def server_metrics_charts(
+    main: Series, baseline: Series | None, limits: list[Limit], colors: Colors
+) -> list[Chart]:
+    """The target's own series on the run's time axis, with the SERVER thresholds' limits."""
+    frames = [
+        (s, b, s.run.server_metrics) for s, b in _runs(main, baseline) if s.run.server_metrics is not None
+    ]
+    names = list(dict.fromkeys(n for _, _, f in frames for n in f["metric"]))[:MAX_SERVER_CHARTS]
+    end = max(
+        [_end([main, baseline] if baseline else [main])]
+        + [float(f["t"].max()) for _, _, f in frames if len(f)]
+    )
+    charts = []
+    for index, name in enumerate(names):
+        fig = make_subplots()  # (the shared layout addresses row 1)
+        for series, is_base, frame in frames:
+            part = frame[frame["metric"] == name]
+            for labels, lines in part.groupby("labels", sort=True):
+                lines = _bucketed(lines.sort_values("t", kind="stable"), series.bucket_s)
+                text = f"{{{labels}}}" if labels else name
+                fig.add_trace(
+                    _line(_ms(lines["t"]), lines["value"], _name(text, is_base), colors(f"{name}{labels}"),
+                          "dot" if is_base else "solid")
+                )  # fmt: skip
+        for lim in limits:
+            match = SERVER_LIMIT.match(lim.metric) if lim.row == contract.SERVER_ROW else None
+            if match and match.group("name") == name:
+                fig.add_trace(_limit_trace(lim, end))
+        _layout(fig, name, "value", height=300)
+        _shade_warmup(fig, main.run)
+        charts.append(Chart(f"chart-server-{index}", name, fig, _downsample_note(main)))
+    return charts
+
+
+def _bucketed(frame: pd.DataFrame, bucket_s: float) -> pd.DataFrame:
+    """One point per bucket (its maximum: a short queue spike stays visible), as the other charts."""
+    if not bucket_s:
+        return frame
+    buckets = (frame["t"].clip(lower=0) // bucket_s).astype(np.int64)
+    return frame.assign(bucket=buckets).groupby("bucket").agg({"t": "mean", "value": "max"})
 
 
 # -- the charts ---------------------------------------------------------------------------------------

@@ -95,6 +95,9 @@ def render(page: Page) -> str:
     sections.append(("summary", "Summary", summary_section(run)))
     if time_charts:
         sections.append(("charts", "Over time", "".join(chart_html(c) for c in time_charts)))
+    if run.server_metrics is not None:
+        server_charts = fg.server_metrics_charts(main_series, base_series, limits, colors)
+        sections.append(("server-metrics", "Server metrics", server_section(run, server_charts)))
     if run.llm_stats is not None or run.llm_summary is not None:
         sections.append(("llm-tables", "LLM metrics", llm_section(run)))
     sections.append(("http-table", "HTTP requests", http_table(run.stats)))
@@ -242,6 +245,24 @@ def summary_section(run: Run) -> str:
             f"(shaded in the charts){'; ' + escape(run.warmup_note) if run.warmup_note else ''}.</div>"
         )
     return html
+
+
+def server_section(run: Run, charts: list[fg.Chart]) -> str:
+    """The target's own series (--server-metrics) on the same time axis as the charts above."""
+    meta = run.meta or {}
+    url = meta.get("server_metrics_url")
+    counts = (
+        f"{meta.get('server_metrics_scrapes')} scrapes of {url}, {meta.get('server_metrics_failures')} failed. "
+        if url
+        else ""
+    )
+    intro = (
+        f'<p class="note">{escape(counts)}Scraped from the target while the load ran; the same time axis as '
+        "the charts above (the shaded warm-up is not judged by SERVER thresholds).</p>"
+    )
+    if not charts:
+        return intro + '<p class="note">No samples: every scrape failed or no series matched the filter.</p>'
+    return intro + "".join(chart_html(c) for c in charts)
 
 
 def llm_section(run: Run) -> str:
@@ -505,8 +526,9 @@ def _stats_row(frame: pd.DataFrame, type_: str, name: str) -> dict[str, Any] | N
 
 
 def _best_llm_row(frame: pd.DataFrame, type_: str) -> dict[str, Any] | None:
-    """The row of this type with the most samples (the main stream endpoint)."""
-    part = frame[(frame["Type"] == type_) & (frame["Request Count"] > 0)]
+    """The endpoint row (not a per-model row) of this type with the most samples (the main stream endpoint)."""
+    endpoint = ~frame["Name"].astype(str).str.contains(contract.MODEL_ROW_SEP, regex=False)
+    part = frame[(frame["Type"] == type_) & (frame["Request Count"] > 0) & endpoint]
     if part.empty:
         return None
     return {str(k): v for k, v in part.sort_values("Request Count", ascending=False).iloc[0].items()}

@@ -214,6 +214,7 @@ def test_job_passes_and_leaves_one_results_folder(tmp_path):
         "locust.log",
         "job.json",
         "mock_truth.jsonl",
+        "requests.jsonl",
     } <= names
     assert "loadgate_stale_stats.csv" not in names
     assert not [n for n in names if n.startswith(job_module.STAGING_PREFIX)]  # published and removed
@@ -317,6 +318,11 @@ def test_master_and_two_workers_merge_every_request(tmp_path, mode, run_mode):
     ]
     meta = json.loads((results / "loadgate_loadgate.json").read_text())
     assert (meta["run_mode"], meta["workers"]) == (run_mode, 2)
+    # each worker's request log merged into one, every request once, by start time
+    lines = [json.loads(line) for line in (results / "requests.jsonl").read_text().splitlines()]
+    assert len(lines) == sum(sent.values()) and {line["worker"] for line in lines} == {0, 1}
+    assert [line["start"] for line in lines] == sorted(line["start"] for line in lines)
+    assert not list(results.glob("requests.*.jsonl"))
 
 
 LOST_VERDICT = (

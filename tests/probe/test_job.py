@@ -67,6 +67,8 @@ OVERRIDES = {  # a valid, non-default value per Locust-scope option (others: the
     "--seed": "7",
     "--dataset": f"sharegpt:{SHIPPED / 'sharegpt_sample.json'}",
     "--extra-body": '{"temperature": 0}',
+    "--server-metrics": "auto",
+    "--server-metrics-filter": "default,vllm:.*_total",
 }
 
 

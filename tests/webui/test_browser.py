@@ -295,12 +295,12 @@ def test_web_ui_runs_from_the_form_and_fills_request_rows_and_llm_tabs(locust_no
 
             page.get_by_role("tab", name="LLM metrics").click()
             expect(page).to_have_url(re.compile(r"[?&]tab=llm_metrics"))
-            ttft_stream = (
-                page.get_by_role("row")
-                .filter(has_text="TTFT")
-                .filter(has_text="/v1/chat/completions [stream]")
-            )
+            ttft_rows = page.get_by_role("row").filter(has_text="TTFT")
+            endpoint = page.get_by_role("cell", name="/v1/chat/completions [stream]", exact=True)
+            ttft_stream = ttft_rows.filter(has=endpoint)
             expect(ttft_stream).to_have_count(1, timeout=UI_TIMEOUT_MS)
+            # and the endpoint's per-model rows ("... @<model>"), after it
+            expect(ttft_rows.filter(has_text="/v1/chat/completions [stream] @")).not_to_have_count(0)
             cells = ttft_stream.get_by_role("cell").all_inner_texts()
             assert cells[:3] == ["TTFT", "/v1/chat/completions [stream]", "ms"]
             assert int(cells[3]) > 0  # samples
