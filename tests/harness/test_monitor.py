@@ -64,7 +64,8 @@ def test_start_warms_the_module_cache_that_locusts_stop_reads():
     from loadgate.harness.monitor import LoadgenMonitor
 
     thresholds, monitor = gc.get_threshold(), LoadgenMonitor()
-    inspect.modulesbyfile.clear()
+    inspect.modulesbyfile.clear()  # (and the index it is rebuilt from: earlier tests may have filled both)
+    inspect._filesbymodname.clear()  # type: ignore[attr-defined]
     try:
         monitor.start()
         assert inspect.modulesbyfile[os.path.realpath(locust.runners.__file__)] == "locust.runners"
