@@ -39,17 +39,15 @@ def run_locust(
     env: dict | None = None,
     timeout: float = 60,
     user_classes: tuple[str, ...] = (),
-    locustfile: str = LOCUSTFILE,
 ) -> tuple[subprocess.CompletedProcess, str]:
-    """Headless Locust against host; returns (process, csv prefix). Later options override earlier ones
-    (a second --think-time wins)."""
+    """Headless Locust against host; returns (process, csv prefix)."""
     prefix = str(tmp / "run")
     cmd = [
         sys.executable,
         "-m",
         "locust",
         "-f",
-        locustfile,
+        LOCUSTFILE,
         "--headless",
         "-u",
         str(users),
