@@ -38,7 +38,7 @@ def assert_passed(done: subprocess.CompletedProcess, results: Path) -> None:
     truth, not what these tests are about (the lag row is tested in tests/harness)."""
     if done.returncode == 1 and (results / "verdict.json").exists():
         failed = {key for key, status in verdict(results).items() if status == "FAIL"}
-        if failed == {"LLM loadgen_lag_p99 < 10ms"}:
+        if failed == {"LLM loadgen_lag_p99 < 25ms"}:
             return
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "run_load_gate: PASS, exit 0" in done.stderr
