@@ -10,7 +10,7 @@ from pathlib import Path
 
 from child_env import child_env
 
-from loadgate.job import free_port  # noqa: F401  (re-exported for the traffic tests)
+from loadgate.job import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = str(REPO / "locustfiles" / "locustfile.py")
@@ -163,3 +163,19 @@ def run_distributed(
                 w.kill()
                 w.wait()
     return master, worker_errors, prefix
+
+
+def two_processes() -> tuple[str, ...]:
+    """Locust's fork mode with two workers, its master bound to a free loopback port (never the
+    default 5557, which a parallel run may hold)."""
+    port = str(free_port())
+    return (
+        "--processes",
+        "2",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        port,
+        "--master-port",
+        port,
+    )

@@ -14,17 +14,18 @@ from locust.stats import calculate_response_time_percentile
 from loadgate import request_log
 from loadgate.client.timing import RequestTiming
 from loadgate.gate import main as gate_main
+from loadgate.harness import precision
 from loadgate.harness.llm_stats import LlmStats
 from loadgate.harness.precision import bucket_3_sig_digits
 from loadgate.options import SettingError, parse_value
 from traffic.helpers import (
     TEST_KEY,
-    free_port,
     http_truth,
     mock_config,
     read_rows,
     read_truth,
     run_locust,
+    two_processes,
 )
 from traffic.test_runs import _p, within
 
@@ -122,10 +123,12 @@ def test_per_model_rows_match_the_truth_and_the_gate_reads_them(
         ttft = [(t["t_chunks"][0] - t["t_received"]) * 1000 for t in rows]
         row = llm[f"TTFT {STREAM_ROW} @{model}"]
         assert int(row["Request Count"]) == len(ttft)
-        # the accuracy bound (1% or 2 ms); the 0 ms model's ~1 ms median may take 4 ms: loopback and
-        # parsing on the shared 2-core box, not a model effect
+        # the accuracy bound (1% or 2 ms) plus the histogram's storage error (3 significant digits:
+        # 202.6 is stored as 203); the 0 ms model's ~1 ms median may take 4 ms: loopback and parsing on
+        # the shared 2-core box, not a model effect
         measured, expected = float(row["50%"]), _p(ttft, 0.5)
-        slack = 4.0 if model == "fast" else 0.0
+        storage = precision.MAX_RELATIVE_ERROR * expected
+        slack = 4.0 if model == "fast" else max(0.01 * expected, 2.0) + storage
         assert within(measured, expected) or abs(measured - expected) <= slack, (model, measured, expected)
         for metric in ("TTFB", "E2E", "ITL", "TPOT", "TOKENS/S"):
             assert f"{metric} {STREAM_ROW} @{model}" in llm
@@ -268,18 +271,10 @@ def test_request_log_per_worker_files_merge_to_every_request_once(tmp_path: Path
     truth_log = tmp_path / "truth.jsonl"
     log_path = tmp_path / "requests.jsonl"
     mock = mock_server(config=mock_config(), truth_log=truth_log)
-    port = str(free_port())
     proc, prefix = run_locust(
         tmp_path,
         mock.url,
-        "--processes",
-        "2",
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        port,
-        "--master-port",
-        port,
+        *two_processes(),
         "--models",
         "loadgate-small",
         "--request-rate",

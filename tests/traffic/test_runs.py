@@ -25,6 +25,7 @@ from traffic.helpers import (
     read_truth,
     run_distributed,
     run_locust,
+    two_processes,
 )
 
 CHAT = "POST /v1/chat/completions"
@@ -608,18 +609,10 @@ def test_master_and_two_workers_merge_http_and_llm_stats(tmp_path: Path, mock_se
 def test_processes_mode_counts_every_request(tmp_path: Path, mock_server):
     truth_log = tmp_path / "truth.jsonl"
     mock = mock_server(config=mock_config(), truth_log=truth_log)
-    port = str(free_port())
     proc, prefix = run_locust(
         tmp_path,
         mock.url,
-        "--processes",
-        "2",
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        port,
-        "--master-port",
-        port,
+        *two_processes(),
         "--models",
         "loadgate-small",
         "--stop-timeout",
@@ -650,18 +643,10 @@ def test_distributed_window_is_exact_and_the_warmup_does_not_leak(tmp_path: Path
         proc, worker_errors, prefix = run_distributed(tmp_path, mock.url, 2, *args, users=4, run_time="5s")
         assert not any("Traceback" in e for e in worker_errors), worker_errors
     else:
-        port = str(free_port())
         proc, prefix = run_locust(
             tmp_path,
             mock.url,
-            "--processes",
-            "2",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            port,
-            "--master-port",
-            port,
+            *two_processes(),
             "--stop-timeout",
             "3",
             *args,
