@@ -272,13 +272,12 @@ class ApiClient:
         return counter(text)
 
     def _read_stream(self, resp: Any, timing: RequestTiming) -> tuple[str, int]:
-        # Per token: one parse and appending the read's arrival time (stamped once per socket read);
-        # the figures are derived and recorded when the response ends.
+        # Per token: one parse and appending its read's arrival time (the kernel's receive stamp where it
+        # has one: a late read keeps when its bytes arrived); the figures are derived at the end.
         parser, parts, length, done = SSEParser(), [], 0, False
-        stamp, perf_counter, chunk_of = timing.t_tokens.append, time.perf_counter, p.stream_chunk_data
+        stamp, chunk_of = timing.t_tokens.append, p.stream_chunk_data
         try:
-            for chunk in locust_compat.iter_body(resp):
-                now = perf_counter()
+            for chunk, now in locust_compat.iter_timed_body(resp):
                 length += len(chunk)
                 for data in parser.payloads(chunk):
                     if data == b"[DONE]" or data.strip() == b"[DONE]":

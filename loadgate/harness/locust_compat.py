@@ -8,7 +8,13 @@ fails loudly on it, so an upgrade breaks one test instead of silently skewing fi
 from __future__ import annotations
 
 import inspect
+import logging
 import os
+import socket
+import ssl
+import struct
+import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +25,8 @@ from locust.dispatch import UsersDispatcher
 from locust.runners import Runner, WorkerRunner
 
 __all__ = ["HTTPConnectionClosed"]
+
+log = logging.getLogger(__name__)
 
 _RESPONSE_MODULE = os.path.join("geventhttpclient", "response.py")
 _LOCUST_BUCKETING = locust.stats.bucket_response_time
@@ -119,21 +127,108 @@ def cached_body(resp: FastResponse) -> bytes | None:
 def iter_body(resp: FastResponse) -> Iterator[bytes]:
     """Yield body bytes as they arrive (geventhttpclient's read(n) would wait for n bytes, batching
     SSE events and distorting their timing). Raises HTTPConnectionClosed if the peer closes early."""
+    for chunk, _ in iter_timed_body(resp):
+        yield chunk
+
+
+# Kernel receive stamps (Linux SO_TIMESTAMPNS): a read that the busy event loop makes late still carries
+# when its bytes reached the socket. The socket module does not export the constants; these are Linux's
+# generic values (SO_TIMESTAMPNS_OLD = SCM_TIMESTAMPNS = 35; other values on alpha/mips/parisc/sparc only).
+_SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@ll")  # struct timespec {tv_sec; tv_nsec} as the kernel writes it (old ABI)
+_CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+KERNEL_STAMPS_ENV = "LOADGATE_KERNEL_STAMPS"  # "0": stamp at the read (tests compare the two)
+_fallback_logged = False
+
+StampedRead = Callable[[int], tuple[bytes, float]]
+
+
+def kernel_stamps_wanted() -> bool:
+    return (
+        sys.platform == "linux"
+        and _CMSG_SPACE > 0
+        and os.environ.get(KERNEL_STAMPS_ENV, "1") != "0"
+        and not os.uname().machine.startswith(("alpha", "mips", "parisc", "sparc"))
+    )
+
+
+def _fallback(sock: Any, why: object) -> StampedRead:
+    global _fallback_logged
+    if not _fallback_logged:
+        _fallback_logged = True
+        log.debug("kernel receive stamps unavailable (%s): stamping each read when it is made", why)
+    recv, perf_counter = sock.recv, time.perf_counter
+    return lambda n: (recv(n), perf_counter())
+
+
+def stamped_reader(sock: Any) -> StampedRead:
+    """``read(n) -> (bytes, stamp)``: the stamp (perf_counter domain) is when the kernel received the LAST
+    bytes of the read (TCP stamps each segment; a read, or segments coalesced in the receive queue, that
+    spans several carries the latest one), never later than the read itself. The option is set on every
+    streamed response (one syscall; keep-alive sockets keep it, harmless). The kernel stamps with
+    CLOCK_REALTIME: the offset to perf_counter (CLOCK_MONOTONIC, same rate) is measured here, once a
+    response, so a wall-clock step between responses cannot skew it. TLS sockets, other systems and any
+    failure read as before, stamped at the read; so do the first reads of a run if Linux has not yet
+    turned receive stamping on (it does so lazily, in a work item, when the first socket asks)."""
+    if (
+        not kernel_stamps_wanted()
+        or isinstance(sock, ssl.SSLSocket)
+        or "ssl" in type(sock).__module__.lower()
+    ):
+        return _fallback(sock, "disabled, not Linux or a TLS socket")
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        recvmsg = sock.recvmsg  # gevent's cooperative recvmsg
+    except (OSError, AttributeError) as e:
+        return _fallback(sock, e)
+    perf_counter, unpack, space, level = (
+        time.perf_counter,
+        _TIMESPEC.unpack_from,
+        _CMSG_SPACE,
+        socket.SOL_SOCKET,
+    )
+    offset = time.time() - perf_counter()
+
+    def read(n: int) -> tuple[bytes, float]:
+        data, ancillary, _, _ = recvmsg(n, space)
+        now = perf_counter()
+        for cmsg_level, cmsg_type, payload in ancillary:
+            if cmsg_level == level and cmsg_type == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+                sec, nsec = unpack(payload)
+                stamp = sec - offset + nsec * 1e-9
+                return data, stamp if stamp < now else now
+        return data, now
+
+    return read
+
+
+def iter_timed_body(resp: FastResponse) -> Iterator[tuple[bytes, float]]:
+    """iter_body with each chunk's arrival stamp (perf_counter domain; see stamped_reader). Bytes that
+    geventhttpclient had already buffered with the headers (it reads with its own recv) are stamped when
+    yielded: they arrived no later than the response's first byte."""
     raw = resp._response
     if raw is None:
         return
     buffer = raw._body_buffer
+    stamp = time.perf_counter()
+    read: StampedRead | None = None
     while True:
         if buffer:
             chunk = bytes(buffer)
             del buffer[:]
-            yield chunk
+            yield chunk, stamp
             continue
-        if raw.message_complete or raw._sock is None:
+        sock = raw._sock
+        if raw.message_complete or sock is None:
             return
-        data = raw._sock.recv(raw.block_size)
+        if read is None:
+            read = stamped_reader(sock)
+        data, received = read(raw.block_size)
         if not data:
             raise HTTPConnectionClosed("connection closed mid-body")
+        # Never before the previous stamp: bytes buffered with the headers are stamped when yielded, and
+        # the kernel may have received the next ones before that (a gap would come out negative).
+        stamp = max(stamp, received)
         raw.feed(data)
 
 

@@ -1,8 +1,12 @@
 """The upgrade guard: every Locust/geventhttpclient private loadgate touches is still there, at the
 versions requirements.txt pins. An upgrade that changes one fails here, not silently in the figures."""
 
+import socket
+import time
 from importlib import metadata
 from pathlib import Path
+
+import pytest
 
 from loadgate.harness import locust_compat
 
@@ -77,3 +81,28 @@ def test_log_many_gives_the_entry_of_one_log_per_value():
     )
     assert [getattr(bulk, f) for f in fields] == [getattr(one, f) for f in fields]
     assert sum(bulk.num_reqs_per_sec.values()) == len(values)
+
+
+@pytest.mark.parametrize("kernel_stamps", [True, False])
+def test_a_late_read_carries_the_kernels_receive_time_unless_turned_off(monkeypatch, kernel_stamps):
+    """The bytes wait in the socket before the read: with kernel stamps the read's stamp is when they
+    arrived (before the read began); turned off, it is the read's own time. Linux turns receive stamping
+    on lazily (a deferred work item, the first time any socket asks), so a message sent at once may
+    arrive unstamped: the stamped case gets a few tries, the other must never carry a kernel time."""
+    monkeypatch.setenv(locust_compat.KERNEL_STAMPS_ENV, "1" if kernel_stamps else "0")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    with client, server:
+        read = locust_compat.stamped_reader(client)
+        early = []
+        for _ in range(20 if kernel_stamps else 3):
+            server.sendall(b"data: x\n\n")
+            time.sleep(0.05)
+            before_read = time.perf_counter()
+            data, stamp = read(4096)
+            assert data == b"data: x\n\n"
+            early.append(stamp < before_read)
+            if early[-1]:
+                break
+    assert early[-1] is kernel_stamps, early

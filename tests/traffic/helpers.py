@@ -39,15 +39,17 @@ def run_locust(
     env: dict | None = None,
     timeout: float = 60,
     user_classes: tuple[str, ...] = (),
+    locustfile: str = LOCUSTFILE,
 ) -> tuple[subprocess.CompletedProcess, str]:
-    """Headless Locust against host; returns (process, csv prefix)."""
+    """Headless Locust against host; returns (process, csv prefix). Later options override earlier ones
+    (a second --think-time wins)."""
     prefix = str(tmp / "run")
     cmd = [
         sys.executable,
         "-m",
         "locust",
         "-f",
-        LOCUSTFILE,
+        locustfile,
         "--headless",
         "-u",
         str(users),
