@@ -33,7 +33,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, Any, NoReturn
 from urllib.parse import urlsplit
 
 from loadgate import options as opts
@@ -120,6 +120,7 @@ class JobConfig:
     locust_args: list[str] = field(default_factory=list)  # loadgate's Locust-side settings given to the job
     models: tuple[str, ...] = ()
     max_tokens: int = 1  # the smallest max_tokens the run sends: what the probe's chat request asks for
+    extra_body: dict[str, Any] | None = None  # --extra-body: the probe's chat request carries it too
     routes: set[str] | None = None  # routes the shipped classes call (weights > 0); None: custom locustfile
     find_capacity: bool = False
     capacity_bound_s: float = 0.0  # the longest a capacity search may take (a hang guard)
@@ -348,6 +349,7 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         stages=stages,
         models=values["models"],
         max_tokens=values["max_tokens"][0],
+        extra_body=values["extra_body"],
         routes=routes,
         server_metrics_url=secret_metrics_url,
     )
@@ -684,7 +686,9 @@ def check_target(cfg: JobConfig, host: str) -> ProbeResult | None:
                 f"{shown}{cfg.health_path} is not served (404/405): the start-up probe checks the target instead"
             )
     routes = cfg.routes if cfg.routes is not None else {MODELS}
-    found = probe(host, models=cfg.models, routes=routes, max_tokens=cfg.max_tokens)
+    found = probe(
+        host, models=cfg.models, routes=routes, max_tokens=cfg.max_tokens, extra_body=cfg.extra_body
+    )
     if cfg.routes is None:
         return None
     require(found, cfg.routes, bool(cfg.models))

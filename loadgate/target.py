@@ -15,7 +15,7 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -250,8 +250,11 @@ def _client_error(answer: Answer) -> bool:
 
 
 class _Probe:
-    def __init__(self, host: str, budget_s: float, timeout_s: float, basic_auth: str | None) -> None:
+    def __init__(
+        self, host: str, budget_s: float, timeout_s: float, basic_auth: str | None, extra_body: dict[str, Any]
+    ) -> None:
         self.client = Client(host, timeout_s, basic_auth)
+        self.extra_body = extra_body
         self.deadline = time.monotonic() + budget_s
         self.result = ProbeResult(self.client.public)
         self.first = True
@@ -298,14 +301,16 @@ def probe(
     budget_s: float = PROBE_BUDGET_S,
     timeout_s: float = PROBE_TIMEOUT_S,
     basic_auth: str | None = None,
+    extra_body: Mapping[str, Any] | None = None,
 ) -> ProbeResult:
     """Probe ``host`` (with credentials, if any, in the URL) for ``routes`` (default: all of ROUTES).
     ``models``: --models, used instead of the list for the model and chat checks; ``basic_auth``: a
-    ``Basic ...`` header for credentials kept apart from the URL. Raises TargetError
+    ``Basic ...`` header for credentials kept apart from the URL; ``extra_body``: --extra-body, merged into
+    the chat check's body as into every chat request (a gateway may require a field). Raises TargetError
     when nothing listens, the target cannot be reached, or it refuses the API key on the model list or
     chat; anything else is recorded per route."""
     wanted = set(ROUTES if routes is None else routes)
-    pr = _Probe(host, budget_s, timeout_s, basic_auth)
+    pr = _Probe(host, budget_s, timeout_s, basic_auth, dict(extra_body or {}))
     given = [m for m in models if m]
     checks = [
         (MODELS, _models),
@@ -386,6 +391,7 @@ def _chat(pr: _Probe, given: list[str], max_tokens: int) -> None:
             CHAT, True, f"POST /v1/chat/completions: {answer.reason()} (to an empty body: no model known)"
         )
     body = {
+        **pr.extra_body,
         "model": model,
         "messages": [{"role": "user", "content": "Reply with OK."}],
         "max_tokens": max_tokens,

@@ -280,6 +280,7 @@ def run_probe(environment: Any) -> None:
         routes=routes,
         max_tokens=s.max_tokens[0],
         basic_auth=st.basic_auth,
+        extra_body=s.extra_body,
     )
     require(found, routes, bool(s.models))
     st.probe = found

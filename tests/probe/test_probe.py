@@ -111,6 +111,18 @@ def test_a_chat_request_the_target_refuses_fails_the_run_with_the_servers_reason
     )
 
 
+def test_the_chat_check_carries_the_extra_body(mock_server):
+    """--extra-body goes into the probe's chat request as into every chat request: a field the target
+    refuses is refused at start-up (the mock allows temperature 0-2), one it accepts passes."""
+    mock = mock_server(config=config())
+    refused = target.probe(mock.url, routes=[target.CHAT], extra_body={"temperature": 5})
+    assert refused.routes[target.CHAT].refused is not None
+    assert "temperature" in refused.routes[target.CHAT].detail
+    accepted = target.probe(mock.url, routes=[target.CHAT], extra_body={"temperature": 1.5})
+    assert accepted.routes[target.CHAT].refused is None
+    assert accepted.routes[target.CHAT].detail == "POST /v1/chat/completions: HTTP 200"
+
+
 def test_the_probe_round_trips_through_json(mock_server):
     mock = mock_server(config=config(endpoints={"batch": False}))
     found = target.probe(mock.url)
