@@ -147,7 +147,9 @@ class MockServer:
 
     async def chat_completions(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
         chat = await self.read_chat(request, exchange)
-        plan = self.engine.plan(self.config.models[chat.model], chat.max_tokens, chat.prompt_tokens)
+        plan = self.engine.plan(
+            self.config.models[chat.model], chat.max_tokens, chat.prompt_tokens, chat.min_tokens
+        )
         headers = self.rate_limit(request, chat, plan)
         fault = exchange.fault = self.pick_fault(self.rng) if self.pick_fault else None
         if fault == "error_5xx":

@@ -90,13 +90,16 @@ class Engine:
         self.rng = rng
         self.slots = slots or Slots(capacity.slots, capacity.queue)
 
-    def plan(self, model: ModelConfig, max_tokens: int | None, prompt_tokens: int = 0) -> Plan:
-        """Draw the completion length (capped by max_tokens) and the unloaded time to first token."""
-        drawn = max(1, round(model.output_tokens.draw(self.rng)))
+    def plan(
+        self, model: ModelConfig, max_tokens: int | None, prompt_tokens: int = 0, min_tokens: int = 0
+    ) -> Plan:
+        """Draw the completion length (at least min_tokens, capped by max_tokens) and the unloaded time to
+        first token."""
+        drawn = max(1, min_tokens, round(model.output_tokens.draw(self.rng)))
         ttft = model.ttft.draw(self.rng)
         if model.prefill_tokens_per_s > 0:
             ttft += prompt_tokens / model.prefill_tokens_per_s
-        if max_tokens is not None and drawn > max_tokens:
+        if max_tokens is not None and (drawn > max_tokens or min_tokens >= max_tokens):
             return Plan(model, max_tokens, "length", ttft)
         return Plan(model, drawn, "stop", ttft)
 

@@ -199,7 +199,9 @@ class JobStore:
                 chat = validate_chat(body, server.config.models)
             except APIError as exc:
                 raise JobFailed(exc.status, exc.body()["error"]) from None
-            plan = self.engine.plan(server.config.models[chat.model], chat.max_tokens, chat.prompt_tokens)
+            plan = self.engine.plan(
+                server.config.models[chat.model], chat.max_tokens, chat.prompt_tokens, chat.min_tokens
+            )
         else:
             chat, plan = planned
         entry = self.engine.slots.try_enter()
@@ -230,7 +232,9 @@ class JobStore:
         server = self.server
         chat = await server.read_chat(request, exchange)
         exchange.stream = False
-        plan = self.engine.plan(server.config.models[chat.model], chat.max_tokens, chat.prompt_tokens)
+        plan = self.engine.plan(
+            server.config.models[chat.model], chat.max_tokens, chat.prompt_tokens, chat.min_tokens
+        )
         headers = server.rate_limit(request, chat, plan)
         if self.pending >= server.config.jobs.queue:
             server.metrics.reject("queue_full")

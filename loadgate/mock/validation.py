@@ -41,6 +41,8 @@ class ChatRequest:
     include_usage: bool
     max_tokens: int | None
     prompt_tokens: int
+    # the fewest tokens to generate: vLLM's min_tokens, or every max_tokens with ignore_eos
+    min_tokens: int = 0
 
 
 def parse_json(raw: bytes) -> Any:
@@ -108,6 +110,21 @@ def _max_tokens(body: dict) -> int | None:
             raise invalid(name, f"must be at least 1, got {value}")
         return value
     return None
+
+
+def _min_tokens(body: dict, max_tokens: int | None) -> int:
+    """vLLM's sampling extensions, honoured as vLLM does: ``min_tokens`` (at most max_tokens) and
+    ``ignore_eos`` (generate until max_tokens)."""
+    ignore_eos, min_tokens = body.get("ignore_eos", False), body.get("min_tokens", 0)
+    if not isinstance(ignore_eos, bool):
+        raise invalid("ignore_eos", f"expected a boolean, got {ignore_eos!r}")
+    if not _is_int(min_tokens) or min_tokens < 0:
+        raise invalid("min_tokens", f"expected an integer >= 0, got {min_tokens!r}")
+    if max_tokens is not None and min_tokens > max_tokens:
+        raise invalid(
+            "min_tokens", f"must be less than or equal to max_tokens={max_tokens}, got {min_tokens}"
+        )
+    return max_tokens if ignore_eos and max_tokens is not None else min_tokens
 
 
 def _check_number(name: str, value: Any) -> None:
@@ -199,4 +216,6 @@ def validate_chat(body: Any, models: dict) -> ChatRequest:
             param="model",
             code="model_not_found",
         )
-    return ChatRequest(model, stream, include_usage, max_tokens, -(-chars // 4))
+    return ChatRequest(
+        model, stream, include_usage, max_tokens, -(-chars // 4), _min_tokens(body, max_tokens)
+    )

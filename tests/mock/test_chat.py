@@ -60,6 +60,29 @@ def test_max_tokens_caps_output_with_finish_reason_length(fast_mock):
     assert body["choices"][0]["finish_reason"] == "stop"
 
 
+def test_ignore_eos_and_min_tokens_lengthen_the_answer_as_vllm_does(fast_mock):
+    """The fast mock answers 8 tokens; vLLM's min_tokens and ignore_eos make it generate more, up to
+    max_tokens; min_tokens above max_tokens is refused (400), as vLLM refuses it."""
+
+    def answer(**fields) -> dict:
+        return requests.post(
+            f"{fast_mock.url}/v1/chat/completions", json=chat_body(**fields), timeout=5
+        ).json()
+
+    body = answer(max_tokens=20, ignore_eos=True)
+    assert (body["usage"]["completion_tokens"], body["choices"][0]["finish_reason"]) == (20, "length")
+    body = answer(max_tokens=20, min_tokens=12)
+    assert (body["usage"]["completion_tokens"], body["choices"][0]["finish_reason"]) == (12, "stop")
+    assert answer(max_tokens=20, min_tokens=4)["usage"]["completion_tokens"] == 8
+    refused = requests.post(
+        f"{fast_mock.url}/v1/chat/completions", json=chat_body(max_tokens=5, min_tokens=6), timeout=5
+    )
+    assert refused.status_code == 400
+    assert (
+        refused.json()["error"]["message"] == "min_tokens: must be less than or equal to max_tokens=5, got 6"
+    )
+
+
 def test_streaming_chunks_one_token_each_then_usage_and_done(fast_mock):
     r = requests.post(
         f"{fast_mock.url}/v1/chat/completions",
