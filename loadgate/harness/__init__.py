@@ -10,8 +10,9 @@ in :mod:`.locust_compat`.
 
 # lifecycle first: its init listener validates the settings before any other listener reads them
 from loadgate.harness import lifecycle  # noqa: F401, I001
-from loadgate.harness import embedded, options, outputs, precision, profiles, webui  # noqa: F401
+from loadgate.harness import embedded, locust_compat, options, outputs, precision, profiles, webui  # noqa: F401
 
 lifecycle.install_probe()  # after embedded: the probe runs once the embedded target is up
 precision.install()
+locust_compat.set_pool_check()
 outputs.install()

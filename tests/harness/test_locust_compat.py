@@ -6,7 +6,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import gevent
 import pytest
+from geventhttpclient.connectionpool import ConnectionPool
 
 from loadgate.harness import locust_compat
 
@@ -106,3 +108,23 @@ def test_a_late_read_carries_the_kernels_receive_time_unless_turned_off(monkeypa
             if early[-1]:
                 break
     assert early[-1] is kernel_stamps, early
+
+
+@pytest.mark.parametrize("non_yielding", [True, False])
+def test_taking_a_pooled_connection_does_not_yield_to_other_greenlets(non_yielding):
+    """geventhttpclient checks a pooled socket with select(..., 0), which under gevent also yields to the
+    hub: the request, its start already stamped, waited behind every ready greenlet. loadgate's check
+    gives the same answers without yielding (False: geventhttpclient's own, which does yield)."""
+    ran: list[str] = []
+    idle, peer = socket.socketpair()
+    try:
+        locust_compat.set_pool_check(non_yielding)
+        gevent.spawn(ran.append, "other greenlet")
+        alive = ConnectionPool._is_socket_alive(None, idle)  # type: ignore[arg-type]
+        assert (ran == []) is non_yielding
+        peer.close()  # the peer closed: readable (EOF), so not alive
+        assert (alive, ConnectionPool._is_socket_alive(None, idle)) == (True, False)  # type: ignore[arg-type]
+    finally:
+        locust_compat.set_pool_check(True)
+        idle.close()
+    gevent.sleep(0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -162,6 +164,27 @@ def test_chunking_splits_the_same_text_and_the_truth_counts_tokens(
     assert mock.stop() == 0
     streamed, _ = read_truth(truth)
     assert streamed["completion_tokens"] == 10 and len(streamed["t_chunks"]) == len(expected_chunks)
+
+
+def test_a_request_arrives_when_its_head_reaches_the_mock_not_when_its_handler_starts(mock_server, tmp_path):
+    """Two requests pipelined in one packet: the second's handler starts only once the first (TTFT 0.3 s)
+    is answered, but it reached the mock with the first, and its truth-log arrival says so."""
+    truth = tmp_path / "truth.jsonl"
+    models = {"loadgate-small": {"ttft": 0.3, "tokens_per_s": 0, "output_tokens": 2}}
+    mock = mock_server(config=fast_config(models=models), truth_log=truth)
+    body = json.dumps(chat_body()).encode()
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    pipelined = b"".join((head + f"X-Request-Id: r{i}\r\n\r\n").encode() + body for i in (1, 2))
+    address = urlsplit(mock.url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+        sock.sendall(pipelined)
+        received = b""
+        while received.count(b"HTTP/1.1 200") < 2 or not received.endswith(b"}"):
+            received += sock.recv(65536)
+    assert mock.stop() == 0
+    first, second = sorted(read_truth(truth), key=lambda row: row["x_request_id"])
+    assert second["t_done"] - first["t_done"] >= 0.29  # the second was answered after the first
+    assert abs(second["t_received"] - first["t_received"]) < 0.05  # yet both arrived together
 
 
 def test_truth_log_rows(mock_server, tmp_path):
