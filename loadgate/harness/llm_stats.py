@@ -403,7 +403,7 @@ def summary_lines(llm: LlmStats) -> list[str]:
     for entry in sort_stats(llm.stats.entries):
         if not entry.num_requests:
             continue
-        p = [entry.get_response_time_percentile(f) for f in (0.5, 0.9, 0.95, 0.99)]
+        p = precision.percentiles_of(entry.response_times, entry.num_requests, (0.5, 0.9, 0.95, 0.99))
         lines.append(
             f"{entry.method:9} {entry.name:36} {entry.num_requests:9d} "
             + " ".join(f"{v:9.4g}" for v in (*p, entry.avg_response_time))

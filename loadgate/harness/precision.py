@@ -11,6 +11,8 @@ below. The histogram stays small: at most 900 keys per decade of latency.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from locust.stats import StatsEntry
 
@@ -35,6 +37,28 @@ def bucket_3_sig_digits(response_time: int | float) -> int | float:
     return rounded
 
 
+def percentiles_of(response_times: Mapping[Any, int], num_requests: int, fractions: Sequence[float]) -> list:
+    """``locust.stats.calculate_response_time_percentile`` for several fractions at once, the same answers
+    from one sort of the histogram instead of one per fraction. A row's 12 CSV percentiles re-sorted an
+    ITL histogram of ~1,500 keys 12 times: 11 ms with the event loop blocked, every second, at 150
+    streams (the run's ITL p99 read it)."""
+    results: list = [0] * len(fractions)  # Locust's answer when nothing qualifies
+    targets = sorted(((int(num_requests * f), i) for i, f in enumerate(fractions)), reverse=True)
+    if not targets:
+        return results
+    at, (limit, index) = 0, targets[0]
+    processed = 0
+    for response_time in sorted(response_times, reverse=True):
+        processed += response_times[response_time]
+        while num_requests - processed <= limit:  # the highest fractions are met first, walking down
+            results[index] = response_time
+            at += 1
+            if at == len(targets):
+                return results
+            limit, index = targets[at]
+    return results
+
+
 def percentile_fields(entry: StatsEntry, percentiles: list[float], use_current: bool = False) -> list:
     """Locust's CSV percentile columns without its int() cast, which would throw away the finer
     buckets below 100 ms (11.3 ms written as 11)."""
@@ -42,7 +66,7 @@ def percentile_fields(entry: StatsEntry, percentiles: list[float], use_current: 
         return ["N/A"] * len(percentiles)
     if use_current and entry.use_response_times_cache:
         return [entry.get_current_response_time_percentile(p) or 0 for p in percentiles]
-    return [entry.get_response_time_percentile(p) or 0 for p in percentiles]
+    return [v or 0 for v in percentiles_of(entry.response_times, entry.num_requests, percentiles)]
 
 
 def install() -> None:
