@@ -119,7 +119,7 @@ class JobConfig:
     health_timeout: int
     locust_args: list[str] = field(default_factory=list)  # loadgate's Locust-side settings given to the job
     models: tuple[str, ...] = ()
-    max_tokens: int = 1  # the smallest max_tokens the run sends: what the probe's chat request asks for
+    max_tokens: int = 1  # what the probe's chat request asks for (options.probe_max_tokens)
     extra_body: dict[str, Any] | None = None  # --extra-body: the probe's chat request carries it too
     routes: set[str] | None = None  # routes the shipped classes call (weights > 0); None: custom locustfile
     find_capacity: bool = False
@@ -348,7 +348,7 @@ def parse_config(argv: list[str], environ: dict[str, str]) -> JobConfig:
         request_rate=values["request_rate"],
         stages=stages,
         models=values["models"],
-        max_tokens=values["max_tokens"][0],
+        max_tokens=opts.probe_max_tokens(values["max_tokens"], values["output_tokens"]),
         extra_body=values["extra_body"],
         routes=routes,
         server_metrics_url=secret_metrics_url,

@@ -938,6 +938,15 @@ def load(options: Any) -> Settings:
     return Settings(**values)
 
 
+def probe_max_tokens(max_tokens: tuple[int, int], output_tokens: Lengths | None) -> int:
+    """The max_tokens of the start-up probe's chat request: the smallest the run sends (--output-tokens
+    wins over --max-tokens, as in every chat body; a normal distribution's mean, its clipped tail
+    aside), so the probe asks for no less than the run will."""
+    if output_tokens is None:
+        return max_tokens[0]
+    return output_tokens.low if output_tokens.stddev is None else max(1, round(output_tokens.mean))
+
+
 def api_key() -> str | None:
     """The API key, from ``OPENAI_API_KEY`` only (the OpenAI SDK's convention); None when unset."""
     return os.environ.get("OPENAI_API_KEY") or None

@@ -278,7 +278,7 @@ def run_probe(environment: Any) -> None:
         host,
         models=s.models,
         routes=routes,
-        max_tokens=s.max_tokens[0],
+        max_tokens=opts.probe_max_tokens(s.max_tokens, s.output_tokens),
         basic_auth=st.basic_auth,
         extra_body=s.extra_body,
     )

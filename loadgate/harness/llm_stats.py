@@ -203,9 +203,21 @@ class LlmStats:
     def record(self, name: str, timing: RequestTiming, model: str | None = None) -> None:
         """Record every figure one successful chat response yields, in the endpoint's rows and, with a
         model, in that model's rows too ("<name> @<model>", contract.model_row); counters once."""
-        self._log_timing(name, timing)
+        figures = [
+            (metric, value)
+            for metric, value in (
+                (TTFB, timing.ttfb_ms),
+                (TTFT, timing.ttft_ms),
+                (E2E, timing.e2e_ms),
+                (TPOT, timing.tpot_ms),
+                (TOKENS_PER_S, timing.tokens_per_s),
+            )
+            if value is not None
+        ]
+        gaps = timing.itl_ms  # derived once, logged in each row set
+        self._log_figures(name, figures, gaps)
         if model:
-            self._log_timing(contract.model_row(name, model), timing)
+            self._log_figures(contract.model_row(name, model), figures, gaps)
         self._touch_total()
         c = self.counters
         c.completed += 1
@@ -215,18 +227,10 @@ class LlmStats:
         if self.goodput.enabled and self.goodput.met_by(timing):
             c.good += 1
 
-    def _log_timing(self, name: str, timing: RequestTiming) -> None:
+    def _log_figures(self, name: str, figures: list[tuple[str, float]], gaps: list[float]) -> None:
         entries = self.stats.entries
-        for metric, value in (
-            (TTFB, timing.ttfb_ms),
-            (TTFT, timing.ttft_ms),
-            (E2E, timing.e2e_ms),
-            (TPOT, timing.tpot_ms),
-            (TOKENS_PER_S, timing.tokens_per_s),
-        ):
-            if value is not None:
-                entries[(name, metric)].log(value, 0)  # type: ignore[arg-type]
-        gaps = timing.itl_ms
+        for metric, value in figures:
+            entries[(name, metric)].log(value, 0)  # type: ignore[arg-type]
         if gaps:  # (indexing creates the row: a non-streamed response has no ITL row)
             locust_compat.log_many(entries[(name, ITL)], gaps)  # a stream's gaps in one pass
 

@@ -17,7 +17,7 @@ from child_env import child_env
 
 from loadgate.client.tokens import load_counter
 from loadgate.harness.users import LoadgateUser
-from loadgate.options import Lengths, SettingError, load, parse_value
+from loadgate.options import Lengths, SettingError, load, parse_value, probe_max_tokens
 from loadgate.prompts import PromptFileError
 from loadgate.workload import (
     CALIBRATION_SAMPLES,
@@ -28,7 +28,7 @@ from loadgate.workload import (
     load_sharegpt,
     seeded_rng,
 )
-from traffic.helpers import REPO, mock_config, read_failures, read_truth, run_locust
+from traffic.helpers import REPO, mock_config, read_truth, run_locust
 
 SHAREGPT = REPO / "loadgate" / "data" / "sharegpt_sample.json"
 LENGTH_FIX = "use N, MIN-MAX (uniform) or MEAN:STDDEV (normal), e.g. 200, 100-300 or 200:40"
@@ -393,22 +393,35 @@ def test_sharegpt_dataset_sends_its_prompts_with_their_answer_lengths(tmp_path: 
     assert summary["input_lengths"]["requested_mean"] is None  # a dataset requests no input length
 
 
-@pytest.mark.timeout(60)
+SHORT_ANSWERS = {"loadgate-small": {"ttft": 0.005, "tokens_per_s": 0, "output_tokens": 4}}
+
+
+@pytest.mark.timeout(90)
 def test_extra_body_reaches_the_server(tmp_path: Path, mock_server):
-    """The mock refuses a temperature above 2: every chat fails with its reason, so the field was sent."""
-    mock = mock_server(config=mock_config(models=LONG_ANSWERS))
-    proc, prefix = run_locust(
-        tmp_path, mock.url, "--models", "loadgate-small", "--extra-body", '{"temperature": 5, "vendor_x": "y"}',
-        users=1, run_time="2s", user_classes=("ChatUser",),
+    """A field the mock accepts reaches every chat request: it honours min_tokens, so every answer is 12
+    tokens where the model alone answers 4. One it refuses (a temperature above 2) stops the run at
+    start-up, exit 2, with the server's reason: the probe's chat request carries the extra body too."""
+    truth_log = tmp_path / "truth.jsonl"
+    mock = mock_server(config=mock_config(models=SHORT_ANSWERS), truth_log=truth_log)
+    proc, _ = run_locust(
+        tmp_path, mock.url, "--models", "loadgate-small", "--output-tokens", "20",
+        "--extra-body", '{"min_tokens": 12, "vendor_x": "y"}', users=1, run_time="2s", user_classes=("ChatUser",),
     )  # fmt: skip
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    failures = read_failures(prefix)
-    assert set(failures) == {
-        (
-            "/v1/chat/completions",
-            "CatchResponseError('HTTP 400 invalid_value: temperature: expected a number in [0, 2], got 5')",
-        )
-    }, failures
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    mock.stop()
+    chats = [t for t in read_truth(truth_log) if t["path"] == "/v1/chat/completions"]
+    assert len(chats) >= 3 and {(t["status"], t["completion_tokens"]) for t in chats} == {(200, 12)}, chats
+    refusing = mock_server(config=mock_config(models=SHORT_ANSWERS))
+    proc, _ = run_locust(
+        tmp_path, refusing.url, "--models", "loadgate-small", "--output-tokens", "20",
+        "--extra-body", '{"temperature": 5}', users=1, run_time="2s", user_classes=("ChatUser",),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert (
+        "loadgate: error: the target refuses loadgate's chat request (model 'loadgate-small', max_tokens 20): "
+        "POST /v1/chat/completions answered HTTP 400 invalid_value: temperature: expected a number in [0, 2], "
+        "got 5; check OPENAI_API_KEY, --models and the target's settings\n"
+    ) in proc.stderr, proc.stderr[-2000:]
 
 
 def test_bad_extra_body_exits_2_for_locust_and_the_job(tmp_path: Path):
@@ -440,3 +453,13 @@ def test_bad_sharegpt_file_exits_2_naming_file_and_entry(tmp_path: Path):
     )  # fmt: skip
     assert (job.returncode, job.stderr) == (2, f"run_load_gate: error: {line}\n")
     assert not (tmp_path / "res").exists()
+
+
+@pytest.mark.parametrize(
+    "output_tokens, expected", [(None, 16), ("40", 40), ("30-90", 30), ("200:40", 200), ("3:10", 3)]
+)
+def test_the_probe_asks_for_the_max_tokens_the_run_sends(output_tokens, expected):
+    """--output-tokens wins over --max-tokens (16-64 here), as in every chat body: its smallest value, a
+    normal distribution's mean."""
+    lengths = None if output_tokens is None else parse_value("--output-tokens", output_tokens)
+    assert probe_max_tokens((16, 64), lengths) == expected
