@@ -188,7 +188,8 @@ class CapacityWatch:
         st = state(environment)
         lost = self.lost()
         share = (self.missing / self.planned) if self.planned > 0 else (1.0 if lost else 0.0)
-        share = min(1.0, share)
+        # rounded once: the log line, the file and the gate's clause show the same figure
+        share = round(min(1.0, share), 4)
         st.meta.update(
             {
                 "lost_workers": [
@@ -196,7 +197,7 @@ class CapacityWatch:
                 ],
                 "planned_user_seconds": round(self.planned, 1),
                 "missing_user_seconds": round(min(self.missing, self.planned), 1),
-                "missing_user_seconds_share": round(share, 4),
+                "missing_user_seconds_share": share,
                 "allow_lost_workers": st.settings.allow_lost_workers,
                 "workers_reported": {
                     r.id: {"requests": r.requests, "failures": r.failures, "cancelled": r.cancelled}
