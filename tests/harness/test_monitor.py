@@ -12,13 +12,14 @@ from child_env import child_env
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 WARNING = "the load generator is late: event-loop lag p99"
+LIMIT_MS = 25  # far above a quiet loop's lag on a busy shared CI host (9 ms seen), far below a 100 ms stall
 
 
 def run(tmp_path: Path, busy_ms: int) -> tuple[subprocess.CompletedProcess, dict]:
     prefix = tmp_path / "run"
     done = subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(HERE / "busy_locustfile.py"), "--headless", "-u", "2", "-r", "2",
-         "-t", "7s", "--csv", str(prefix), "--warmup", "0s", "--lag-limit", "5ms", "--only-summary"],
+         "-t", "7s", "--csv", str(prefix), "--warmup", "0s", "--lag-limit", f"{LIMIT_MS}ms", "--only-summary"],
         cwd=tmp_path, env=child_env(BUSY_MS=str(busy_ms)), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     return done, json.loads(Path(f"{prefix}_llm_summary.json").read_text())
@@ -26,25 +27,25 @@ def run(tmp_path: Path, busy_ms: int) -> tuple[subprocess.CompletedProcess, dict
 
 def gate(tmp_path: Path) -> int:
     thresholds = tmp_path / "lag.yaml"
-    thresholds.write_text('thresholds:\n  LLM: ["loadgen_lag_p99 < 5ms"]\n')
+    thresholds.write_text(f'thresholds:\n  LLM: ["loadgen_lag_p99 < {LIMIT_MS}ms"]\n')
     return subprocess.run(
         [sys.executable, "-m", "loadgate", "gate", str(tmp_path / "run"), "--thresholds", str(thresholds)],
         capture_output=True, text=True, timeout=60,
     ).returncode  # fmt: skip
 
 
-@pytest.mark.parametrize("busy_ms, late", [(0, False), (40, True)])
+@pytest.mark.parametrize("busy_ms, late", [(0, False), (100, True)])
 def test_lag_monitor_sees_a_blocked_loop_and_only_then(tmp_path, busy_ms, late):
     done, summary = run(tmp_path, busy_ms)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert summary["loadgen_lag_samples"] > 50  # ~20 a second, stalls stretch the gaps
+    assert summary["loadgen_lag_samples"] > 25  # ~20 a second; 100 ms stalls stretch the gaps (35 seen)
     if late:
-        assert summary["loadgen_lag_p99"] > 20  # max is exact, p99 a 3-digit bucket: within 0.5% of it
+        assert summary["loadgen_lag_p99"] > 2 * LIMIT_MS  # p99 a 3-digit bucket: within 0.5% of the max
         assert summary["loadgen_lag_max"] >= summary["loadgen_lag_p99"] * 0.995
         assert WARNING in done.stderr  # logged while the run went on (the check runs every 5 s)
         assert gate(tmp_path) == 1
     else:
-        assert summary["loadgen_lag_p99"] < 5
+        assert summary["loadgen_lag_p99"] < LIMIT_MS
         assert WARNING not in done.stderr
         assert gate(tmp_path) == 0
     meta = json.loads((tmp_path / "run_loadgate.json").read_text())
