@@ -82,17 +82,18 @@ class RequestTiming:
 
     @property
     def tpot_ms(self) -> float | None:
-        ttft, e2e, n = self.ttft_ms, self.e2e_ms, self.output_tokens
-        if ttft is None or e2e is None or n < 2:
-            return None
-        return (e2e - ttft) / (n - 1)
+        return self.figures()[3]
 
     @property
     def tokens_per_s(self) -> float | None:
-        e2e = self.e2e_ms
-        if not e2e or self.output_tokens <= 0:
-            return None
-        return self.output_tokens / (e2e / 1000)
+        return self.figures()[4]
+
+    def figures(self) -> tuple[float | None, float | None, float | None, float | None, float | None]:
+        """(TTFB, TTFT, E2E, TPOT ms, tokens/s), each derived once; None where it does not apply."""
+        ttft, e2e, n = self.ttft_ms, self.e2e_ms, self.output_tokens
+        tpot = None if ttft is None or e2e is None or n < 2 else (e2e - ttft) / (n - 1)
+        tokens_per_s = n / (e2e / 1000) if e2e and n > 0 else None
+        return self.ttfb_ms, ttft, e2e, tpot, tokens_per_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +104,12 @@ class GoodputTargets:
     ttft_ms: float | None = None
     tpot_ms: float | None = None
     e2e_ms: float | None = None
+    enabled: bool = field(init=False)  # any target set (read on every answer: worked out once)
 
-    @property
-    def enabled(self) -> bool:
-        return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.e2e_ms))
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "enabled", any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.e2e_ms))
+        )
 
     def met_by(self, timing: RequestTiming) -> bool:
         checks = (

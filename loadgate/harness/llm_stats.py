@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from loadgate.harness.api import JobResult
 
 REPORT_KEY = "loadgate_llm"  # key of our payload in the worker -> master report
+FIGURES = (TTFB, TTFT, E2E, TPOT, TOKENS_PER_S)  # the metrics of RequestTiming.figures(), in its order
 
 
 @dataclass
@@ -203,21 +204,14 @@ class LlmStats:
     def record(self, name: str, timing: RequestTiming, model: str | None = None) -> None:
         """Record every figure one successful chat response yields, in the endpoint's rows and, with a
         model, in that model's rows too ("<name> @<model>", contract.model_row); counters once."""
-        figures = [
-            (metric, value)
-            for metric, value in (
-                (TTFB, timing.ttfb_ms),
-                (TTFT, timing.ttft_ms),
-                (E2E, timing.e2e_ms),
-                (TPOT, timing.tpot_ms),
-                (TOKENS_PER_S, timing.tokens_per_s),
-            )
-            if value is not None
-        ]
-        gaps = timing.itl_ms  # derived once, logged in each row set
-        self._log_figures(name, figures, gaps)
-        if model:
-            self._log_figures(contract.model_row(name, model), figures, gaps)
+        entries = self.stats.entries
+        rows = (name, contract.model_row(name, model)) if model else (name,)
+        for metric, value in zip(FIGURES, timing.figures(), strict=True):
+            if value is not None:
+                locust_compat.log_many([entries[(row, metric)] for row in rows], (value,))
+        gaps = timing.itl_ms
+        if gaps:  # (indexing creates the row: a non-streamed response has no ITL row)
+            locust_compat.log_many([entries[(row, ITL)] for row in rows], gaps)
         self._touch_total()
         c = self.counters
         c.completed += 1
@@ -226,13 +220,6 @@ class LlmStats:
         c.count_source(timing.token_source)
         if self.goodput.enabled and self.goodput.met_by(timing):
             c.good += 1
-
-    def _log_figures(self, name: str, figures: list[tuple[str, float]], gaps: list[float]) -> None:
-        entries = self.stats.entries
-        for metric, value in figures:
-            entries[(name, metric)].log(value, 0)  # type: ignore[arg-type]
-        if gaps:  # (indexing creates the row: a non-streamed response has no ITL row)
-            locust_compat.log_many(entries[(name, ITL)], gaps)  # a stream's gaps in one pass
 
     def record_job(self, job: JobResult) -> None:
         """Record the end of one async or batch job (a rejected submit counts nowhere: its HTTP row failed)."""

@@ -15,7 +15,7 @@ import ssl
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import gevent.monkey
@@ -42,27 +42,34 @@ def set_bucketing(bucket: Callable[[float], float] | None) -> None:
     locust.stats.bucket_response_time = bucket or _LOCUST_BUCKETING  # type: ignore[assignment]
 
 
-def log_many(entry: locust.stats.StatsEntry, values: list[float]) -> None:
-    """``entry.log(value, 0)`` for every value, in one pass (a stream's ITL gaps, recorded once at the end
-    of the response): the same count, per-second count, sum, min, max and histogram. The first value goes
-    through ``log`` itself (its response-times cache check and timestamp); the rest are added to the
-    fields it updates (StatsEntry.num_requests, num_reqs_per_sec, total_response_time, min/max_response_time,
-    response_times)."""
+def log_many(entries: Sequence[locust.stats.StatsEntry], values: Sequence[float]) -> None:
+    """``entry.log(value, 0)`` for every value in every entry, in one pass: the same count, per-second
+    count, sum, min, max, histogram and response-times cache as StatsEntry.log (its fields
+    num_requests, num_reqs_per_sec, last_request_timestamp, total_response_time, min/max_response_time,
+    response_times; _cache_response_times when a new second starts), with one clock read and each value
+    bucketed once. An answer's figures go to its endpoint's row and its model's row; a stream's ITL gaps
+    are recorded together at the end of the response."""
     if not values:
         return
-    entry.log(values[0], 0)  # type: ignore[arg-type]
-    rest = values[1:]
-    if not rest:
-        return
-    entry.num_requests += len(rest)
-    entry.num_reqs_per_sec[int(entry.last_request_timestamp or 0)] += len(rest)
-    entry.total_response_time += sum(rest)  # type: ignore[assignment]
-    # (log() set min_response_time from values[0])
-    entry.min_response_time = min(entry.min_response_time, min(rest))  # type: ignore[type-var, assignment]
-    entry.max_response_time = max(entry.max_response_time, max(rest))  # type: ignore[assignment]
-    bucket, times = locust.stats.bucket_response_time, entry.response_times
-    for value in rest:
-        times[bucket(value)] += 1  # type: ignore[arg-type]
+    now = time.time()
+    second = int(now)
+    bucket = locust.stats.bucket_response_time
+    keys = [bucket(v) for v in values]
+    count, total, low, high = len(values), sum(values), min(values), max(values)
+    for entry in entries:
+        last = entry.last_request_timestamp
+        if entry.use_response_times_cache and last and second > int(last):
+            entry._cache_response_times(second - 1)
+        entry.num_requests += count
+        entry.num_reqs_per_sec[second] += count
+        entry.last_request_timestamp = now
+        entry.total_response_time += total  # type: ignore[assignment]
+        least = entry.min_response_time
+        entry.min_response_time = low if least is None else min(least, low)  # type: ignore[assignment]
+        entry.max_response_time = max(entry.max_response_time, high)  # type: ignore[assignment]
+        times = entry.response_times
+        for key in keys:
+            times[key] += 1
 
 
 def set_csv_writer_class(cls: type[locust.stats.StatsCSVFileWriter]) -> None:
@@ -170,13 +177,15 @@ _fallback_logged = False
 StampedRead = Callable[[int], tuple[bytes, float]]
 
 
+_KERNEL_STAMPS_HERE = (
+    sys.platform == "linux"
+    and _CMSG_SPACE > 0
+    and not os.uname().machine.startswith(("alpha", "mips", "parisc", "sparc"))
+)
+
+
 def kernel_stamps_wanted() -> bool:
-    return (
-        sys.platform == "linux"
-        and _CMSG_SPACE > 0
-        and os.environ.get(KERNEL_STAMPS_ENV, "1") != "0"
-        and not os.uname().machine.startswith(("alpha", "mips", "parisc", "sparc"))
-    )
+    return _KERNEL_STAMPS_HERE and os.environ.get(KERNEL_STAMPS_ENV, "1") != "0"
 
 
 def _fallback(sock: Any, why: object) -> StampedRead:
@@ -312,7 +321,15 @@ def missing_internals() -> list[str]:
         ),
         "locust.stats.StatsEntry fields (log_many)": all(
             f"self.{name}" in inspect.getsource(locust.stats.StatsEntry)
-            for name in ("num_reqs_per_sec", "total_response_time", "min_response_time", "response_times")
+            for name in (
+                "num_reqs_per_sec",
+                "last_request_timestamp",
+                "total_response_time",
+                "min_response_time",
+                "response_times",
+                "use_response_times_cache",
+                "_cache_response_times",
+            )
         ),
         "locust.runners.WorkerRunner._send_stats": hasattr(WorkerRunner, "_send_stats"),
         "locust.dispatch.UsersDispatcher._prepare_rebalance": hasattr(UsersDispatcher, "_prepare_rebalance"),

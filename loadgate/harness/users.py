@@ -17,6 +17,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
+from loadgate import options as opts
 from loadgate.client import protocol as p
 from loadgate.harness import arrival, locust_compat
 from loadgate.harness.api import ApiClient, ChatResult
@@ -134,9 +135,9 @@ class LoadgateUser(FastHttpUser):
         return body
 
 
-def _weighted(taskset: LoadgateTasks, weights: dict[str, float]) -> Any:
-    """Pick among the tasks left after tag filtering, by weights read from the live settings; never a
-    task whose route the target does not serve (start-up probe)."""
+def _weighted(taskset: LoadgateTasks, weights: dict[str, float]) -> tuple[list[Any], list[float]]:
+    """The tasks to pick among (those left after tag filtering, never one whose route the target does not
+    serve: start-up probe) with their cumulative weights (only weights > 0; all alike when none is)."""
     found = taskset.lg_user.lg.probe
     tasks = [
         t
@@ -146,9 +147,11 @@ def _weighted(taskset: LoadgateTasks, weights: dict[str, float]) -> Any:
     if not tasks:
         raise StopUser()  # nothing this class calls is served (its class weight is 0 on the master)
     w = [max(0.0, weights.get(getattr(t, "__name__", ""), 0.0)) for t in tasks]
-    if sum(w) <= 0:
+    if sum(w) > 0:
+        tasks, w = [t for t, x in zip(tasks, w, strict=True) if x > 0], [x for x in w if x > 0]
+    else:
         w = [1.0] * len(tasks)  # the tags left only tasks the settings weight 0: run them anyway
-    return taskset.lg_user.rng.choices(tasks, w)[0]
+    return tasks, list(itertools.accumulate(w))
 
 
 class LoadgateTasks(TaskSet):
@@ -157,10 +160,26 @@ class LoadgateTasks(TaskSet):
     is then cut off mid-request: a spurious cancelled request. A conversation sends no further turn
     either; a submitted job is still polled to its end (until --stop-timeout)."""
 
+    _choice: tuple[Any, Any, list[Any], list[float]] | None = None  # settings, probe, tasks, cum. weights
+
     @property
     def lg_user(self) -> Any:
         """The user, typed by each task set (ChatUserBase, BatchUserBase, ModelsUserBase)."""
         return self.user
+
+    def task_weights(self, settings: opts.Settings) -> dict[str, float]:
+        """Each task's weight under the live settings, by task name (none given: all alike)."""
+        return {}
+
+    def get_next_task(self) -> Any:
+        """A task by its weight under the live settings. The choice is worked out again only when the
+        settings (replaced whole when the web UI edits them) or the probe's findings change."""
+        st = self.lg_user.lg
+        choice = self._choice
+        if choice is None or choice[0] is not st.settings or choice[1] is not st.probe:
+            choice = self._choice = (st.settings, st.probe, *_weighted(self, self.task_weights(st.settings)))
+        tasks, cumulative = choice[2], choice[3]
+        return tasks[0] if len(tasks) == 1 else self.lg_user.rng.choices(tasks, cum_weights=cumulative)[0]
 
     def wait(self) -> None:
         super().wait()
@@ -187,17 +206,13 @@ class ChatTasks(LoadgateTasks):
     def lg_user(self) -> ChatUserBase:
         return cast("ChatUserBase", self.user)
 
-    def get_next_task(self) -> Any:
-        s = self.lg_user.lg.settings
-        single = 1.0 - s.multi_turn_ratio
-        return _weighted(
-            self,
-            {
-                "stream_chat": single * s.stream_ratio,
-                "non_stream_chat": single * (1.0 - s.stream_ratio),
-                "multi_turn_chat": s.multi_turn_ratio,
-            },
-        )
+    def task_weights(self, settings: opts.Settings) -> dict[str, float]:
+        single = 1.0 - settings.multi_turn_ratio
+        return {
+            "stream_chat": single * settings.stream_ratio,
+            "non_stream_chat": single * (1.0 - settings.stream_ratio),
+            "multi_turn_chat": settings.multi_turn_ratio,
+        }
 
     @tag("stream", "chat")
     @task
@@ -264,15 +279,12 @@ class BatchTasks(LoadgateTasks):
     def lg_user(self) -> BatchUserBase:
         return cast("BatchUserBase", self.user)
 
-    def get_next_task(self) -> Any:
-        mode = self.lg_user.lg.settings.batch_mode
-        return _weighted(
-            self,
-            {
-                "async_job": 1.0 if mode in ("async", "both") else 0.0,
-                "batch_job": 1.0 if mode in ("batch", "both") else 0.0,
-            },
-        )
+    def task_weights(self, settings: opts.Settings) -> dict[str, float]:
+        mode = settings.batch_mode
+        return {
+            "async_job": 1.0 if mode in ("async", "both") else 0.0,
+            "batch_job": 1.0 if mode in ("batch", "both") else 0.0,
+        }
 
     @tag("async")
     @task
@@ -305,8 +317,8 @@ class ModelsTasks(LoadgateTasks):
     def lg_user(self) -> ModelsUserBase:
         return cast("ModelsUserBase", self.user)
 
-    def get_next_task(self) -> Any:
-        return _weighted(self, {"list_models": 3.0, "get_model": 2.0, "health": 1.0})
+    def task_weights(self, settings: opts.Settings) -> dict[str, float]:
+        return {"list_models": 3.0, "get_model": 2.0, "health": 1.0}
 
     @tag("models")
     @task(3)

@@ -65,11 +65,12 @@ def test_a_worker_is_known_before_locust_sets_its_runner():
     assert not locust_compat.is_worker(env)  # once set, the runner decides
 
 
-def test_log_many_gives_the_entry_of_one_log_per_value():
+def test_log_many_gives_each_entry_what_one_log_per_value_gives():
     from locust.stats import RequestStats
 
     values = [0.0, 12.34, 0.5, 147.4, 3.0, 12.34]
-    one, bulk = RequestStats().get("x", "ITL"), RequestStats().get("x", "ITL")
+    one = RequestStats().get("x", "ITL")
+    bulk = [RequestStats().get("x", "ITL"), RequestStats().get("x @m", "ITL")]  # an endpoint's and a model's
     for value in values:
         one.log(value, 0)
     locust_compat.log_many(bulk, values)
@@ -80,9 +81,30 @@ def test_log_many_gives_the_entry_of_one_log_per_value():
         "min_response_time",
         "max_response_time",
         "response_times",
+        "total_content_length",
+        "num_none_requests",
     )
-    assert [getattr(bulk, f) for f in fields] == [getattr(one, f) for f in fields]
-    assert sum(bulk.num_reqs_per_sec.values()) == len(values)
+    for entry in bulk:
+        assert [getattr(entry, f) for f in fields] == [getattr(one, f) for f in fields]
+        assert sum(entry.num_reqs_per_sec.values()) == len(values)
+        assert entry.last_request_timestamp == pytest.approx(one.last_request_timestamp, abs=1)
+
+
+def test_log_many_caches_the_histogram_when_a_new_second_starts_as_log_does():
+    """The response-times cache behind Locust's current percentiles (its web UI and the live SLA)."""
+    from locust.stats import RequestStats
+
+    one, bulk = (RequestStats(use_response_times_cache=True).get("x", "TTFT") for _ in range(2))
+    for entry in (one, bulk):
+        entry.log(10.0, 0)
+        entry.last_request_timestamp -= 5  # the previous sample came 5 s ago
+        entry.response_times_cache.clear()
+    one.log(20.0, 0)
+    locust_compat.log_many([bulk], [20.0])
+    assert list(bulk.response_times_cache) == list(one.response_times_cache) != []
+    assert [c.response_times for c in bulk.response_times_cache.values()] == [
+        c.response_times for c in one.response_times_cache.values()
+    ]
 
 
 @pytest.mark.parametrize("kernel_stamps", [True, False])

@@ -279,3 +279,48 @@ def test_batch_output_missing_lines_is_a_failure():
     assert check_batch_output(body, ["a"]) == [(3, "x")]
     with pytest.raises(ResponseInvalid, match="^batch output missing 1 of 2 lines$"):
         check_batch_output(body, ["a", "b"])
+
+
+# -- the task mix -------------------------------------------------------------------------------------
+
+
+def test_the_task_mix_follows_settings_and_probe_replaced_mid_run():
+    """The choice is cached per settings/probe object: a web-UI edit (new Settings) or a probe's findings
+    change the next pick at once; a weight of 0 is never picked; nothing served stops the user."""
+    import dataclasses
+    from collections import Counter
+
+    from locust.env import Environment
+    from locust.exception import StopUser
+
+    from loadgate.harness.state import state
+    from loadgate.harness.users import BatchTasks, BatchUserBase, ChatTasks, ChatUserBase
+    from loadgate.target import ASYNC, BATCH, ProbeResult, RouteProbe
+
+    class ChatUser(ChatUserBase):
+        host = "http://127.0.0.1:9"  # never called
+
+    class BatchUser(BatchUserBase):
+        host = "http://127.0.0.1:9"
+
+    env = Environment(user_classes=[ChatUser, BatchUser], parsed_options=None)
+    st = state(env)
+    st.settings = dataclasses.replace(st.settings, stream_ratio=1.0, multi_turn_ratio=0.0)
+    chat = ChatTasks(ChatUser(env))
+
+    def mix(tasks, n=200):
+        return Counter(tasks.get_next_task().__name__ for _ in range(n))
+
+    assert mix(chat) == {"stream_chat": 200}
+    st.settings = dataclasses.replace(st.settings, stream_ratio=0.25, multi_turn_ratio=0.2)
+    picked = mix(chat, 2000)
+    assert set(picked) == {"stream_chat", "non_stream_chat", "multi_turn_chat"}
+    assert 300 < picked["multi_turn_chat"] < 500 and 300 < picked["stream_chat"] < 500  # 20%, 0.8 * 25%
+    batch = BatchTasks(BatchUser(env))
+    st.settings = dataclasses.replace(st.settings, batch_mode="both")
+    assert set(mix(batch)) == {"async_job", "batch_job"}
+    st.probe = ProbeResult("http://x", {ASYNC: RouteProbe(False, "HTTP 404 (absent)")})
+    assert mix(batch) == {"batch_job": 200}
+    st.probe = ProbeResult("http://x", {ASYNC: RouteProbe(False, "x"), BATCH: RouteProbe(False, "x")})
+    with pytest.raises(StopUser):
+        batch.get_next_task()
