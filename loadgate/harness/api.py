@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +108,25 @@ def _note_absent(method: str, name: str, status: int = 404) -> None:
         )
 
 
+class Settled:
+    """The with-block of :meth:`ApiClient.settled` (a class: a generator context manager costs more, on
+    every request). A user killed while reading the body, before any result was marked, is counted as
+    cancelled here, once: Locust's with-block reports nothing for it (it lets the GreenletExit through)."""
+
+    __slots__ = ("resp", "note", "on_cancelled")
+
+    def __init__(self, resp: Any, note: RequestNote, on_cancelled: Callable[[RequestNote], None]) -> None:
+        self.resp, self.note, self.on_cancelled = resp, note, on_cancelled
+
+    def __enter__(self) -> Any:
+        return self.resp.__enter__()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> bool | None:
+        if kind is not None and issubclass(kind, GreenletExit) and not locust_compat.result_marked(self.resp):
+            self.on_cancelled(self.note)
+        return bool(self.resp.__exit__(kind, error, tb))
+
+
 class ApiClient:
     """One user's requests. ``session`` is the FastHttpUser's client; ``settings`` returns the live
     settings (the web UI may change them between tests); ``on_lost_at_stop(name)`` is called for a job
@@ -144,11 +162,10 @@ class ApiClient:
         if self.log_cancelled is not None:
             self.log_cancelled(note)
 
-    @contextmanager
     def settled(
         self, method: str, url: str, name: str, note: RequestNote | None = None, **kwargs: Any
-    ) -> Iterator[Any]:
-        """``session.request(..., stream=True, catch_response=True)`` as a with-block that also settles a
+    ) -> Settled:
+        """``session.request(..., stream=True, catch_response=True)`` for a with-block that also settles a
         request cut off by the run stopping. Locust kills users mid-request when the run ends and never
         reports that request although the server got it. Such a request is not a failure of the target:
         it is counted once, as cancelled, in loadgate's own counters (``on_cancelled``) and not in
@@ -166,15 +183,7 @@ class ApiClient:
             if locust_compat.reached_the_wire(stop):
                 self._cancelled(note)
             raise
-        with resp:
-            try:
-                yield resp
-            except GreenletExit:
-                # Killed while reading the body. With no result marked yet, Locust's with-block reports
-                # nothing for it (it lets the GreenletExit through), so it is counted here, once.
-                if not locust_compat.result_marked(resp):
-                    self._cancelled(note)
-                raise
+        return Settled(resp, note, self._cancelled)
 
     def status_failure(self, resp: Any, method: str, name: str, endpoint_route: bool = True) -> str | None:
         """The failure reason of a response that is not a 2xx, or None when it is one. endpoint_route=False
@@ -280,7 +289,7 @@ class ApiClient:
             for chunk, now in locust_compat.iter_timed_body(resp):
                 length += len(chunk)
                 for data in parser.payloads(chunk):
-                    if data == b"[DONE]" or data.strip() == b"[DONE]":
+                    if not data.startswith(b"{") and data.strip() == b"[DONE]":  # (no copy per token)
                         done = True
                         continue
                     text, obj = chunk_of(data)

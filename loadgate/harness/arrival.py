@@ -12,7 +12,8 @@ schedule_lag_p50/p99/max, arrivals_waiting_at_stop) with the cause that dominate
 The rate is owned by the local runner or the master (:class:`Controller`): the total plan (a constant
 rate, a stages timeline, or a capacity search step) is split across worker processes in proportion to
 the users of each class they run, and re-split when that changes (a worker joins or leaves, users are
-spawned): each worker gets its share by the custom message ``loadgate_rate``. The class weights
+spawned): each worker gets its share by the custom message ``loadgate_rate`` (again when its
+``loadgate_rate_ready`` says the first one may have come too early). The class weights
 (--chat-weight... or a stage's weights) set each class's share of the rate.
 """
 
@@ -43,7 +44,9 @@ logger = logging.getLogger("loadgate")
 # workers with every spawn message, so a worker knows the run is open loop before its first user starts.
 OPEN_LOOP_OPTION = "loadgate_open_loop"
 RATE_MESSAGE = "loadgate_rate"
+READY_MESSAGE = "loadgate_rate_ready"  # worker -> master: my rate handler is in place, (re)send my share
 IN_FLIGHT_KEY = "loadgate_in_flight"  # a worker's requests in flight, in its reports to the master
+SHARED_KEY = "loadgate_rate_shared"  # whether a worker holds a share of the rate, in its reports
 PUSH_INTERVAL_S = 0.5
 
 
@@ -485,15 +488,31 @@ def install(environment: Any) -> None:
             state(environment).llm.arrivals.active = True
 
         def on_report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
-            data[IN_FLIGHT_KEY] = dispatcher(environment).in_flight
+            d = dispatcher(environment)
+            data[IN_FLIGHT_KEY], data[SHARED_KEY] = d.in_flight, d.config is not None
 
         runner.register_message(RATE_MESSAGE, on_rate)
         environment.events.report_to_master.add_listener(on_report)
+        # A worker says it is ready before its init listeners run; a headless master can start the test
+        # (and send the share) in between, and Locust drops a message nobody handles yet.
+        runner.send_message(READY_MESSAGE)
     elif isinstance(runner, MasterRunner):
+
+        def on_ready(environment: Any, msg: Any, **_kw: Any) -> None:
+            rate = state(environment).rate
+            if rate is not None:
+                rate.sent.pop(msg.node_id, None)
+                rate.push()
+
+        runner.register_message(READY_MESSAGE, on_ready)
 
         def on_worker_report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
             if IN_FLIGHT_KEY in data:
                 controller(environment).in_flight[client_id] = int(data[IN_FLIGHT_KEY])
+            if (
+                data.get(SHARED_KEY) is False
+            ):  # its share never arrived (or not yet): the next push resends it
+                controller(environment).sent.pop(client_id, None)
 
         environment.events.worker_report.add_listener(on_worker_report)
 

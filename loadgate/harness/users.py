@@ -258,8 +258,8 @@ class ChatUserBase(LoadgateUser):
         stream=None picks streaming per turn by --stream-ratio."""
         st = self.lg
         prompt = st.prompts.sample(self.rng)
-        messages = [dict(m) for m in prompt.messages]
-        followups = list(prompt.followups or DEFAULT_FOLLOWUPS)
+        messages = list(prompt.messages)  # a conversation appends to its own list (the turns: not changed)
+        followups = prompt.followups or DEFAULT_FOLLOWUPS
         for turn in range(turns):
             streamed = stream if stream is not None else self.rng.random() < st.settings.stream_ratio
             body = self.chat_body(messages, streamed, prompt.max_tokens)
