@@ -45,12 +45,12 @@ class ResponseInvalid(Exception):
     """A response that arrived but breaks the protocol; str() is the failure reason."""
 
 
-def request_headers(request_id: str | None = None) -> dict[str, str]:
-    """Authorization from OPENAI_API_KEY (none when unset) and an X-Request-Id to match truth logs."""
+def request_headers(key: str | None, request_id: str | None = None) -> dict[str, str]:
+    """Authorization from ``key`` (OPENAI_API_KEY, read once per user; none when unset) and an
+    X-Request-Id to match truth logs."""
     # 128 random bits as uuid4().hex has, without its os.urandom call per request (the random module
     # reseeds in a forked child, so --processes children never repeat each other's ids)
     headers = {"X-Request-Id": request_id or f"{random.getrandbits(128):032x}"}
-    key = api_key()
     if key:
         headers["Authorization"] = f"Bearer {key}"
     return headers

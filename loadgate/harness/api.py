@@ -26,7 +26,7 @@ from loadgate.client.timing import RequestTiming
 from loadgate.contract import NAME_ASYNC, NAME_BATCH, NAME_NON_STREAM, NAME_STREAM
 from loadgate.harness import locust_compat
 from loadgate.harness.locust_compat import HTTPConnectionClosed
-from loadgate.options import Settings
+from loadgate.options import Settings, api_key
 
 logger = logging.getLogger("loadgate")
 
@@ -150,6 +150,8 @@ class ApiClient:
         self.count_tokens = count_tokens
         self.log_cancelled = log_cancelled  # the request log's line for a cancelled request
         self.arrival = arrival  # rate mode: the arrival the next request starts (taken once)
+        self.api_key = api_key()  # read once per user, not per request (an environment lookup)
+        self.kernel_stamps = locust_compat.kernel_stamps_wanted()
 
     @property
     def timeout_s(self) -> float:
@@ -232,7 +234,7 @@ class ApiClient:
         name = NAME_STREAM if stream else NAME_NON_STREAM
         if stream:
             body = {**body, "stream_options": {"include_usage": True}}
-        headers = p.request_headers(request_id)
+        headers = p.request_headers(self.api_key, request_id)
         headers["Content-Type"] = headers["Accept"] = "application/json"  # what Locust's json= sets
         payload = p.dumps(body)  # orjson where installed: Locust's json= would use the stdlib
         model = body.get("model")
@@ -286,7 +288,7 @@ class ApiClient:
         parser, parts, length, done = SSEParser(), [], 0, False
         stamp, chunk_of = timing.t_tokens.append, p.stream_chunk_data
         try:
-            for chunk, now in locust_compat.iter_timed_body(resp):
+            for chunk, now in locust_compat.iter_timed_body(resp, self.kernel_stamps):
                 length += len(chunk)
                 for data in parser.payloads(chunk):
                     if not data.startswith(b"{") and data.strip() == b"[DONE]":  # (no copy per token)
@@ -329,7 +331,7 @@ class ApiClient:
         """One request settled exactly once. ``handle(body)`` turns a 2xx body into the result or raises
         ResponseInvalid to fail it. Returns (result, None) on success, (None, reason) on failure."""
         t_send = time.perf_counter()
-        headers = {**p.request_headers(), **kwargs.pop("headers", {})}
+        headers = {**p.request_headers(self.api_key), **kwargs.pop("headers", {})}
         with self.settled(method, url, name, headers=headers, **kwargs) as resp:
             reason = self.status_failure(resp, method, name, endpoint_route)
             result = None

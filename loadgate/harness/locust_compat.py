@@ -15,6 +15,7 @@ import ssl
 import struct
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -173,6 +174,7 @@ _TIMESPEC = struct.Struct("@ll")  # struct timespec {tv_sec; tv_nsec} as the ker
 _CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
 KERNEL_STAMPS_ENV = "LOADGATE_KERNEL_STAMPS"  # "0": stamp at the read (tests compare the two)
 _fallback_logged = False
+_STAMPING: weakref.WeakSet[Any] = weakref.WeakSet()  # sockets with receive stamping turned on
 
 StampedRead = Callable[[int], tuple[bytes, float]]
 
@@ -197,23 +199,26 @@ def _fallback(sock: Any, why: object) -> StampedRead:
     return lambda n: (recv(n), perf_counter())
 
 
-def stamped_reader(sock: Any) -> StampedRead:
+def stamped_reader(sock: Any, kernel: bool | None = None) -> StampedRead:
     """``read(n) -> (bytes, stamp)``: the stamp (perf_counter domain) is when the kernel received the LAST
     bytes of the read (TCP stamps each segment; a read, or segments coalesced in the receive queue, that
-    spans several carries the latest one), never later than the read itself. The option is set on every
-    streamed response (one syscall; keep-alive sockets keep it, harmless). The kernel stamps with
+    spans several carries the latest one), never later than the read itself. The option is set once a
+    socket (keep-alive sockets keep it; harmless for other reads). ``kernel``: use the stamps (None: as
+    LOADGATE_KERNEL_STAMPS says, read now). The kernel stamps with
     CLOCK_REALTIME: the offset to perf_counter (CLOCK_MONOTONIC, same rate) is measured here, once a
     response, so a wall-clock step between responses cannot skew it. TLS sockets, other systems and any
     failure read as before, stamped at the read; so do the first reads of a run if Linux has not yet
     turned receive stamping on (it does so lazily, in a work item, when the first socket asks)."""
     if (
-        not kernel_stamps_wanted()
+        not (kernel_stamps_wanted() if kernel is None else kernel)
         or isinstance(sock, ssl.SSLSocket)
         or "ssl" in type(sock).__module__.lower()
     ):
         return _fallback(sock, "disabled, not Linux or a TLS socket")
     try:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        if sock not in _STAMPING:  # once a socket (a keep-alive connection serves many responses)
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            _STAMPING.add(sock)
         recvmsg = sock.recvmsg  # gevent's cooperative recvmsg
     except (OSError, AttributeError) as e:
         return _fallback(sock, e)
@@ -238,7 +243,7 @@ def stamped_reader(sock: Any) -> StampedRead:
     return read
 
 
-def iter_timed_body(resp: FastResponse) -> Iterator[tuple[bytes, float]]:
+def iter_timed_body(resp: FastResponse, kernel: bool | None = None) -> Iterator[tuple[bytes, float]]:
     """iter_body with each chunk's arrival stamp (perf_counter domain; see stamped_reader). Bytes that
     geventhttpclient had already buffered with the headers (it reads with its own recv) are stamped when
     yielded: they arrived no later than the response's first byte."""
@@ -258,7 +263,7 @@ def iter_timed_body(resp: FastResponse) -> Iterator[tuple[bytes, float]]:
         if raw.message_complete or sock is None:
             return
         if read is None:
-            read = stamped_reader(sock)
+            read = stamped_reader(sock, kernel)
         data, received = read(raw.block_size)
         if not data:
             raise HTTPConnectionClosed("connection closed mid-body")
