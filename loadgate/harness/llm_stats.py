@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from itertools import chain
 from types import SimpleNamespace
@@ -206,12 +206,14 @@ class LlmStats:
         model, in that model's rows too ("<name> @<model>", contract.model_row); counters once."""
         entries = self.stats.entries
         rows = (name, contract.model_row(name, model)) if model else (name,)
-        for metric, value in zip(FIGURES, timing.figures(), strict=True):
-            if value is not None:
-                locust_compat.log_many([entries[(row, metric)] for row in rows], (value,))
-        gaps = timing.itl_ms
-        if gaps:  # (indexing creates the row: a non-streamed response has no ITL row)
-            locust_compat.log_many([entries[(row, ITL)] for row in rows], gaps)
+        samples: list[tuple[list[StatsEntry], Sequence[float]]] = [
+            ([entries[(row, metric)] for row in rows], (value,))
+            for metric, value in zip(FIGURES, timing.figures(), strict=True)
+            if value is not None
+        ]
+        if len(timing.t_tokens) > 1:  # (indexing creates the row: a non-streamed answer has no ITL row)
+            samples.append(([entries[(row, ITL)] for row in rows], timing.itl_ms))
+        locust_compat.log_samples(samples)
         self._touch_total()
         c = self.counters
         c.completed += 1

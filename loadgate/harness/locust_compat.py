@@ -43,34 +43,35 @@ def set_bucketing(bucket: Callable[[float], float] | None) -> None:
     locust.stats.bucket_response_time = bucket or _LOCUST_BUCKETING  # type: ignore[assignment]
 
 
-def log_many(entries: Sequence[locust.stats.StatsEntry], values: Sequence[float]) -> None:
-    """``entry.log(value, 0)`` for every value in every entry, in one pass: the same count, per-second
-    count, sum, min, max, histogram and response-times cache as StatsEntry.log (its fields
-    num_requests, num_reqs_per_sec, last_request_timestamp, total_response_time, min/max_response_time,
-    response_times; _cache_response_times when a new second starts), with one clock read and each value
-    bucketed once. An answer's figures go to its endpoint's row and its model's row; a stream's ITL gaps
-    are recorded together at the end of the response."""
-    if not values:
-        return
+def log_samples(samples: Sequence[tuple[Sequence[locust.stats.StatsEntry], Sequence[float]]]) -> None:
+    """For each (entries, values): ``entry.log(value, 0)`` for every value in every entry, in one pass: the
+    same count, per-second count, sum, min, max, histogram and response-times cache as StatsEntry.log (its
+    fields num_requests, num_reqs_per_sec, last_request_timestamp, total_response_time,
+    min/max_response_time, response_times; _cache_response_times when a new second starts), with one
+    clock read for all and each value bucketed once. One answer's figures go to its endpoint's rows and
+    its model's rows at once; a stream's ITL gaps are recorded together at the end of the response."""
     now = time.time()
     second = int(now)
     bucket = locust.stats.bucket_response_time
-    keys = [bucket(v) for v in values]
-    count, total, low, high = len(values), sum(values), min(values), max(values)
-    for entry in entries:
-        last = entry.last_request_timestamp
-        if entry.use_response_times_cache and last and second > int(last):
-            entry._cache_response_times(second - 1)
-        entry.num_requests += count
-        entry.num_reqs_per_sec[second] += count
-        entry.last_request_timestamp = now
-        entry.total_response_time += total  # type: ignore[assignment]
-        least = entry.min_response_time
-        entry.min_response_time = low if least is None else min(least, low)  # type: ignore[assignment]
-        entry.max_response_time = max(entry.max_response_time, high)  # type: ignore[assignment]
-        times = entry.response_times
-        for key in keys:
-            times[key] += 1
+    for entries, values in samples:
+        if not values:
+            continue
+        keys = [bucket(v) for v in values]
+        count, total, low, high = len(values), sum(values), min(values), max(values)
+        for entry in entries:
+            last = entry.last_request_timestamp
+            if entry.use_response_times_cache and last and second > int(last):
+                entry._cache_response_times(second - 1)
+            entry.num_requests += count
+            entry.num_reqs_per_sec[second] += count
+            entry.last_request_timestamp = now
+            entry.total_response_time += total  # type: ignore[assignment]
+            least = entry.min_response_time
+            entry.min_response_time = low if least is None else min(least, low)  # type: ignore[assignment]
+            entry.max_response_time = max(entry.max_response_time, high)  # type: ignore[assignment]
+            times = entry.response_times
+            for key in keys:
+                times[key] += 1
 
 
 def set_csv_writer_class(cls: type[locust.stats.StatsCSVFileWriter]) -> None:
@@ -324,7 +325,7 @@ def missing_internals() -> list[str]:
         "locust.stats.StatsCSVFileWriter.close_files": hasattr(
             locust.stats.StatsCSVFileWriter, "close_files"
         ),
-        "locust.stats.StatsEntry fields (log_many)": all(
+        "locust.stats.StatsEntry fields (log_samples)": all(
             f"self.{name}" in inspect.getsource(locust.stats.StatsEntry)
             for name in (
                 "num_reqs_per_sec",

@@ -65,7 +65,7 @@ def test_a_worker_is_known_before_locust_sets_its_runner():
     assert not locust_compat.is_worker(env)  # once set, the runner decides
 
 
-def test_log_many_gives_each_entry_what_one_log_per_value_gives():
+def test_log_samples_gives_each_entry_what_one_log_per_value_gives():
     from locust.stats import RequestStats
 
     values = [0.0, 12.34, 0.5, 147.4, 3.0, 12.34]
@@ -73,8 +73,7 @@ def test_log_many_gives_each_entry_what_one_log_per_value_gives():
     bulk = [RequestStats().get("x", "ITL"), RequestStats().get("x @m", "ITL")]  # an endpoint's and a model's
     for value in values:
         one.log(value, 0)
-    locust_compat.log_many(bulk, values)
-    locust_compat.log_many(bulk, [])
+    locust_compat.log_samples([(bulk, values), (bulk, [])])
     fields = (
         "num_requests",
         "total_response_time",
@@ -90,7 +89,7 @@ def test_log_many_gives_each_entry_what_one_log_per_value_gives():
         assert entry.last_request_timestamp == pytest.approx(one.last_request_timestamp, abs=1)
 
 
-def test_log_many_caches_the_histogram_when_a_new_second_starts_as_log_does():
+def test_log_samples_caches_the_histogram_when_a_new_second_starts_as_log_does():
     """The response-times cache behind Locust's current percentiles (its web UI and the live SLA)."""
     from locust.stats import RequestStats
 
@@ -100,7 +99,7 @@ def test_log_many_caches_the_histogram_when_a_new_second_starts_as_log_does():
         entry.last_request_timestamp -= 5  # the previous sample came 5 s ago
         entry.response_times_cache.clear()
     one.log(20.0, 0)
-    locust_compat.log_many([bulk], [20.0])
+    locust_compat.log_samples([([bulk], [20.0])])
     assert list(bulk.response_times_cache) == list(one.response_times_cache) != []
     assert [c.response_times for c in bulk.response_times_cache.values()] == [
         c.response_times for c in one.response_times_cache.values()
