@@ -83,7 +83,7 @@ class LoadgateUser(FastHttpUser):
             arrival.next_arrival(self)
             return 0.0
         low, high = self.lg.settings.think_time_s
-        return self.rng.uniform(low, high)
+        return self.rng.uniform(low, high) if high > low else low
 
     def on_stop(self) -> None:
         arrival.release(self)
@@ -243,14 +243,14 @@ class ChatUserBase(LoadgateUser):
         synthetic prompt this request sends as it is (a conversation's first turn), whose length is checked."""
         result = self.api.chat(body)
         if result.ok and result.timing is not None:
-            timing = result.timing
-            self.lg.llm.record(result.name, timing, body.get("model"))
+            st, timing = self.lg, result.timing
+            st.llm.record(result.name, timing, body.get("model"))
             requested = prompt.input_tokens if prompt is not None else None
-            self.lg.llm.lengths.record(
+            st.llm.lengths.record(
                 timing.prompt_tokens, timing.output_tokens, requested, body.get("max_tokens")
             )
-            if prompt is not None and isinstance(self.lg.prompts, SyntheticPrompts):
-                self.lg.prompts.observe(prompt, timing.prompt_tokens)
+            if prompt is not None and isinstance(st.prompts, SyntheticPrompts):
+                st.prompts.observe(prompt, timing.prompt_tokens)
         return result
 
     def converse(self, turns: int, stream: bool | None) -> None:
