@@ -509,9 +509,8 @@ def install(environment: Any) -> None:
         def on_worker_report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
             if IN_FLIGHT_KEY in data:
                 controller(environment).in_flight[client_id] = int(data[IN_FLIGHT_KEY])
-            if (
-                data.get(SHARED_KEY) is False
-            ):  # its share never arrived (or not yet): the next push resends it
+            # its share never arrived (or not yet): the next push resends it
+            if data.get(SHARED_KEY) is False:
                 controller(environment).sent.pop(client_id, None)
 
         environment.events.worker_report.add_listener(on_worker_report)
