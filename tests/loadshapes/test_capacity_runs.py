@@ -87,7 +87,7 @@ def test_even_the_first_step_failing_exits_1(tmp_path):
     sla = write(tmp_path, "sla.yaml", 'thresholds:\n  "POST /v1/chat/completions": ["p(95) < 100"]\n')
     mock = write(tmp_path, "mock.yaml", yaml.safe_dump(KNOWN_CAPACITY))  # every answer takes ~0.94 s
     done = run_job(
-        tmp_path, "--find-capacity", "--capacity-step-time", "3s", "--users", "10", "--models", "loadgate-small",
+        tmp_path, "--find-capacity", "--capacity-step-time", "5s", "--users", "10", "--models", "loadgate-small",
         *CHAT_ONLY, "--thresholds", sla, "--mock-config", mock,
     )  # fmt: skip
     assert done.returncode == 1, done.stderr[-3000:]

@@ -844,7 +844,7 @@ def test_requests_cut_off_by_the_stop_are_cancelled_not_failed(tmp_path: Path, m
     so it must be counted once, as cancelled in loadgate's summary, and not as a failure of the target
     (which would fail a healthy run: Locust exits 1 on any failure)."""
     truth_log = tmp_path / "truth.jsonl"
-    slow = {"ttft": 2.5, "tokens_per_s": 40, "output_tokens": 60}  # 4 s: every user is mid-request at 3 s
+    slow = {"ttft": 4.5, "tokens_per_s": 40, "output_tokens": 60}  # 6 s: every user is mid-request at 5 s
     mock = mock_server(config=mock_config(models={"loadgate-small": slow}), truth_log=truth_log)
     proc, prefix = run_locust(
         tmp_path,
@@ -856,7 +856,7 @@ def test_requests_cut_off_by_the_stop_are_cancelled_not_failed(tmp_path: Path, m
         "--tags",
         tag,
         users=3,
-        run_time="3s",  # (a busy machine may start a user late: a second more to send its first)
+        run_time="5s",  # (a busy CI host started users 3 s late: time to send their first)
         user_classes=("ChatUser",),
     )
     mock.stop()
