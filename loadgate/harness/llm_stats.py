@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from itertools import chain
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import locust.stats
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
 
 REPORT_KEY = "loadgate_llm"  # key of our payload in the worker -> master report
 FIGURES = (TTFB, TTFT, E2E, TPOT, TOKENS_PER_S)  # the metrics of RequestTiming.figures(), in its order
+FOLD_VALUES = 256  # pending figures and ITL gaps that trigger a fold (each well under a millisecond)
 
 
 @dataclass
@@ -181,7 +181,15 @@ class LlmStats:
     """The LLM metrics of one process (local, worker or master)."""
 
     def __init__(self, goodput: GoodputTargets | None = None) -> None:
-        self.stats = RequestStats(use_response_times_cache=True)
+        self._stats = RequestStats(use_response_times_cache=True)
+        # Answers of the current second not yet in the rows: (name, model) -> [(figures, ITL gaps)].
+        # Recorded in bulk (_fold): once per second, every FOLD_VALUES values, and before any read.
+        self._pending: dict[
+            tuple[str, str | None], list[tuple[tuple[float | None, ...], Sequence[float]]]
+        ] = {}
+        self._pending_values = 0
+        self._pending_second = 0
+        self._pending_last = 0.0  # epoch time of the newest pending answer
         self.counters = LlmCounters()
         self.arrivals = ArrivalStats()
         self.tokens_by_name: dict[str, int] = {}  # output tokens per endpoint (the LLM charts' tokens/s)
@@ -192,29 +200,35 @@ class LlmStats:
         self.lengths = LengthTally()  # input/output lengths of the answers (--input-tokens' check)
         self.window_end: float | None = None  # test stop; None while running
 
+    @property
+    def stats(self) -> RequestStats:
+        """The rows (Locust's RequestStats), every answer recorded so far in them."""
+        if self._pending:
+            self._fold()
+        return self._stats
+
     def log(self, metric: str, name: str, value: float) -> None:
         self.stats.entries[(name, metric)].log(value, 0)  # type: ignore[arg-type]
-        self._touch_total()
+        self._touch_total(time.time())
 
-    def _touch_total(self) -> None:
+    def _touch_total(self, now: float) -> None:
         # The total row is never written (a mix of TTFT and ITL samples means nothing), but each row's
         # requests/s reads the collection's start and last-sample times from it.
-        self.stats.total.last_request_timestamp = time.time()
+        self._stats.total.last_request_timestamp = now
 
     def record(self, name: str, timing: RequestTiming, model: str | None = None) -> None:
         """Record every figure one successful chat response yields, in the endpoint's rows and, with a
-        model, in that model's rows too ("<name> @<model>", contract.model_row); counters once."""
-        entries = self.stats.entries
-        rows = (name, contract.model_row(name, model)) if model else (name,)
-        samples: list[tuple[list[StatsEntry], Sequence[float]]] = [
-            ([entries[(row, metric)] for row in rows], (value,))
-            for metric, value in zip(FIGURES, timing.figures(), strict=True)
-            if value is not None
-        ]
-        if len(timing.t_tokens) > 1:  # (indexing creates the row: a non-streamed answer has no ITL row)
-            samples.append(([entries[(row, ITL)] for row in rows], timing.itl_ms))
-        locust_compat.log_samples(samples)
-        self._touch_total()
+        model, in that model's rows too ("<name> @<model>", contract.model_row); counters once. The
+        figures wait in a list and reach the rows in bulk (far cheaper per answer than row by row), in
+        small batches so that no fold stalls the event loop."""
+        now = time.time()
+        if int(now) != self._pending_second or self._pending_values >= FOLD_VALUES:
+            self._fold()
+            self._pending_second = int(now)
+        gaps = timing.itl_ms if len(timing.t_tokens) > 1 else ()
+        self._pending.setdefault((name, model), []).append((timing.figures(), gaps))
+        self._pending_values += len(gaps) + len(FIGURES)
+        self._pending_last = now
         c = self.counters
         c.completed += 1
         c.output_tokens += timing.output_tokens
@@ -222,6 +236,25 @@ class LlmStats:
         c.count_source(timing.token_source)
         if self.goodput.enabled and self.goodput.met_by(timing):
             c.good += 1
+
+    def _fold(self) -> None:
+        """Log the pending answers (all from one second) into their rows."""
+        pending, self._pending, self._pending_values = self._pending, {}, 0
+        if not pending:
+            return
+        entries = self._stats.entries
+        samples: list[tuple[list[StatsEntry], Sequence[float]]] = []
+        for (name, model), answers in pending.items():
+            rows = (name, contract.model_row(name, model)) if model else (name,)
+            for i, metric in enumerate(FIGURES):
+                values = [v for figures, _ in answers if (v := figures[i]) is not None]
+                if values:  # (indexing creates the row: only figures that apply get one)
+                    samples.append(([entries[(row, metric)] for row in rows], values))
+            gaps = [gap for _, answer_gaps in answers for gap in answer_gaps]
+            if gaps:
+                samples.append(([entries[(row, ITL)] for row in rows], gaps))
+        locust_compat.log_samples(samples, self._pending_last)
+        self._touch_total(self._pending_last)
 
     def record_job(self, job: JobResult) -> None:
         """Record the end of one async or batch job (a rejected submit counts nowhere: its HTTP row failed)."""
@@ -255,7 +288,8 @@ class LlmStats:
 
     def reset(self, now: float | None = None) -> None:
         """The warm-up reset: every figure restarts, and the measured window starts at ``now``."""
-        self.stats.reset_all()
+        self._pending, self._pending_values = {}, 0  # answers before the reset or clear: dropped
+        self._stats.reset_all()
         self.counters = LlmCounters()
         self.arrivals.reset()
         self.tokens_by_name = {}
@@ -265,7 +299,8 @@ class LlmStats:
 
     def clear(self, now: float | None = None) -> None:
         """A new test: drop every row, as Locust clears its own stats at test start."""
-        self.stats.clear_all()
+        self._pending, self._pending_values = {}, 0  # answers before the reset or clear: dropped
+        self._stats.clear_all()
         self.counters = LlmCounters()
         self.arrivals.reset()
         self.tokens_by_name = {}
@@ -447,12 +482,27 @@ class _WithoutAggregated:
             self._writer.writerow(row)
 
 
+class _LlmView:
+    """What Locust's StatsCSV reads of its Environment: here the LLM rows (each read folds the pending
+    answers in: never a stale reference) and the runner."""
+
+    def __init__(self, environment: Environment, llm: LlmStats) -> None:
+        self._environment, self._llm = environment, llm
+
+    @property
+    def stats(self) -> RequestStats:
+        return self._llm.stats
+
+    @property
+    def runner(self) -> Any:
+        return self._environment.runner
+
+
 class LlmStatsCSV(StatsCSV):
     """Writes ``PREFIX_llm_stats.csv`` (and ``_llm_stats_history.csv``) with Locust's own row code."""
 
     def __init__(self, environment: Environment, llm: LlmStats, prefix: str, full_history: bool) -> None:
-        shim = SimpleNamespace(stats=llm.stats, runner=environment.runner)
-        super().__init__(shim, locust.stats.PERCENTILES_TO_REPORT)  # type: ignore[arg-type]
+        super().__init__(_LlmView(environment, llm), locust.stats.PERCENTILES_TO_REPORT)  # type: ignore[arg-type]
         self.path = contract.path(prefix, contract.LLM_STATS_CSV)
         self.history_path = contract.path(prefix, contract.LLM_STATS_HISTORY_CSV) if full_history else None
         self.full_history = True  # read by Locust's history row code: one row per entry

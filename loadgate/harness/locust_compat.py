@@ -16,6 +16,7 @@ import struct
 import sys
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -43,20 +44,23 @@ def set_bucketing(bucket: Callable[[float], float] | None) -> None:
     locust.stats.bucket_response_time = bucket or _LOCUST_BUCKETING  # type: ignore[assignment]
 
 
-def log_samples(samples: Sequence[tuple[Sequence[locust.stats.StatsEntry], Sequence[float]]]) -> None:
+def log_samples(
+    samples: Sequence[tuple[Sequence[locust.stats.StatsEntry], Sequence[float]]], now: float | None = None
+) -> None:
     """For each (entries, values): ``entry.log(value, 0)`` for every value in every entry, in one pass: the
     same count, per-second count, sum, min, max, histogram and response-times cache as StatsEntry.log (its
     fields num_requests, num_reqs_per_sec, last_request_timestamp, total_response_time,
     min/max_response_time, response_times; _cache_response_times when a new second starts), with one
-    clock read for all and each value bucketed once. One answer's figures go to its endpoint's rows and
-    its model's rows at once; a stream's ITL gaps are recorded together at the end of the response."""
-    now = time.time()
+    clock read for all (``now``: when the samples were taken, all within one second; default the clock)
+    and each value bucketed once: one batch of answers' figures go to their endpoint's rows and their
+    model's rows at once."""
+    now = time.time() if now is None else now
     second = int(now)
     bucket = locust.stats.bucket_response_time
     for entries, values in samples:
         if not values:
             continue
-        keys = [bucket(v) for v in values]
+        keys = Counter(map(bucket, values)).items()
         count, total, low, high = len(values), sum(values), min(values), max(values)
         for entry in entries:
             last = entry.last_request_timestamp
@@ -70,8 +74,8 @@ def log_samples(samples: Sequence[tuple[Sequence[locust.stats.StatsEntry], Seque
             entry.min_response_time = low if least is None else min(least, low)  # type: ignore[assignment]
             entry.max_response_time = max(entry.max_response_time, high)  # type: ignore[assignment]
             times = entry.response_times
-            for key in keys:
-                times[key] += 1
+            for key, n in keys:
+                times[key] += n
 
 
 def set_csv_writer_class(cls: type[locust.stats.StatsCSVFileWriter]) -> None:

@@ -324,3 +324,56 @@ def test_the_task_mix_follows_settings_and_probe_replaced_mid_run():
     st.probe = ProbeResult("http://x", {ASYNC: RouteProbe(False, "x"), BATCH: RouteProbe(False, "x")})
     with pytest.raises(StopUser):
         batch.get_next_task()
+
+
+def test_answers_reach_the_rows_in_bulk_exactly_as_one_log_per_figure(monkeypatch):
+    """LlmStats.record keeps a second's answers pending and logs them in bulk: once per second, every
+    FOLD_VALUES values and before any read. Each row must end up as Locust's own StatsEntry.log per
+    figure leaves it (counts per second, histogram, response-times cache); a reset drops what is pending."""
+    import locust.stats
+
+    from loadgate.contract import model_row
+    from loadgate.harness import llm_stats
+
+    clock = SimpleNamespace(now=1000.2)
+    fake_time = SimpleNamespace(time=lambda: clock.now)
+    monkeypatch.setattr(llm_stats, "time", fake_time)
+    monkeypatch.setattr(locust.stats, "time", fake_time)
+    llm, reference = LlmStats(), locust.stats.RequestStats(use_response_times_cache=True)
+    rng = random.Random(7)
+
+    def answer(name: str, model: str | None, stream: bool) -> None:
+        timing = RequestTiming(t_send=0.0, usage_tokens=rng.randint(1, 30))
+        timing.first_byte(rng.uniform(0.001, 0.05))
+        if stream:
+            timing.t_tokens = sorted(rng.uniform(0.05, 2.0) for _ in range(rng.randint(1, 12)))
+        else:
+            timing.t_end = rng.uniform(0.05, 2.0)
+        llm.record(name, timing, model)
+        rows = (name, model_row(name, model)) if model else (name,)
+        figures = [*zip(llm_stats.FIGURES, timing.figures(), strict=True)]
+        figures += [(llm_stats.ITL, gap) for gap in (timing.itl_ms if len(timing.t_tokens) > 1 else ())]
+        for metric, value in figures:
+            for row in rows:
+                if value is not None:
+                    reference.get(row, metric).log(value, 0)
+
+    kinds = [("/s [stream]", "a", True), ("/s [stream]", "b", True), ("/n [non-stream]", None, False)]
+    for clock.now, answers in ((1000.2, 5), (1000.4, 3), (1000.7, 60), (1001.1, 2), (1003.5, 4), (1003.9, 1)):
+        for _ in range(answers):
+            answer(*rng.choice(kinds))
+        if answers == 3:
+            assert llm.stats.entries  # a read mid-second (the web UI, the progress line) folds them
+    fields = ("num_requests", "min_response_time", "max_response_time", "response_times")
+    assert set(llm.stats.entries) == set(reference.entries)
+    for key, entry in llm.stats.entries.items():
+        expected = reference.entries[key]
+        assert [getattr(entry, f) for f in fields] == [getattr(expected, f) for f in fields], key
+        assert entry.total_response_time == pytest.approx(expected.total_response_time, rel=1e-12), key
+        assert entry.num_reqs_per_sec == expected.num_reqs_per_sec, key
+        assert {t: c.response_times for t, c in entry.response_times_cache.items()} == {
+            t: c.response_times for t, c in expected.response_times_cache.items()
+        }, key
+    answer("/s [stream]", "a", True)
+    llm.reset()
+    assert all(e.num_requests == 0 for e in llm.stats.entries.values())
