@@ -23,6 +23,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +136,29 @@ class RateConfig:
         return sum(self.classes.values())
 
 
+def class_picker(classes: dict[str, float], kind: str, rng: random.Random) -> Callable[[], str]:
+    """The user class of each next arrival, in proportion to ``classes`` (name -> weight > 0 to count).
+    Constant arrivals are interleaved evenly (smooth weighted round robin: 3:1 gives chat, chat, models,
+    chat, ...; every window holds the weights' mix); random arrivals are thinned at random, which keeps
+    each class's own arrivals Poisson (or gamma) as the whole stream is."""
+    names = [n for n, f in classes.items() if f > 0]
+    weights = [classes[n] for n in names]
+    if len(names) == 1:
+        return lambda: names[0]
+    if kind != "constant":
+        return lambda: rng.choices(names, weights)[0]
+    credit, total = [0.0] * len(names), sum(weights)
+
+    def interleaved() -> str:
+        for i, weight in enumerate(weights):
+            credit[i] += weight
+        best = max(range(len(names)), key=credit.__getitem__)
+        credit[best] -= total
+        return names[best]
+
+    return interleaved
+
+
 class Dispatcher:
     """One process's arrivals: the scheduler greenlet, a queue per user class, the cap, the holders."""
 
@@ -198,9 +222,8 @@ class Dispatcher:
             self.scheduler = gevent.spawn(self._schedule, self.config)
 
     def _schedule(self, config: RateConfig) -> None:
-        names = [n for n, f in config.classes.items() if f > 0]
-        weights = [config.classes[n] for n in names]
         rng = random.Random()
+        pick = class_picker(config.classes, config.kind, rng)
         plan = config.plan.scaled(config.share)
         start_s = max(0.0, time.monotonic() - config.origin)
         for t in arrival_times(plan, config.kind, config.burstiness, rng, start_s, config.phase):
@@ -208,8 +231,7 @@ class Dispatcher:
             delay = due - time.monotonic()
             if delay > 0:
                 gevent.sleep(delay)
-            name = names[0] if len(names) == 1 else rng.choices(names, weights)[0]
-            self.queue(name).put(Arrival(due, time.monotonic(), self.cap.full))
+            self.queue(pick()).put(Arrival(due, time.monotonic(), self.cap.full))
             self.stats.counters.due += 1
 
     def take(self, user: Any) -> None:

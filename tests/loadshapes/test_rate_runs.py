@@ -12,12 +12,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 from child_env import child_env
 
 from loadgate.job import free_port
 from loadgate.schedule import exponential_cdf, ks_critical, ks_statistic
+from loadgate.target import PROBE_ID_PREFIX
 from loadshapes.helpers import (
     CHAT_ONLY,
     LOCUSTFILE,
@@ -222,17 +224,35 @@ def test_the_web_ui_start_form_takes_a_rate(tmp_path, mock_server):
 
 @pytest.mark.timeout(120)
 def test_rate_mode_keeps_the_class_weights(tmp_path, mock_server):
-    """Chat 3 : models 1 by weight: each arrival goes to a class in that proportion (one request each)."""
+    """Chat 3 : models 1 by weight: constant arrivals go to the classes interleaved in that proportion
+    (one request each), so the mix the target saw is 3:1 up to the arrivals still waiting at the stop."""
     truth_log = tmp_path / "truth.jsonl"
     mock = mock_server(config=ZERO_LATENCY, truth_log=truth_log)
     done, prefix = run_locust(
-        tmp_path, mock.url, "--request-rate", "24", "-t", "10s", "--warmup", "0s", "--chat-weight", "3",
-        "--models-weight", "1", "--batch-weight", "0", "--multi-turn-ratio", "0", users=8,
+        tmp_path, mock.url, "--request-rate", "24", "--arrival", "constant", "-t", "10s", "--warmup", "0s",
+        "--chat-weight", "3", "--models-weight", "1", "--batch-weight", "0", "--multi-turn-ratio", "0",
+        "--models", "loadgate-small", users=8,
     )  # fmt: skip
     mock.stop()
     assert done.returncode == 0, done.stderr[-3000:]
-    truth = read_truth(truth_log)
+    truth = [t for t in read_truth(truth_log) if not (t["x_request_id"] or "").startswith(PROBE_ID_PREFIX)]
     chat = sum(t["path"] == "/v1/chat/completions" for t in truth)
-    models = sum(t["path"].startswith("/v1/models") or t["path"] == "/health" for t in truth)
-    assert chat + models > 150
-    assert chat / (chat + models) == pytest.approx(0.75, abs=0.08)
+    models = sum(t["path"].startswith("/v1/models") or t["path"] == "/health" for t in truth)  # ModelsUser
+    assert chat + models == len(truth) > 150
+    waiting = json.loads(Path(f"{prefix}_llm_summary.json").read_text())["arrivals_waiting_at_stop"]
+    assert abs(chat - 3 * models) <= 3 + 3 * waiting, (chat, models, waiting)
+
+
+def test_constant_arrivals_interleave_the_classes_and_random_ones_thin_at_random():
+    import random
+
+    from loadgate.harness.arrival import class_picker
+
+    pick = class_picker({"ChatUser": 0.6, "ModelsUser": 0.2, "BatchUser": 0.0}, "constant", random.Random(1))
+    picks = [pick() for _ in range(400)]
+    assert all(picks[i : i + 4].count("ChatUser") == 3 for i in range(0, 400, 4))  # every 4: 3 chat, 1 models
+    pick = class_picker({"ChatUser": 0.6, "ModelsUser": 0.2}, "poisson", random.Random(1))
+    picks = [pick() for _ in range(20000)]
+    assert picks.count("ChatUser") / len(picks) == pytest.approx(0.75, abs=0.01)
+    assert any(picks[i : i + 4].count("ChatUser") != 3 for i in range(0, 400, 4))  # not a fixed pattern
+    assert class_picker({"ChatUser": 1.0, "ModelsUser": 0.0}, "poisson", random.Random(1))() == "ChatUser"
