@@ -183,16 +183,13 @@ class ModelList(tuple[str, ...]):
     """The model ids of --models, with each one's traffic weight (``weights``, all 1 for a plain list)."""
 
     weights: tuple[float, ...]
+    weighted: bool  # whether the shares differ (a plain list picks uniformly, as before weights existed)
 
     def __new__(cls, names: tuple[str, ...] = (), weights: tuple[float, ...] | None = None) -> ModelList:
         self = super().__new__(cls, names)
         self.weights = weights if weights is not None else (1.0,) * len(names)
+        self.weighted = len(set(self.weights)) > 1  # (read on every request: worked out once)
         return self
-
-    @property
-    def weighted(self) -> bool:
-        """Whether the shares differ (a plain list picks uniformly, as before weights existed)."""
-        return len(set(self.weights)) > 1
 
 
 MODELS_FIX = "use ids, optionally with a weight each: a,b or a:3,b:1 (an id ending in :N needs a weight)"

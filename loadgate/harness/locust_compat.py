@@ -159,9 +159,17 @@ def raw_response(resp: FastResponse) -> HTTPSocketPoolResponse | None:
 
 
 def cached_body(resp: FastResponse) -> bytes | None:
-    """The body geventhttpclient already read (it reads an error status's body at once)."""
+    """The whole body when it is already in memory (a buffered one is taken from the buffer): geventhttpclient
+    read it at once (an error status's body), or it all came with the headers (a short answer)."""
     cached = getattr(resp, "_cached_content", None)
-    return cached if isinstance(cached, bytes) else None
+    if isinstance(cached, bytes):
+        return cached
+    raw = resp._response
+    if raw is not None and raw.message_complete and raw._body_buffer:
+        body = bytes(raw._body_buffer)
+        del raw._body_buffer[:]
+        return body
+    return None
 
 
 def iter_body(resp: FastResponse) -> Iterator[bytes]:

@@ -27,14 +27,19 @@ _FLOOR_MS = 0.001  # below 1 microsecond everything is one bucket
 
 def bucket_3_sig_digits(response_time: int | float) -> int | float:
     """Round to 3 significant digits: 0.01234 -> 0.0123, 12.345 -> 12.3, 147 -> 147, 3432 -> 3430."""
-    # Runs for every sample (a stream's every token gap): 1 ms to 1 s by comparisons and an integer round
-    # (round(x, n) formats the float in decimal); a tie may round the other way, still within the bound.
+    # Runs for every sample (a stream's every token gap): 0.1 ms to 100 s (and tokens/s up to 100,000) by
+    # comparisons and an integer round (round(x, n) formats the float in decimal); a tie may round the
+    # other way, still within the bound.
     if 1 <= response_time < 1000:
         if response_time >= 100:
             return round(response_time)
         if response_time >= 10:
             return round(response_time * 10) / 10
         return round(response_time * 100) / 100
+    if 1000 <= response_time < 100_000:
+        return round(response_time / 10) * 10 if response_time < 10_000 else round(response_time / 100) * 100
+    if 0.1 <= response_time < 1:
+        return round(response_time * 1000) / 1000
     if response_time <= _FLOOR_MS:
         return 0
     exponent = math.floor(math.log10(response_time))

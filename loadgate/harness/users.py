@@ -94,6 +94,8 @@ class LoadgateUser(FastHttpUser):
         st = self.lg
         models = st.settings.models
         if models:
+            if len(models) == 1:
+                return models[0]
             return self.rng.choices(models, models.weights)[0] if models.weighted else self.rng.choice(models)
         with st.models_lock:
             if st.models is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from types import SimpleNamespace
 
@@ -165,6 +166,11 @@ def test_bucketing_keeps_every_value_within_half_a_percent():
     assert worst <= precision.MAX_RELATIVE_ERROR == 0.005
     assert precision.bucket_3_sig_digits(147) == 147 and precision.bucket_3_sig_digits(3432) == 3430
     assert precision.bucket_3_sig_digits(12.345) == 12.3
+    for v in values:  # the fast ranges give Python's own decimal rounding (ties aside): the same keys
+        digits = precision.SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(v))
+        expected = round(v, digits)
+        if v > 0.001 and abs(v * 10**digits % 1 - 0.5) > 1e-6:
+            assert precision.bucket_3_sig_digits(v) == (int(expected) if digits <= 0 else expected), v
 
 
 def test_locust_own_bucketing_is_coarser_than_one_percent():
