@@ -282,6 +282,12 @@ def stream_chunk_data(data: bytes | str) -> tuple[str, dict[str, Any]]:
         chunk = loads(data)
     except ValueError:
         raise ResponseInvalid("malformed JSON in stream chunk") from None
+    try:  # the common chunk, looked up at once: plain content
+        text = chunk["choices"][0]["delta"]["content"]
+        if type(text) is str and text and "error" not in chunk:
+            return text, chunk
+    except (KeyError, IndexError, TypeError):
+        pass
     if not isinstance(chunk, dict):
         raise ResponseInvalid("stream chunk is not a JSON object")
     if "error" in chunk:

@@ -51,7 +51,13 @@ class SSEParser:
         """The data of every event completed by ``chunk`` (the same events as :meth:`feed`), as bytes."""
         if self._pending_cr or self._has_fields or b"\r" in chunk:
             return [event.data.encode() for event in self.feed(chunk)]
-        blocks = (self._pending + chunk if self._pending else chunk).split(b"\n\n")
+        buf = self._pending + chunk if self._pending else chunk
+        if buf.startswith(b"data: ") and buf.endswith(b"\n\n"):  # the usual read: whole events, one split
+            events = buf[6:-2].split(b"\n\ndata: ")
+            if buf.count(b"\n") == 2 * len(events):  # no other line anywhere: each block is one data line
+                self._pending = b""
+                return events
+        blocks = buf.split(b"\n\n")
         tail = blocks.pop()
         self._pending = b""
         out: list[bytes] = []

@@ -51,6 +51,7 @@ STREAMS = [
     b": keep-alive\r\n\r\ndata: one\r\ndata: two\r\n\r\ndata: three\r\rdata:[DONE]\n\n",
     b"data: \xc3\xa9t\xc3\xa9\n\nid: 3\ndata: x\n\ndata: y\n\n\n",
     b"data: a\n\ndata: b\r\n\r\ndata: c\n\ndata: partial",
+    b'data: {"a":1}\n\ndata: \n\ndata: {"b":"data: x"}\n\ndata:{"c":3}\n\ndata: d\n\n\n\ndata: [DONE]\n\n',
 ]
 
 
