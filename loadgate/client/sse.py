@@ -52,11 +52,14 @@ class SSEParser:
         if self._pending_cr or self._has_fields or b"\r" in chunk:
             return [event.data.encode() for event in self.feed(chunk)]
         buf = self._pending + chunk if self._pending else chunk
-        if buf.startswith(b"data: ") and buf.endswith(b"\n\n"):  # the usual read: whole events, one split
-            events = buf[6:-2].split(b"\n\ndata: ")
-            if buf.count(b"\n") == 2 * len(events):  # no other line anywhere: each block is one data line
-                self._pending = b""
-                return events
+        if buf.startswith(b"data: "):  # the usual read: single-line data events (and part of the next)
+            cut = buf.rfind(b"\n\n") + 2
+            tail = buf[cut:]
+            if cut >= 8 and b"\n" not in tail:
+                events = buf[6 : cut - 2].split(b"\n\ndata: ")
+                if buf.count(b"\n", 0, cut) == 2 * len(events):  # no other line: each block one data line
+                    self._pending = tail
+                    return events
         blocks = buf.split(b"\n\n")
         tail = blocks.pop()
         self._pending = b""

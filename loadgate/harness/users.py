@@ -7,6 +7,7 @@ run is stopping.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections import defaultdict
@@ -73,8 +74,9 @@ class LoadgateUser(FastHttpUser):
         if log is not None:
             log.cancelled(note)
 
-    @property
+    @functools.cached_property
     def lg(self) -> RunState:
+        """The run's state (one per environment, made at init): looked up once per user, not per use."""
         return state(self.environment)
 
     def wait_time(self) -> float:
@@ -122,7 +124,8 @@ class LoadgateUser(FastHttpUser):
         if s.output_tokens is not None:
             max_tokens = s.output_tokens.draw(self.rng)
         elif not max_tokens:
-            max_tokens = self.rng.randint(*s.max_tokens)
+            low, high = s.max_tokens
+            max_tokens = self.rng.randint(low, high) if high > low else low
         body = {
             **(s.extra_body or {}),
             "model": self.model(),
