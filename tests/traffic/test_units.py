@@ -325,7 +325,9 @@ def test_the_task_mix_follows_settings_and_probe_replaced_mid_run():
     assert 300 < picked["multi_turn_chat"] < 500 and 300 < picked["stream_chat"] < 500  # 20%, 0.8 * 25%
     batch = BatchTasks(BatchUser(env))
     st.settings = dataclasses.replace(st.settings, batch_mode="both")
-    assert set(mix(batch)) == {"async_job", "batch_job"}
+    picks = [batch.get_next_task().__name__ for _ in range(9)]
+    assert set(picks[0::2]) | set(picks[1::2]) == {"async_job", "batch_job"}
+    assert len(set(picks[0::2])) == len(set(picks[1::2])) == 1  # they take turns: never one kind only
     st.probe = ProbeResult("http://x", {ASYNC: RouteProbe(False, "HTTP 404 (absent)")})
     assert mix(batch) == {"batch_job": 200}
     st.probe = ProbeResult("http://x", {ASYNC: RouteProbe(False, "x"), BATCH: RouteProbe(False, "x")})
