@@ -23,7 +23,7 @@ Prints per repeat and the median: requests/s of each and the ratio loadgate / pl
 0.85x non-stream, 0.70x stream).
 
     python bench/bench_overhead.py [--duration 10] [--users 10] [--repeat 3] [--method interleaved]
-    python bench/bench_overhead.py --tiny       # 2 s runs, once each (the test's mode)
+    python bench/bench_overhead.py --tiny       # 6 s runs, once each (the test's mode)
 
 Needs only loadgate installed (pip install -e . in a clone).
 """
@@ -42,10 +42,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from _proc import pin_process, process_cpu_s
+
 import loadgate
 from loadgate.mock.config import PROFILES_DIR
 from loadgate.mock.process import MockProcess
 from loadgate.mock.truthlog import FLUSH_INTERVAL_S
+from loadgate.target import PROBE_ID_PREFIX
 
 REPO = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(loadgate.__file__).parent / "harness" / "locustfile.py"
@@ -121,15 +124,6 @@ def locust(locustfile: Path, host: str, prefix: Path, duration: int, users: int,
     return requests_per_s(prefix, done.stderr)
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (Linux /proc), 0 where there is none."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def side_by_side(
     plain_cmd: list[str], our_cmd: list[str], truth_log: Path, mock_pid: int, duration: int
 ) -> tuple[float, float, str]:
@@ -145,7 +139,9 @@ def side_by_side(
     ]
     samples = []  # (epoch s, plain CPU s, loadgate CPU s, mock CPU s), every 0.2 s
     while any(proc.poll() is None for proc in procs):
-        samples.append((time.time(), *(cpu_seconds(pid) for pid in (procs[0].pid, procs[1].pid, mock_pid))))
+        samples.append(
+            (time.time(), *(process_cpu_s(pid) or 0.0 for pid in (procs[0].pid, procs[1].pid, mock_pid)))
+        )
         time.sleep(0.2)
     for proc in procs:
         _, err = proc.communicate(timeout=duration + 60)
@@ -160,7 +156,7 @@ def side_by_side(
     for line in rows:
         row = json.loads(line)
         if row["path"] == "/v1/chat/completions" and not (row["x_request_id"] or "").startswith(
-            "loadgate-probe-"
+            PROBE_ID_PREFIX
         ):
             times[row["x_request_id"] is not None].append(row["t_received"])
     if not times[True] or not times[False]:
@@ -217,9 +213,7 @@ def main() -> None:
         with MockProcess(ZERO_LATENCY, truth_log=truth_log if together else None) as mock:
             assert mock.proc is not None and mock.url is not None
             if PIN:
-                subprocess.run(
-                    ["taskset", "-a", "-p", "-c", "0", str(mock.proc.pid)], check=True, capture_output=True
-                )
+                pin_process(mock.proc.pid, "0")
             prompt = work / "prompt.jsonl"  # the plain user's exact prompt, so both send the same body size
             prompt.write_text('{"prompt": "Say hello."}\n')
             for mode, stream in (("non-stream", False), ("stream", True)):

@@ -188,8 +188,7 @@ class LlmStats:
             tuple[str, str | None], list[tuple[tuple[float | None, ...], Sequence[float]]]
         ] = {}
         self._pending_values = 0
-        self._pending_second = 0
-        self._pending_last = 0.0  # epoch time of the newest pending answer
+        self._pending_last = 0.0  # epoch time of the newest answer recorded (its second: the pending one's)
         self.counters = LlmCounters()
         self.arrivals = ArrivalStats()
         self.tokens_by_name: dict[str, int] = {}  # output tokens per endpoint (the LLM charts' tokens/s)
@@ -222,9 +221,8 @@ class LlmStats:
         figures wait in a list and reach the rows in bulk (far cheaper per answer than row by row), in
         small batches so that no fold stalls the event loop."""
         now = time.time()
-        if int(now) != self._pending_second or self._pending_values >= FOLD_VALUES:
+        if int(now) != int(self._pending_last) or self._pending_values >= FOLD_VALUES:
             self._fold()
-            self._pending_second = int(now)
         gaps = timing.itl_ms if len(timing.t_tokens) > 1 else ()
         self._pending.setdefault((name, model), []).append((timing.figures(), gaps))
         self._pending_values += len(gaps) + len(FIGURES)
