@@ -42,7 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _proc import pin_process, process_cpu_s
+from bench_streaming import pin_process, process_cpu_s
 
 import loadgate
 from loadgate.mock.config import PROFILES_DIR

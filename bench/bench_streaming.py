@@ -50,8 +50,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from _proc import pin_process, process_cpu_s
-
 import loadgate
 from loadgate.contract import LLM_SUMMARY_METRICS
 from loadgate.mock.process import MockProcess, MockStartError
@@ -105,6 +103,15 @@ def locust_cpus() -> str:
     return "1" if last == 1 else LOCUST_CPUS.format(last=last)
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (its threads included); None without /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_delay_s(pid: int) -> float | None:
     """Seconds the process's main thread (Locust's event loop; the mock's) has waited on a run queue for a
     CPU: other processes on its core, not its own work. None without /proc/PID/schedstat."""
@@ -112,6 +119,11 @@ def run_delay_s(pid: int) -> float | None:
         return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return None
+
+
+def pin_process(pid: int, cpus: str) -> None:
+    """Pin every thread of a running process (the mock) to `cpus`."""
+    subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, capture_output=True)
 
 
 # ---------------------------------------------------------------- truth and loadgate figures
