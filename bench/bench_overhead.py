@@ -172,7 +172,10 @@ def side_by_side(
     wall = last[0] - first[0]
     cpu = [last[k] - first[k] for k in (1, 2, 3)]
     count = {side: sum(first[0] <= t <= last[0] for t in ts) for side, ts in times.items()}
-    note = f"CPU shares: plain {cpu[0] / wall:.0%}, loadgate {cpu[1] / wall:.0%}, mock {cpu[2] / wall:.0%}"
+    note = (
+        f"over {wall:.1f} s: plain {count[False]} requests in {cpu[0]:.2f} CPU-s ({cpu[0] / wall:.0%}), loadgate "
+        f"{count[True]} in {cpu[1]:.2f} CPU-s ({cpu[1] / wall:.0%}); mock CPU {cpu[2] / wall:.0%}"
+    )
     return count[False] / max(cpu[0], 1e-9), count[True] / max(cpu[1], 1e-9), note
 
 

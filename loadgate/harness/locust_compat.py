@@ -1,7 +1,8 @@
-"""Every touch of a Locust or geventhttpclient private, in one place.
+"""Every touch of a Locust, geventhttpclient or gevent private, in one place.
 
-loadgate pins both libraries exactly (requirements.txt). Each function here names the private it relies
-on; :func:`missing_internals` lists any that an upgrade removed, and ``tests/harness/test_locust_compat.py``
+loadgate pins Locust and geventhttpclient exactly (requirements.txt); the gevent socket attributes the
+stream reader uses are checked like the rest. Each function here names the private it relies on;
+:func:`missing_internals` lists any that an upgrade removed, and ``tests/harness/test_locust_compat.py``
 fails loudly on it, so an upgrade breaks one test instead of silently skewing figures.
 """
 
@@ -21,9 +22,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import gevent.monkey
+import gevent.socket
 import locust.stats
 from geventhttpclient.connectionpool import ConnectionPool
 from geventhttpclient.response import HTTPConnectionClosed, HTTPSocketPoolResponse
+from greenlet import getcurrent
 from locust.contrib.fasthttp import FastResponse
 from locust.dispatch import UsersDispatcher
 from locust.runners import Runner, WorkerRunner
@@ -208,8 +211,55 @@ def _fallback(sock: Any, why: object) -> StampedRead:
     if not _fallback_logged:
         _fallback_logged = True
         log.debug("kernel receive stamps unavailable (%s): stamping each read when it is made", why)
-    recv, perf_counter = sock.recv, time.perf_counter
+    recv, perf_counter = _stream_reader(sock, "recv"), time.perf_counter
     return lambda n: (recv(n), perf_counter())
+
+
+def _stream_reader(sock: Any, method: str) -> Callable[..., Any]:
+    """``sock.<method>(n, ...)`` for reading a stream as it arrives, cooperative like gevent's own method
+    (its socket's read watcher; ``socket.timeout`` after ``sock.timeout`` s without data) at less cost
+    per read. gevent's method tries the read first and makes a new Timeout for every wait: a stream
+    whose tokens come one by one paid a failed system call, an exception and a Timeout per token. Here
+    one timer is re-armed, and once a read that followed a short one (the queue emptied) found nothing,
+    each read after a short one waits first; a response whose bytes come faster than the loop reads
+    them keeps trying first. A socket that is not a plain gevent one (TLS, a test's) uses its own method."""
+    os_sock, event, hub = (getattr(sock, name, None) for name in ("_sock", "_read_event", "hub"))
+    if os_sock is None or event is None or hub is None or "ssl" in type(sock).__module__.lower():
+        return getattr(sock, method)
+    call, wait, timeout_s = getattr(os_sock, method), hub.wait, sock.timeout
+    timer: Any = None  # made at the first wait (a response often comes whole)
+    drained = wait_first = False
+
+    def block() -> None:
+        nonlocal timer
+        if timeout_s is None:
+            wait(event)
+            return
+        if (
+            timer is None
+        ):  # repeating, re-armed by again(): libev's start() on a used timer keeps its old expiry
+            timer = hub.loop.timer(timeout_s, timeout_s)
+        timer.again(getcurrent().throw, TimeoutError("timed out"), update=True)
+        try:
+            wait(event)
+        finally:
+            timer.stop()
+
+    def read(n: int, *args: Any) -> Any:
+        nonlocal drained, wait_first
+        if drained and wait_first:
+            block()
+        while True:
+            try:
+                got = call(n, *args)
+            except BlockingIOError:
+                wait_first = wait_first or drained
+                block()
+                continue
+            drained = len(got if method == "recv" else got[0]) < n
+            return got
+
+    return read
 
 
 def stamped_reader(sock: Any, kernel: bool | None = None) -> StampedRead:
@@ -232,7 +282,7 @@ def stamped_reader(sock: Any, kernel: bool | None = None) -> StampedRead:
         if sock not in _STAMPING:  # once a socket (a keep-alive connection serves many responses)
             sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
             _STAMPING.add(sock)
-        recvmsg = sock.recvmsg  # gevent's cooperative recvmsg
+        recvmsg = _stream_reader(sock, "recvmsg")
     except (OSError, AttributeError) as e:
         return _fallback(sock, e)
     perf_counter, unpack, space, level = (
@@ -360,6 +410,10 @@ def missing_internals() -> list[str]:
         "geventhttpclient/response.py (GreenletExit frame check)": str(
             inspect.getsourcefile(HTTPSocketPoolResponse)
         ).endswith(_RESPONSE_MODULE),
+        "gevent socket ._sock/._read_event/.hub (the stream reader)": all(
+            f"self.{name} =" in inspect.getsource(gevent.socket.socket.__init__)
+            for name in ("_sock", "_read_event", "hub")
+        ),
         "locust FastHttpSession.auth_header": "self.auth_header" in _fast_source(),
         "locust FastResponse._response/_cached_content": "_response" in _fast_source()
         and "_cached_content" in _fast_source(),

@@ -131,6 +131,49 @@ def test_a_late_read_carries_the_kernels_receive_time_unless_turned_off(monkeypa
     assert early[-1] is kernel_stamps, early
 
 
+@pytest.mark.parametrize("method", ["recv", "recvmsg"])
+def test_a_stream_read_as_it_arrives_gets_every_byte_and_times_out_like_gevents_own(method):
+    """The stream reader of a gevent socket: sends spaced in time read one by one (after the first short
+    read it waits before reading; the timeout counts from each wait, not from the first), a send longer than the read size in full reads, other greenlets run
+    while it waits, and no byte for the socket's timeout raises socket.timeout (a TimeoutError), as
+    gevent's own recv does."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    with client, server:
+        client.settimeout(0.5)
+        read = locust_compat._stream_reader(client, method)
+        assert read != getattr(client, method)  # the cooperative reader, not gevent's method
+
+        def data() -> bytes:
+            got = read(4096)
+            return got if method == "recv" else got[0]
+
+        def send() -> None:
+            for i in range(5):  # 0.6 s of waits in all, past the 0.5 s timeout: each wait has its own
+                gevent.sleep(0.12)
+                server.sendall(b"token %d" % i)
+            gevent.sleep(0.02)
+            server.sendall(b"y" * 10_000)
+
+        ticks: list[float] = []
+        sender = gevent.spawn(send)
+        ticker = gevent.spawn(
+            lambda: [ticks.append(time.perf_counter()) or gevent.sleep(0.005) for _ in range(40)]
+        )
+        assert [data() for _ in range(5)] == [b"token %d" % i for i in range(5)]
+        big = b""
+        while len(big) < 10_000:
+            big += data()
+        assert big == b"y" * 10_000
+        assert len(ticks) >= 10  # the reader's waits let the other greenlet run
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError, match="timed out"):
+            data()
+        assert time.perf_counter() - started >= 0.45
+        gevent.joinall([sender, ticker])
+
+
 @pytest.mark.parametrize("non_yielding", [True, False])
 def test_taking_a_pooled_connection_does_not_yield_to_other_greenlets(non_yielding):
     """geventhttpclient checks a pooled socket with select(..., 0), which under gevent also yields to the
