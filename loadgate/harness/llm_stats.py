@@ -182,29 +182,51 @@ class LlmStats:
 
     def __init__(self, goodput: GoodputTargets | None = None) -> None:
         self._stats = RequestStats(use_response_times_cache=True)
-        # Answers of the current second not yet in the rows: (name, model) -> [(figures, ITL gaps)].
+        # Answers of the current second not yet recorded: (name, model, timing, requested lengths or None).
         # Recorded in bulk (_fold): once per second, every FOLD_VALUES values, and before any read.
-        self._pending: dict[
-            tuple[str, str | None], list[tuple[tuple[float | None, ...], Sequence[float]]]
-        ] = {}
+        self._answers: list[tuple[str, str | None, RequestTiming, tuple[int | None, int | None] | None]] = []
         self._pending_values = 0
         self._pending_last = 0.0  # epoch time of the newest answer recorded (its second: the pending one's)
-        self.counters = LlmCounters()
+        self._counters = LlmCounters()
         self.arrivals = ArrivalStats()
-        self.tokens_by_name: dict[str, int] = {}  # output tokens per endpoint (the LLM charts' tokens/s)
+        self._tokens_by_name: dict[str, int] = {}  # output tokens per endpoint (the LLM charts' tokens/s)
         self.cancelled_by_name: dict[str, int] = {}  # "POST /v1/chat/completions" -> cancelled requests
         self.goodput = goodput or GoodputTargets()
         self.token_counter: str | None = None  # how text is counted without usage (a worker reports it)
         self.window_start: float | None = None  # test start or warm-up end (epoch s)
-        self.lengths = LengthTally()  # input/output lengths of the answers (--input-tokens' check)
+        self._lengths = LengthTally()  # input/output lengths of the answers (--input-tokens' check)
         self.window_end: float | None = None  # test stop; None while running
+
+    # Every read folds the pending answers first, so that what it sees includes every answer recorded.
 
     @property
     def stats(self) -> RequestStats:
         """The rows (Locust's RequestStats), every answer recorded so far in them."""
-        if self._pending:
+        if self._answers:
             self._fold()
         return self._stats
+
+    @property
+    def counters(self) -> LlmCounters:
+        if self._answers:
+            self._fold()
+        return self._counters
+
+    @property
+    def tokens_by_name(self) -> dict[str, int]:
+        if self._answers:
+            self._fold()
+        return self._tokens_by_name
+
+    @tokens_by_name.setter
+    def tokens_by_name(self, value: dict[str, int]) -> None:
+        self._tokens_by_name = value
+
+    @property
+    def lengths(self) -> LengthTally:
+        if self._answers:
+            self._fold()
+        return self._lengths
 
     def log(self, metric: str, name: str, value: float) -> None:
         self.stats.entries[(name, metric)].log(value, 0)  # type: ignore[arg-type]
@@ -215,40 +237,55 @@ class LlmStats:
         # requests/s reads the collection's start and last-sample times from it.
         self._stats.total.last_request_timestamp = now
 
-    def record(self, name: str, timing: RequestTiming, model: str | None = None) -> None:
-        """Record every figure one successful chat response yields, in the endpoint's rows and, with a
-        model, in that model's rows too ("<name> @<model>", contract.model_row); counters once. The
-        figures wait in a list and reach the rows in bulk (far cheaper per answer than row by row), in
+    def record(
+        self,
+        name: str,
+        timing: RequestTiming,
+        model: str | None = None,
+        requested: tuple[int | None, int | None] | None = None,
+    ) -> None:
+        """Record one successful chat response: every figure it yields in the endpoint's rows and, with a
+        model, in that model's rows too ("<name> @<model>", contract.model_row); the counters once;
+        with ``requested`` (the input tokens asked for, or None; the max_tokens sent), its lengths. The
+        answers wait in a list and are recorded in bulk (far cheaper per answer than one by one), in
         small batches so that no fold stalls the event loop."""
         now = time.time()
         if int(now) != int(self._pending_last) or self._pending_values >= FOLD_VALUES:
             self._fold()
-        gaps = timing.itl_ms if len(timing.t_tokens) > 1 else ()
-        self._pending.setdefault((name, model), []).append((timing.figures(), gaps))
-        self._pending_values += len(gaps) + len(FIGURES)
+        self._answers.append((name, model, timing, requested))
+        self._pending_values += len(timing.t_tokens) + len(FIGURES)
         self._pending_last = now
-        c = self.counters
-        c.completed += 1
-        c.output_tokens += timing.output_tokens
-        self._add_tokens(name, timing.output_tokens)
-        c.count_source(timing.token_source)
-        if self.goodput.enabled and self.goodput.met_by(timing):
-            c.good += 1
 
     def _fold(self) -> None:
-        """Log the pending answers (all from one second) into their rows."""
-        pending, self._pending, self._pending_values = self._pending, {}, 0
-        if not pending:
+        """Record the pending answers (all from one second): counters, token tallies, lengths, rows."""
+        answers, self._answers, self._pending_values = self._answers, [], 0
+        if not answers:
             return
+        c, goodput, lengths, tokens = self._counters, self.goodput, self._lengths, self._tokens_by_name
+        by_row: dict[tuple[str, str | None], list[tuple[tuple[float | None, ...], Sequence[float]]]] = {}
+        for name, model, timing, requested in answers:
+            by_row.setdefault((name, model), []).append(
+                (timing.figures(), timing.itl_ms if len(timing.t_tokens) > 1 else ())
+            )
+            n = timing.output_tokens
+            c.completed += 1
+            c.output_tokens += n
+            if n:
+                tokens[name] = tokens.get(name, 0) + n
+            c.count_source(timing.token_source)
+            if goodput.enabled and goodput.met_by(timing):
+                c.good += 1
+            if requested is not None:
+                lengths.record(timing.prompt_tokens, n, *requested)
         entries = self._stats.entries
         samples: list[tuple[list[StatsEntry], Sequence[float]]] = []
-        for (name, model), answers in pending.items():
+        for (name, model), rows_answers in by_row.items():
             rows = (name, contract.model_row(name, model)) if model else (name,)
             for i, metric in enumerate(FIGURES):
-                values = [v for figures, _ in answers if (v := figures[i]) is not None]
+                values = [v for figures, _ in rows_answers if (v := figures[i]) is not None]
                 if values:  # (indexing creates the row: only figures that apply get one)
                     samples.append(([entries[(row, metric)] for row in rows], values))
-            gaps = [gap for _, answer_gaps in answers for gap in answer_gaps]
+            gaps = [gap for _, answer_gaps in rows_answers for gap in answer_gaps]
             if gaps:
                 samples.append(([entries[(row, ITL)] for row in rows], gaps))
         locust_compat.log_samples(samples, self._pending_last)
@@ -256,7 +293,7 @@ class LlmStats:
 
     def record_job(self, job: JobResult) -> None:
         """Record the end of one async or batch job (a rejected submit counts nowhere: its HTTP row failed)."""
-        c = self.counters
+        c = self._counters
         if job.outcome == "completed":
             c.jobs_completed += 1
             c.output_tokens += job.tokens
@@ -271,40 +308,40 @@ class LlmStats:
 
     def _add_tokens(self, name: str, tokens: int) -> None:
         if tokens:
-            self.tokens_by_name[name] = self.tokens_by_name.get(name, 0) + tokens
+            self._tokens_by_name[name] = self._tokens_by_name.get(name, 0) + tokens
 
     def record_lost_at_stop(self, name: str) -> None:
         """A job still being polled when the run stopped its user."""
-        self.counters.jobs_lost += 1
-        self.counters.jobs_lost_at_stop += 1
+        self._counters.jobs_lost += 1
+        self._counters.jobs_lost_at_stop += 1
 
     def record_cancelled(self, method: str, name: str) -> None:
         """A request cut off by the run stopping (the server got it; it never completed)."""
-        self.counters.cancelled += 1
+        self._counters.cancelled += 1
         key = f"{method} {name}"
         self.cancelled_by_name[key] = self.cancelled_by_name.get(key, 0) + 1
 
     def reset(self, now: float | None = None) -> None:
         """The warm-up reset: every figure restarts, and the measured window starts at ``now``."""
-        self._pending, self._pending_values = {}, 0  # answers before the reset or clear: dropped
         self._stats.reset_all()
-        self.counters = LlmCounters()
-        self.arrivals.reset()
-        self.tokens_by_name = {}
-        self.cancelled_by_name = {}
-        self.lengths = LengthTally()
-        self.window_start, self.window_end = now or time.time(), None
+        self._restart(now)
 
     def clear(self, now: float | None = None) -> None:
         """A new test: drop every row, as Locust clears its own stats at test start."""
-        self._pending, self._pending_values = {}, 0  # answers before the reset or clear: dropped
         self._stats.clear_all()
-        self.counters = LlmCounters()
+        self._restart(now)
+
+    def _restart(self, now: float | None) -> None:
+        self._answers, self._pending_values = [], 0  # answers before the reset or clear: dropped
+        self._zero_tallies()
         self.arrivals.reset()
-        self.tokens_by_name = {}
-        self.cancelled_by_name = {}
-        self.lengths = LengthTally()
         self.window_start, self.window_end = now or time.time(), None
+
+    def _zero_tallies(self) -> None:
+        self._counters = LlmCounters()
+        self._lengths = LengthTally()
+        self._tokens_by_name = {}
+        self.cancelled_by_name = {}
 
     # -- worker -> master ------------------------------------------------------------------------
 
@@ -320,10 +357,7 @@ class LlmStats:
             "token_counter": self.token_counter,
             "lengths": self.lengths.report(),
         }
-        self.counters = LlmCounters()
-        self.lengths = LengthTally()
-        self.tokens_by_name = {}
-        self.cancelled_by_name = {}
+        self._zero_tallies()
         return data
 
     def merge(self, data: dict[str, Any]) -> None:

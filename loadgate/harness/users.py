@@ -253,11 +253,8 @@ class ChatUserBase(LoadgateUser):
         result = self.api.chat(body)
         if result.ok and result.timing is not None:
             st, timing = self.lg, result.timing
-            st.llm.record(result.name, timing, body.get("model"))
             requested = prompt.input_tokens if prompt is not None else None
-            st.llm.lengths.record(
-                timing.prompt_tokens, timing.output_tokens, requested, body.get("max_tokens")
-            )
+            st.llm.record(result.name, timing, body.get("model"), (requested, body.get("max_tokens")))
             if prompt is not None and isinstance(st.prompts, SyntheticPrompts):
                 st.prompts.observe(prompt, timing.prompt_tokens)
         return result
