@@ -269,6 +269,21 @@ def response_id(data: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def completion(body: bytes) -> tuple[str, int | None, int | None, str | None]:
+    """A chat.completion body: (its text, usage.completion_tokens, usage.prompt_tokens, id), what
+    completion_text, usage_tokens, prompt_tokens and response_id give; ResponseInvalid as they raise it.
+    One parse; the usual answer (text, both usage counts, an id) is read at once."""
+    data = parse_json_body(body)
+    try:
+        text, usage, answer_id = data["choices"][0]["message"]["content"], data["usage"], data["id"]
+        out, prompt = usage["completion_tokens"], usage["prompt_tokens"]
+        if type(text) is type(answer_id) is str and text and answer_id and type(out) is type(prompt) is int:
+            return text, out, prompt, answer_id
+    except (KeyError, IndexError, TypeError):
+        pass
+    return completion_text(data), usage_tokens(data), prompt_tokens(data), response_id(data)
+
+
 def stream_chunk(data: bytes | str) -> tuple[str, int | None]:
     """One SSE data payload of a streamed chat: (text it carries, usage tokens if it reports them)."""
     text, chunk = stream_chunk_data(data)

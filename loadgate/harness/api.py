@@ -266,10 +266,7 @@ class ApiClient:
     def _read_completion(self, resp: Any, timing: RequestTiming) -> tuple[str, int]:
         body = self.read_all(resp)
         timing.t_end = time.perf_counter()
-        data = p.parse_json_body(body)
-        text = p.completion_text(data)
-        timing.usage_tokens = p.usage_tokens(data)
-        timing.prompt_tokens, timing.response_id = p.prompt_tokens(data), p.response_id(data)
+        text, timing.usage_tokens, timing.prompt_tokens, timing.response_id = p.completion(body)
         if timing.usage_tokens is None:
             self.count_text(timing, text)
         return text, len(body)

@@ -9,7 +9,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from loadgate.client.protocol import ResponseInvalid, check_batch_output, completion_text, content_of
+from loadgate.client.protocol import (
+    ResponseInvalid,
+    check_batch_output,
+    completion,
+    completion_text,
+    content_of,
+    prompt_tokens,
+    response_id,
+    usage_tokens,
+)
 from loadgate.client.sse import SSEParser
 from loadgate.client.timing import GoodputTargets, RequestTiming, parse_goodput
 from loadgate.durations import parse_duration
@@ -269,6 +278,67 @@ def test_completion_without_choices_is_invalid():
     with pytest.raises(ResponseInvalid, match="^200 response without choices$"):
         completion_text({"id": "x", "choices": []})
     assert completion_text({"choices": [{"message": {"role": "assistant", "content": "hi"}}]}) == "hi"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {
+            "id": "a",
+            "choices": [{"message": {"content": "hi"}}],
+            "usage": {"completion_tokens": 2, "prompt_tokens": 5},
+        },
+        {
+            "id": "a",
+            "choices": [{"message": {"content": "hi"}}],
+            "usage": {"completion_tokens": True, "prompt_tokens": 5},
+        },
+        {
+            "id": "",
+            "choices": [{"message": {"content": "hi"}}],
+            "usage": {"completion_tokens": 2, "prompt_tokens": 5},
+        },
+        {
+            "id": 7,
+            "choices": [{"message": {"content": "hi"}}],
+            "usage": {"completion_tokens": 2, "prompt_tokens": 5},
+        },
+        {"choices": [{"message": {"content": "hi"}}], "usage": {"completion_tokens": 2}},
+        {"id": "a", "choices": [{"message": {"content": "", "reasoning_content": "hmm"}}], "usage": None},
+        {
+            "id": "a",
+            "choices": [{"message": {"content": 3}}],
+            "usage": {"completion_tokens": 2, "prompt_tokens": 5},
+        },
+        {
+            "id": "a",
+            "choices": [{"message": {"content": "hi"}}],
+            "usage": {"completion_tokens": 2.0, "prompt_tokens": 5},
+        },
+        {"id": "a", "choices": [{"message": "hi"}], "usage": {"completion_tokens": 2, "prompt_tokens": 5}},
+        {"id": "a", "choices": [], "usage": {"completion_tokens": 2, "prompt_tokens": 5}},
+        {"error": {"message": "boom"}},
+        [1, 2],
+        "not an object",
+    ],
+)
+def test_a_completion_read_at_once_gives_what_the_field_by_field_checks_give(data):
+    """protocol.completion's fast path (the usual answer, read at once) against the per-field helpers:
+    the same four values, or the same failure."""
+    body = json.dumps(data).encode()
+    try:
+        parsed = json.loads(body)
+        expected: object = (
+            completion_text(parsed),
+            *(usage_tokens(parsed), prompt_tokens(parsed), response_id(parsed)),
+        )
+    except ResponseInvalid as e:
+        expected = str(e)
+    try:
+        got: object = completion(body)
+    except ResponseInvalid as e:
+        got = str(e)
+    assert got == expected
 
 
 def test_content_of_counts_reasoning_and_tool_calls_but_not_role_only():
