@@ -15,4 +15,5 @@ from loadgate.harness import embedded, locust_compat, options, outputs, precisio
 lifecycle.install_probe()  # after embedded: the probe runs once the embedded target is up
 precision.install()
 locust_compat.set_pool_check()
+locust_compat.set_socket_class()
 outputs.install()

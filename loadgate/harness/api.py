@@ -210,14 +210,23 @@ class ApiClient:
             return b""  # the connection was discarded; the status alone names the failure
 
     def read_all(self, resp: Any) -> bytes:
+        return self.read_all_timed(resp)[0]
+
+    def read_all_timed(self, resp: Any) -> tuple[bytes, float]:
+        """The whole body and when its last bytes arrived (the kernel's stamp where there is one)."""
         cached = locust_compat.cached_body(resp)
         if cached is not None:
-            return cached
+            return cached, locust_compat.headers_received(resp)
+        parts: list[bytes] = []
+        stamp = 0.0
         try:
-            return b"".join(locust_compat.iter_body(resp))
+            for chunk, at in locust_compat.iter_timed_body(resp, self.kernel_stamps):
+                parts.append(chunk)
+                stamp = at
         except (HTTPConnectionClosed, OSError) as e:
             locust_compat.discard_connection(resp)
             raise p.ResponseInvalid(transport_failure(e, self.timeout_s, "reading the body")) from None
+        return b"".join(parts), stamp or time.perf_counter()
 
     @staticmethod
     def finish_meta(resp: Any, t_send: float, t_end: float, length: int) -> None:
@@ -243,7 +252,7 @@ class ApiClient:
         )
         timing = note.timing = RequestTiming(t_send=time.perf_counter())
         with self.settled("POST", p.CHAT_PATH, p.CHAT_PATH, note, data=payload, headers=headers) as resp:
-            timing.first_byte(time.perf_counter())
+            timing.first_byte(locust_compat.headers_received(resp))
             reason = self.status_failure(resp, "POST", p.CHAT_PATH)
             length = 0
             text = ""
@@ -264,8 +273,7 @@ class ApiClient:
         return ChatResult(True, name, text, timing)
 
     def _read_completion(self, resp: Any, timing: RequestTiming) -> tuple[str, int]:
-        body = self.read_all(resp)
-        timing.t_end = time.perf_counter()
+        body, timing.t_end = self.read_all_timed(resp)
         text, timing.usage_tokens, timing.prompt_tokens, timing.response_id = p.completion(body)
         if timing.usage_tokens is None:
             self.count_text(timing, text)

@@ -157,6 +157,58 @@ def set_pool_check(non_yielding: bool = True) -> None:
     ConnectionPool._is_socket_alive = _socket_alive_without_yielding if non_yielding else _POOL_CHECK  # type: ignore[method-assign]
 
 
+class _ReceiptSocket(gevent.socket.socket):
+    """The TCP socket of geventhttpclient's pools: each recv also keeps when the kernel received the bytes
+    it returned (``received``, perf_counter domain; see stamped_reader). geventhttpclient reads a
+    response's headers with recv, and a server that sends them with its first chunk (aiohttp does, so the
+    mock does) delivers the first token in that read: its TTFT, and the TTFB, then come from the kernel
+    too, not from when the busy loop got to the read."""
+
+    received: float | None = None
+    _stamping: bool | None = None  # kernel stamps on this socket (None: not decided yet)
+
+    def recv(self, n: int, flags: int = 0) -> bytes:
+        if self._stamping is None:
+            self._stamping = _cannot_stamp(self) is None
+        if flags or not self._stamping:
+            data: bytes = super().recv(n, flags)
+            self.received = time.perf_counter()
+            return data
+        while True:  # gevent's recv, with the ancillary data
+            try:
+                data, ancillary, _, _ = self._sock.recvmsg(n, _CMSG_SPACE)
+                break
+            except BlockingIOError:
+                if self.timeout == 0.0:
+                    raise
+                self._wait(self._read_event)
+        now = time.perf_counter()
+        self.received = _kernel_time(ancillary, now, time.time() - now)
+        return data
+
+
+_TCP_SOCKET = ConnectionPool._create_tcp_socket
+
+
+def _receipt_socket(_pool: ConnectionPool, family: int, kind: int, proto: int) -> Any:
+    return _ReceiptSocket(family, kind, proto)
+
+
+def set_socket_class(stamping: bool = True) -> None:
+    """Pools make :class:`_ReceiptSocket` s (``ConnectionPool._create_tcp_socket``, the documented socket
+    factory); False restores geventhttpclient's plain gevent socket."""
+    ConnectionPool._create_tcp_socket = _receipt_socket if stamping else _TCP_SOCKET  # type: ignore[method-assign,assignment]
+
+
+def headers_received(resp: FastResponse) -> float:
+    """When the response's headers (and any body bytes read with them) reached this host: the kernel's
+    stamp of geventhttpclient's last header read where the socket keeps one, else now."""
+    now = time.perf_counter()
+    raw = resp._response
+    received = getattr(getattr(raw, "_sock", None), "received", None)
+    return received if received is not None and received < now else now
+
+
 def raw_response(resp: FastResponse) -> HTTPSocketPoolResponse | None:
     return resp._response
 
@@ -173,13 +225,6 @@ def cached_body(resp: FastResponse) -> bytes | None:
         del raw._body_buffer[:]
         return body
     return None
-
-
-def iter_body(resp: FastResponse) -> Iterator[bytes]:
-    """Yield body bytes as they arrive (geventhttpclient's read(n) would wait for n bytes, batching
-    SSE events and distorting their timing). Raises HTTPConnectionClosed if the peer closes early."""
-    for chunk, _ in iter_timed_body(resp):
-        yield chunk
 
 
 # Kernel receive stamps (Linux SO_TIMESTAMPNS): a read that the busy event loop makes late still carries
@@ -235,9 +280,7 @@ def _stream_reader(sock: Any, method: str) -> Callable[..., Any]:
         if timeout_s is None:
             wait(event)
             return
-        if (
-            timer is None
-        ):  # repeating, re-armed by again(): libev's start() on a used timer keeps its old expiry
+        if timer is None:  # repeating, re-armed by again(): start() on a used timer keeps its old expiry
             timer = hub.loop.timer(timeout_s, timeout_s)
         timer.again(getcurrent().throw, TimeoutError("timed out"), update=True)
         try:
@@ -262,6 +305,33 @@ def _stream_reader(sock: Any, method: str) -> Callable[..., Any]:
     return read
 
 
+def _cannot_stamp(sock: Any, kernel: bool | None = None) -> str | None:
+    """Why ``sock``'s reads cannot carry kernel receive stamps, or None once they can (the option is set
+    once a socket: keep-alive sockets keep it; harmless for other reads)."""
+    if not (kernel_stamps_wanted() if kernel is None else kernel):
+        return "disabled or not Linux"
+    if isinstance(sock, ssl.SSLSocket) or "ssl" in type(sock).__module__.lower():
+        return "a TLS socket"
+    try:
+        if sock not in _STAMPING:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            _STAMPING.add(sock)
+    except (OSError, AttributeError, TypeError) as e:
+        return str(e) or type(e).__name__
+    return None
+
+
+def _kernel_time(ancillary: list[tuple[int, int, bytes]], now: float, offset: float) -> float:
+    """The receive stamp in a recvmsg's ancillary data (CLOCK_REALTIME, moved to perf_counter's domain
+    by ``offset`` = time.time() - perf_counter()), never later than ``now``; ``now`` without one."""
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(payload)
+            stamp = sec - offset + nsec * 1e-9
+            return stamp if stamp < now else now
+    return now
+
+
 def stamped_reader(sock: Any, kernel: bool | None = None) -> StampedRead:
     """``read(n) -> (bytes, stamp)``: the stamp (perf_counter domain) is when the kernel received the LAST
     bytes of the read (TCP stamps each segment; a read, or segments coalesced in the receive queue, that
@@ -272,49 +342,33 @@ def stamped_reader(sock: Any, kernel: bool | None = None) -> StampedRead:
     response, so a wall-clock step between responses cannot skew it. TLS sockets, other systems and any
     failure read as before, stamped at the read; so do the first reads of a run if Linux has not yet
     turned receive stamping on (it does so lazily, in a work item, when the first socket asks)."""
-    if (
-        not (kernel_stamps_wanted() if kernel is None else kernel)
-        or isinstance(sock, ssl.SSLSocket)
-        or "ssl" in type(sock).__module__.lower()
-    ):
-        return _fallback(sock, "disabled, not Linux or a TLS socket")
+    why = _cannot_stamp(sock, kernel)
+    if why:
+        return _fallback(sock, why)
     try:
-        if sock not in _STAMPING:  # once a socket (a keep-alive connection serves many responses)
-            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-            _STAMPING.add(sock)
         recvmsg = _stream_reader(sock, "recvmsg")
     except (OSError, AttributeError) as e:
         return _fallback(sock, e)
-    perf_counter, unpack, space, level = (
-        time.perf_counter,
-        _TIMESPEC.unpack_from,
-        _CMSG_SPACE,
-        socket.SOL_SOCKET,
-    )
+    perf_counter, space = time.perf_counter, _CMSG_SPACE
     offset = time.time() - perf_counter()
 
     def read(n: int) -> tuple[bytes, float]:
         data, ancillary, _, _ = recvmsg(n, space)
-        now = perf_counter()
-        for cmsg_level, cmsg_type, payload in ancillary:
-            if cmsg_level == level and cmsg_type == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
-                sec, nsec = unpack(payload)
-                stamp = sec - offset + nsec * 1e-9
-                return data, stamp if stamp < now else now
-        return data, now
+        return data, _kernel_time(ancillary, perf_counter(), offset)
 
     return read
 
 
 def iter_timed_body(resp: FastResponse, kernel: bool | None = None) -> Iterator[tuple[bytes, float]]:
-    """iter_body with each chunk's arrival stamp (perf_counter domain; see stamped_reader). Bytes that
-    geventhttpclient had already buffered with the headers (it reads with its own recv) are stamped when
-    yielded: they arrived no later than the response's first byte."""
+    """The body's bytes as they arrive (geventhttpclient's read(n) would wait for n bytes, batching SSE
+    events and distorting their timing), each chunk with its arrival stamp (perf_counter domain; see
+    stamped_reader); bytes that geventhttpclient read with the headers carry the headers' stamp
+    (headers_received). Raises HTTPConnectionClosed if the peer closes early."""
     raw = resp._response
     if raw is None:
         return
     buffer = raw._body_buffer
-    stamp = time.perf_counter()
+    stamp = headers_received(resp)
     read: StampedRead | None = None
     while True:
         if buffer:
@@ -410,10 +464,13 @@ def missing_internals() -> list[str]:
         "geventhttpclient/response.py (GreenletExit frame check)": str(
             inspect.getsourcefile(HTTPSocketPoolResponse)
         ).endswith(_RESPONSE_MODULE),
-        "gevent socket ._sock/._read_event/.hub (the stream reader)": all(
+        "gevent socket ._sock/._read_event/.hub/._wait (the stream reader, _ReceiptSocket)": all(
             f"self.{name} =" in inspect.getsource(gevent.socket.socket.__init__)
             for name in ("_sock", "_read_event", "hub")
-        ),
+        )
+        and hasattr(gevent.socket.socket, "_wait"),
+        "geventhttpclient ConnectionPool._create_tcp_socket (the socket factory)": "_create_tcp_socket("
+        in inspect.getsource(ConnectionPool._create_socket),
         "locust FastHttpSession.auth_header": "self.auth_header" in _fast_source(),
         "locust FastResponse._response/_cached_content": "_response" in _fast_source()
         and "_cached_content" in _fast_source(),

@@ -131,6 +131,55 @@ def test_a_late_read_carries_the_kernels_receive_time_unless_turned_off(monkeypa
     assert early[-1] is kernel_stamps, early
 
 
+@pytest.mark.parametrize("kernel_stamps", [True, False])
+def test_the_pools_socket_keeps_the_kernels_receive_time_of_its_last_recv(monkeypatch, kernel_stamps):
+    """geventhttpclient reads a response's headers (and the first chunk, when the server sends them
+    together) with the pooled socket's recv: that socket keeps when the kernel received those bytes, so
+    a late header read still stamps them truthfully (headers_received); turned off, the read's own time."""
+    monkeypatch.setenv(locust_compat.KERNEL_STAMPS_ENV, "1" if kernel_stamps else "0")
+    locust_compat.set_socket_class(True)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = ConnectionPool._create_tcp_socket(None, socket.AF_INET, socket.SOCK_STREAM, 0)  # type: ignore[arg-type]
+        client.connect(listener.getsockname())
+        server, _ = listener.accept()
+    with client, server:
+        assert isinstance(client, locust_compat._ReceiptSocket)
+        early = []
+        for _ in range(20 if kernel_stamps else 3):
+            server.sendall(b"HTTP/1.1 200 OK\r\n\r\ndata: x\n\n")
+            time.sleep(0.05)
+            before_read = time.perf_counter()
+            assert client.recv(4096) == b"HTTP/1.1 200 OK\r\n\r\ndata: x\n\n"
+            assert client.received is not None and client.received <= time.perf_counter()
+            early.append(client.received < before_read)
+            if early[-1]:
+                break
+    assert early[-1] is kernel_stamps, early
+
+
+def test_body_bytes_read_with_the_headers_carry_the_header_reads_stamp():
+    """A server that sends its headers with the first chunk (aiohttp, so the mock) delivers the first
+    token in geventhttpclient's header read: that token is stamped with the header read's receive time
+    (the socket's ``received``), not when the body is iterated; without one, now."""
+
+    class Raw:
+        def __init__(self, received: float | None) -> None:
+            self._body_buffer = bytearray(b"data: first\n\n")
+            self._sock = type("Sock", (), {"received": received})()
+            self.message_complete = True
+
+    class Resp:
+        def __init__(self, received: float | None) -> None:
+            self._response = Raw(received)
+
+    arrived = time.perf_counter() - 0.030  # the bytes came 30 ms before the loop got to them
+    assert list(locust_compat.iter_timed_body(Resp(arrived))) == [(b"data: first\n\n", arrived)]  # type: ignore[arg-type]
+    assert locust_compat.headers_received(Resp(arrived)) == arrived  # type: ignore[arg-type]
+    before = time.perf_counter()
+    ((_, stamp),) = locust_compat.iter_timed_body(Resp(None))  # type: ignore[arg-type]
+    assert stamp >= before
+
+
 @pytest.mark.parametrize("method", ["recv", "recvmsg"])
 def test_a_stream_read_as_it_arrives_gets_every_byte_and_times_out_like_gevents_own(method):
     """The stream reader of a gevent socket: sends spaced in time read one by one (after the first short
