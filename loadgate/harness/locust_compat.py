@@ -174,14 +174,7 @@ class _ReceiptSocket(gevent.socket.socket):
             data: bytes = super().recv(n, flags)
             self.received = time.perf_counter()
             return data
-        while True:  # gevent's recv, with the ancillary data
-            try:
-                data, ancillary, _, _ = self._sock.recvmsg(n, _CMSG_SPACE)
-                break
-            except BlockingIOError:
-                if self.timeout == 0.0:
-                    raise
-                self._wait(self._read_event)
+        data, ancillary, _, _ = super().recvmsg(n, _CMSG_SPACE)  # gevent's cooperative recvmsg
         now = time.perf_counter()
         self.received = _kernel_time(ancillary, now, time.time() - now)
         return data
@@ -260,6 +253,11 @@ def _fallback(sock: Any, why: object) -> StampedRead:
     return lambda n: (recv(n), perf_counter())
 
 
+def _is_tls(sock: Any) -> bool:
+    """A TLS socket (the stdlib's or gevent's): its bytes on the wire are not the ones a read returns."""
+    return isinstance(sock, ssl.SSLSocket) or "ssl" in type(sock).__module__.lower()
+
+
 def _stream_reader(sock: Any, method: str) -> Callable[..., Any]:
     """``sock.<method>(n, ...)`` for reading a stream as it arrives, cooperative like gevent's own method
     (its socket's read watcher; ``socket.timeout`` after ``sock.timeout`` s without data) at less cost
@@ -269,7 +267,7 @@ def _stream_reader(sock: Any, method: str) -> Callable[..., Any]:
     each read after a short one waits first; a response whose bytes come faster than the loop reads
     them keeps trying first. A socket that is not a plain gevent one (TLS, a test's) uses its own method."""
     os_sock, event, hub = (getattr(sock, name, None) for name in ("_sock", "_read_event", "hub"))
-    if os_sock is None or event is None or hub is None or "ssl" in type(sock).__module__.lower():
+    if os_sock is None or event is None or hub is None or _is_tls(sock):
         return getattr(sock, method)
     call, wait, timeout_s = getattr(os_sock, method), hub.wait, sock.timeout
     timer: Any = None  # made at the first wait (a response often comes whole)
@@ -310,7 +308,7 @@ def _cannot_stamp(sock: Any, kernel: bool | None = None) -> str | None:
     once a socket: keep-alive sockets keep it; harmless for other reads)."""
     if not (kernel_stamps_wanted() if kernel is None else kernel):
         return "disabled or not Linux"
-    if isinstance(sock, ssl.SSLSocket) or "ssl" in type(sock).__module__.lower():
+    if _is_tls(sock):
         return "a TLS socket"
     try:
         if sock not in _STAMPING:
@@ -464,11 +462,10 @@ def missing_internals() -> list[str]:
         "geventhttpclient/response.py (GreenletExit frame check)": str(
             inspect.getsourcefile(HTTPSocketPoolResponse)
         ).endswith(_RESPONSE_MODULE),
-        "gevent socket ._sock/._read_event/.hub/._wait (the stream reader, _ReceiptSocket)": all(
+        "gevent socket ._sock/._read_event/.hub (the stream reader)": all(
             f"self.{name} =" in inspect.getsource(gevent.socket.socket.__init__)
             for name in ("_sock", "_read_event", "hub")
-        )
-        and hasattr(gevent.socket.socket, "_wait"),
+        ),
         "geventhttpclient ConnectionPool._create_tcp_socket (the socket factory)": "_create_tcp_socket("
         in inspect.getsource(ConnectionPool._create_socket),
         "locust FastHttpSession.auth_header": "self.auth_header" in _fast_source(),
