@@ -151,7 +151,6 @@ class ApiClient:
         self.log_cancelled = log_cancelled  # the request log's line for a cancelled request
         self.arrival = arrival  # rate mode: the arrival the next request starts (taken once)
         self.api_key = api_key()  # read once per user, not per request (an environment lookup)
-        self.kernel_stamps = locust_compat.kernel_stamps_wanted()
 
     @property
     def timeout_s(self) -> float:
@@ -220,7 +219,7 @@ class ApiClient:
         parts: list[bytes] = []
         stamp = 0.0
         try:
-            for chunk, at in locust_compat.iter_timed_body(resp, self.kernel_stamps):
+            for chunk, at in locust_compat.iter_timed_body(resp):
                 parts.append(chunk)
                 stamp = at
         except (HTTPConnectionClosed, OSError) as e:
@@ -293,7 +292,7 @@ class ApiClient:
         parser, parts, length, done = SSEParser(), [], 0, False
         stamp, chunk_of = timing.t_tokens.append, p.stream_chunk_data
         try:
-            for chunk, now in locust_compat.iter_timed_body(resp, self.kernel_stamps):
+            for chunk, now in locust_compat.iter_timed_body(resp):
                 length += len(chunk)
                 for data in parser.payloads(chunk):
                     if not data.startswith(b"{") and data.strip() == b"[DONE]":  # (no copy per token)

@@ -165,19 +165,24 @@ class _ReceiptSocket(gevent.socket.socket):
     too, not from when the busy loop got to the read."""
 
     received: float | None = None
-    _stamping: bool | None = None  # kernel stamps on this socket (None: not decided yet)
+    _timed: StampedRead | None = None  # this connection's stamped reader, made at its first read
+
+    def timed_read(self, n: int) -> tuple[bytes, float]:
+        """A read and its stamp (:func:`stamped_reader`'s), kept as ``received``. One reader per connection:
+        its timer and its wait-before-reading serve every response of a keep-alive socket, so the
+        header read, which always follows a send, waits first instead of failing a system call and
+        raising, and makes no Timeout."""
+        if self._timed is None:
+            self._timed = stamped_reader(self)
+        data, self.received = self._timed(n)
+        return data, self.received
 
     def recv(self, n: int, flags: int = 0) -> bytes:
-        if self._stamping is None:
-            self._stamping = _cannot_stamp(self) is None
-        if flags or not self._stamping:
+        if flags:
             data: bytes = super().recv(n, flags)
             self.received = time.perf_counter()
             return data
-        data, ancillary, _, _ = super().recvmsg(n, _CMSG_SPACE)  # gevent's cooperative recvmsg
-        now = time.perf_counter()
-        self.received = _kernel_time(ancillary, now, time.time() - now)
-        return data
+        return self.timed_read(n)[0]
 
 
 _TCP_SOCKET = ConnectionPool._create_tcp_socket
@@ -303,10 +308,10 @@ def _stream_reader(sock: Any, method: str) -> Callable[..., Any]:
     return read
 
 
-def _cannot_stamp(sock: Any, kernel: bool | None = None) -> str | None:
+def _cannot_stamp(sock: Any) -> str | None:
     """Why ``sock``'s reads cannot carry kernel receive stamps, or None once they can (the option is set
     once a socket: keep-alive sockets keep it; harmless for other reads)."""
-    if not (kernel_stamps_wanted() if kernel is None else kernel):
+    if not kernel_stamps_wanted():
         return "disabled or not Linux"
     if _is_tls(sock):
         return "a TLS socket"
@@ -330,34 +335,33 @@ def _kernel_time(ancillary: list[tuple[int, int, bytes]], now: float, offset: fl
     return now
 
 
-def stamped_reader(sock: Any, kernel: bool | None = None) -> StampedRead:
+def stamped_reader(sock: Any) -> StampedRead:
     """``read(n) -> (bytes, stamp)``: the stamp (perf_counter domain) is when the kernel received the LAST
     bytes of the read (TCP stamps each segment; a read, or segments coalesced in the receive queue, that
     spans several carries the latest one), never later than the read itself. The option is set once a
-    socket (keep-alive sockets keep it; harmless for other reads). ``kernel``: use the stamps (None: as
-    LOADGATE_KERNEL_STAMPS says, read now). The kernel stamps with
-    CLOCK_REALTIME: the offset to perf_counter (CLOCK_MONOTONIC, same rate) is measured here, once a
-    response, so a wall-clock step between responses cannot skew it. TLS sockets, other systems and any
-    failure read as before, stamped at the read; so do the first reads of a run if Linux has not yet
+    socket (keep-alive sockets keep it; harmless for other reads); LOADGATE_KERNEL_STAMPS=0 turns the
+    stamps off. The kernel stamps with CLOCK_REALTIME: the offset to perf_counter (CLOCK_MONOTONIC, same
+    rate) is measured at each read, so a wall-clock step between reads cannot skew it. TLS sockets, other
+    systems and any failure read as before, stamped at the read; so do the first reads of a run if Linux has not yet
     turned receive stamping on (it does so lazily, in a work item, when the first socket asks)."""
-    why = _cannot_stamp(sock, kernel)
+    why = _cannot_stamp(sock)
     if why:
         return _fallback(sock, why)
     try:
         recvmsg = _stream_reader(sock, "recvmsg")
     except (OSError, AttributeError) as e:
         return _fallback(sock, e)
-    perf_counter, space = time.perf_counter, _CMSG_SPACE
-    offset = time.time() - perf_counter()
+    perf_counter, wall, space = time.perf_counter, time.time, _CMSG_SPACE
 
     def read(n: int) -> tuple[bytes, float]:
         data, ancillary, _, _ = recvmsg(n, space)
-        return data, _kernel_time(ancillary, perf_counter(), offset)
+        now = perf_counter()
+        return data, _kernel_time(ancillary, now, wall() - now)
 
     return read
 
 
-def iter_timed_body(resp: FastResponse, kernel: bool | None = None) -> Iterator[tuple[bytes, float]]:
+def iter_timed_body(resp: FastResponse) -> Iterator[tuple[bytes, float]]:
     """The body's bytes as they arrive (geventhttpclient's read(n) would wait for n bytes, batching SSE
     events and distorting their timing), each chunk with its arrival stamp (perf_counter domain; see
     stamped_reader); bytes that geventhttpclient read with the headers carry the headers' stamp
@@ -378,7 +382,7 @@ def iter_timed_body(resp: FastResponse, kernel: bool | None = None) -> Iterator[
         if raw.message_complete or sock is None:
             return
         if read is None:
-            read = stamped_reader(sock, kernel)
+            read = sock.timed_read if isinstance(sock, _ReceiptSocket) else stamped_reader(sock)
         data, received = read(raw.block_size)
         if not data:
             raise HTTPConnectionClosed("connection closed mid-body")
