@@ -177,6 +177,19 @@ class _ReceiptSocket(gevent.socket.socket):
         data, self.received = self._timed(n)
         return data, self.received
 
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        # A request that fits the send buffer goes in one send: gevent's sendall first asks the kernel
+        # for the buffer's size (a system call) and goes through three Python calls, on every request.
+        if flags:
+            return super().sendall(data, flags)
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            super().sendall(memoryview(data)[sent:])
+        return None
+
     def recv(self, n: int, flags: int = 0) -> bytes:
         if flags:
             data: bytes = super().recv(n, flags)
@@ -214,15 +227,13 @@ def raw_response(resp: FastResponse) -> HTTPSocketPoolResponse | None:
 def cached_body(resp: FastResponse) -> bytes | None:
     """The whole body when it is already in memory (a buffered one is taken from the buffer): geventhttpclient
     read it at once (an error status's body), or it all came with the headers (a short answer)."""
-    cached = getattr(resp, "_cached_content", None)
-    if isinstance(cached, bytes):
-        return cached
     raw = resp._response
-    if raw is not None and raw.message_complete and raw._body_buffer:
-        body = bytes(raw._body_buffer)
+    if raw is not None and raw.message_complete and raw._body_buffer:  # first: the usual case, and unread
+        body = bytes(raw._body_buffer)  # _cached_content raises AttributeError inside getattr
         del raw._body_buffer[:]
         return body
-    return None
+    cached = getattr(resp, "_cached_content", None)
+    return cached if isinstance(cached, bytes) else None
 
 
 # Kernel receive stamps (Linux SO_TIMESTAMPNS): a read that the busy event loop makes late still carries

@@ -157,6 +157,35 @@ def test_the_pools_socket_keeps_the_kernels_receive_time_of_its_last_recv(monkey
     assert early[-1] is kernel_stamps, early
 
 
+def test_the_pools_socket_sends_and_reads_every_byte_and_times_out_like_gevents_own():
+    """The pooled socket's own sendall and recv (one send for a request that fits the send buffer; one
+    stamped reader per connection): a small request arrives whole; one far larger than the send buffer
+    arrives in full while another greenlet reads it (the rest goes through gevent's cooperative sendall);
+    a recv with nothing to read raises socket.timeout after the socket's timeout, and the next response
+    on the same connection is read (the connection's timer is re-armed, not left expired)."""
+    locust_compat.set_socket_class(True)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = ConnectionPool._create_tcp_socket(None, socket.AF_INET, socket.SOCK_STREAM, 0)  # type: ignore[arg-type]
+        client.connect(listener.getsockname())
+        server, _ = listener.accept()
+    with client, server:
+        assert isinstance(client, locust_compat._ReceiptSocket)
+        client.settimeout(0.5)
+        client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert server.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
+        big = bytes(range(256)) * 16_384  # 4 MiB: many times the send buffer
+        received = gevent.spawn(lambda: b"".join(iter(lambda: server.recv(65536), b"")))
+        client.sendall(big)
+        client.shutdown(socket.SHUT_WR)
+        assert received.get(timeout=10) == big
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError, match="timed out"):
+            client.recv(4096)
+        assert time.perf_counter() - started >= 0.45
+        gevent.spawn_later(0.3, server.sendall, b"HTTP/1.1 200 OK\r\n\r\n")  # the last expiry has passed
+        assert client.recv(4096) == b"HTTP/1.1 200 OK\r\n\r\n"
+
+
 def test_body_bytes_read_with_the_headers_carry_the_header_reads_stamp():
     """A server that sends its headers with the first chunk (aiohttp, so the mock) delivers the first
     token in geventhttpclient's header read: that token is stamped with the header read's receive time
