@@ -92,6 +92,9 @@ def gate(prefix: str, thresholds: Path, capsys: pytest.CaptureFixture[str]) -> t
     return code, capsys.readouterr().out
 
 
+IN_FLIGHT_S = 0.1  # from the mock's last send to the client's read of it, on loopback under load
+
+
 @pytest.mark.timeout(90)
 def test_per_model_rows_match_the_truth_and_the_gate_reads_them(
     tmp_path: Path, mock_server, capsys: pytest.CaptureFixture[str]
@@ -115,14 +118,17 @@ def test_per_model_rows_match_the_truth_and_the_gate_reads_them(
     assert proc.returncode == 0, proc.stderr[-3000:]
     llm = read_rows(f"{prefix}_llm_stats.csv")
     reset_at = json.loads(Path(f"{prefix}_loadgate.json").read_text())["stats_reset_at"]
-    truth = [t for t in read_truth(truth_log) if t["t_done"] >= reset_at]
+    every = read_truth(truth_log)
+    truth = [t for t in every if t["t_done"] >= reset_at]
+    # an answer the mock finished just before the reset may reach the client after it, and count there
+    in_flight = [t for t in every if reset_at - IN_FLIGHT_S <= t["t_done"] < reset_at]
     counts = {}
     for model in ("fast", "slow"):
         rows = stream_ok(truth, model)
-        counts[model] = len(rows)
         ttft = [(t["t_chunks"][0] - t["t_received"]) * 1000 for t in rows]
         row = llm[f"TTFT {STREAM_ROW} @{model}"]
-        assert int(row["Request Count"]) == len(ttft)
+        counts[model] = int(row["Request Count"])
+        assert len(ttft) <= counts[model] <= len(ttft) + len(stream_ok(in_flight, model)), (model, len(ttft))
         # the accuracy bound (1% or 2 ms) plus the histogram's storage error (3 significant digits:
         # 202.6 is stored as 203); the 0 ms model's ~1 ms median may take 4 ms: loopback and parsing on
         # the shared 2-core box, not a model effect
