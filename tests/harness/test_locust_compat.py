@@ -1,8 +1,10 @@
 """The upgrade guard: every Locust/geventhttpclient private loadgate touches is still there, at the
 versions requirements.txt pins. An upgrade that changes one fails here, not silently in the figures."""
 
+import contextlib
 import socket
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -131,12 +133,9 @@ def test_a_late_read_carries_the_kernels_receive_time_unless_turned_off(monkeypa
     assert early[-1] is kernel_stamps, early
 
 
-@pytest.mark.parametrize("kernel_stamps", [True, False])
-def test_the_pools_socket_keeps_the_kernels_receive_time_of_its_last_recv(monkeypatch, kernel_stamps):
-    """geventhttpclient reads a response's headers (and the first chunk, when the server sends them
-    together) with the pooled socket's recv: that socket keeps when the kernel received those bytes, so
-    a late header read still stamps them truthfully (headers_received); turned off, the read's own time."""
-    monkeypatch.setenv(locust_compat.KERNEL_STAMPS_ENV, "1" if kernel_stamps else "0")
+@contextlib.contextmanager
+def pooled_connection() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """(the socket geventhttpclient's pool makes, connected; the server's end), closed at the end."""
     locust_compat.set_socket_class(True)
     with socket.create_server(("127.0.0.1", 0)) as listener:
         client = ConnectionPool._create_tcp_socket(None, socket.AF_INET, socket.SOCK_STREAM, 0)  # type: ignore[arg-type]
@@ -144,6 +143,16 @@ def test_the_pools_socket_keeps_the_kernels_receive_time_of_its_last_recv(monkey
         server, _ = listener.accept()
     with client, server:
         assert isinstance(client, locust_compat._ReceiptSocket)
+        yield client, server
+
+
+@pytest.mark.parametrize("kernel_stamps", [True, False])
+def test_the_pools_socket_keeps_the_kernels_receive_time_of_its_last_recv(monkeypatch, kernel_stamps):
+    """geventhttpclient reads a response's headers (and the first chunk, when the server sends them
+    together) with the pooled socket's recv: that socket keeps when the kernel received those bytes, so
+    a late header read still stamps them truthfully (headers_received); turned off, the read's own time."""
+    monkeypatch.setenv(locust_compat.KERNEL_STAMPS_ENV, "1" if kernel_stamps else "0")
+    with pooled_connection() as (client, server):
         early = []
         for _ in range(20 if kernel_stamps else 3):
             server.sendall(b"HTTP/1.1 200 OK\r\n\r\ndata: x\n\n")
@@ -163,13 +172,7 @@ def test_the_pools_socket_sends_and_reads_every_byte_and_times_out_like_gevents_
     arrives in full while another greenlet reads it (the rest goes through gevent's cooperative sendall);
     a recv with nothing to read raises socket.timeout after the socket's timeout, and the next response
     on the same connection is read (the connection's timer is re-armed, not left expired)."""
-    locust_compat.set_socket_class(True)
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        client = ConnectionPool._create_tcp_socket(None, socket.AF_INET, socket.SOCK_STREAM, 0)  # type: ignore[arg-type]
-        client.connect(listener.getsockname())
-        server, _ = listener.accept()
-    with client, server:
-        assert isinstance(client, locust_compat._ReceiptSocket)
+    with pooled_connection() as (client, server):
         client.settimeout(0.5)
         client.sendall(b"GET / HTTP/1.1\r\n\r\n")
         assert server.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
