@@ -38,12 +38,10 @@ def bucket_3_sig_digits(response_time: int | float) -> int | float:
         return round(response_time * 100) / 100
     if 1000 <= response_time < 100_000:
         return round(response_time / 10) * 10 if response_time < 10_000 else round(response_time / 100) * 100
-    if 0.01 <= response_time < 1:  # (sub-millisecond token gaps: round(x, n) costs ~4x more)
-        return (
-            round(response_time * 1000) / 1000
-            if response_time >= 0.1
-            else round(response_time * 10_000) / 10_000
-        )
+    if 0.1 <= response_time < 1:
+        return round(response_time * 1000) / 1000
+    if 0.01 <= response_time < 0.1:  # (sub-millisecond token gaps: round(x, n) costs ~4x more)
+        return round(response_time * 10_000) / 10_000
     if response_time <= _FLOOR_MS:
         return 0
     exponent = math.floor(math.log10(response_time))
