@@ -53,6 +53,9 @@ class SSEParser:
             return [event.data.encode() for event in self.feed(chunk)]
         buf = self._pending + chunk if self._pending else chunk
         if buf.startswith(b"data: "):  # the usual read: single-line data events (and part of the next)
+            if buf.find(b"\n") == len(buf) - 2 and buf.endswith(b"\n"):  # one whole event: a token's read
+                self._pending = b""
+                return [buf[6:-2]]
             cut = buf.rfind(b"\n\n") + 2
             tail = buf[cut:]
             if cut >= 8 and b"\n" not in tail:

@@ -280,28 +280,48 @@ def _stream_reader(sock: Any, method: str) -> Callable[..., Any]:
     (its socket's read watcher; ``socket.timeout`` after ``sock.timeout`` s without data) at less cost
     per read. gevent's method tries the read first and makes a new Timeout for every wait: a stream
     whose tokens come one by one paid a failed system call, an exception and a Timeout per token. Here
-    one timer is re-armed, and once a read that followed a short one (the queue emptied) found nothing,
-    each read after a short one waits first; a response whose bytes come faster than the loop reads
-    them keeps trying first. A socket that is not a plain gevent one (TLS, a test's) uses its own method."""
+    once a read that followed a short one (the queue emptied) found nothing, each read after a short one
+    waits first; a response whose bytes come faster than the loop reads them keeps trying first. A wait
+    only notes when it started: one timer per connection, started at a wait when none is pending, checks
+    at its expiry whether the wait under way has lasted ``sock.timeout`` and starts again for the rest
+    (a token's wait used to start and stop a libev timer and make an exception). A socket that is not a
+    plain gevent one (TLS, a test's) uses its own method."""
     os_sock, event, hub = (getattr(sock, name, None) for name in ("_sock", "_read_event", "hub"))
     if os_sock is None or event is None or hub is None or _is_tls(sock):
         return getattr(sock, method)
-    call, wait, timeout_s = getattr(os_sock, method), hub.wait, sock.timeout
-    timer: Any = None  # made at the first wait (a response often comes whole)
+    call, wait, timeout_s, loop = getattr(os_sock, method), hub.wait, sock.timeout, hub.loop
+    waiter: Any = None  # the greenlet waiting for the socket, while it waits
+    since = 0.0  # when that wait started (time.monotonic: the loop's own clock is the wall clock)
+    pending = False  # a timer will fire
     drained = wait_first = False
 
+    def arm(after: float) -> None:
+        nonlocal pending
+        pending = True
+        loop.timer(after, ref=False).start(expire)
+
+    def expire() -> None:
+        nonlocal pending
+        pending = False
+        if waiter is None:
+            return  # no wait under way: the next one starts a timer
+        left = since + timeout_s - time.monotonic()
+        if left > 0:
+            arm(left)
+        else:
+            waiter.throw(TimeoutError("timed out"))
+
     def block() -> None:
-        nonlocal timer
-        if timeout_s is None:
-            wait(event)
-            return
-        if timer is None:  # repeating, re-armed by again(): start() on a used timer keeps its old expiry
-            timer = hub.loop.timer(timeout_s, timeout_s)
-        timer.again(getcurrent().throw, TimeoutError("timed out"), update=True)
+        nonlocal waiter, since
+        if timeout_s is not None:
+            since = time.monotonic()
+            if not pending:
+                arm(timeout_s)
+        waiter = getcurrent()
         try:
             wait(event)
         finally:
-            timer.stop()
+            waiter = None
 
     def read(n: int, *args: Any) -> Any:
         nonlocal drained, wait_first

@@ -171,7 +171,8 @@ def test_the_pools_socket_sends_and_reads_every_byte_and_times_out_like_gevents_
     stamped reader per connection): a small request arrives whole; one far larger than the send buffer
     arrives in full while another greenlet reads it (the rest goes through gevent's cooperative sendall);
     a recv with nothing to read raises socket.timeout after the socket's timeout, and the next response
-    on the same connection is read (the connection's timer is re-armed, not left expired)."""
+    on the same connection is read (the connection's timer is re-armed, not left expired); the timer
+    expiring while no read waits throws into no one, and the next wait arms it again."""
     with pooled_connection() as (client, server):
         client.settimeout(0.5)
         client.sendall(b"GET / HTTP/1.1\r\n\r\n")
@@ -187,6 +188,13 @@ def test_the_pools_socket_sends_and_reads_every_byte_and_times_out_like_gevents_
         assert time.perf_counter() - started >= 0.45
         gevent.spawn_later(0.3, server.sendall, b"HTTP/1.1 200 OK\r\n\r\n")  # the last expiry has passed
         assert client.recv(4096) == b"HTTP/1.1 200 OK\r\n\r\n"
+        gevent.sleep(0.6)  # the timer that recv armed expires with no read waiting: nothing is thrown
+        gevent.spawn_later(0.3, server.sendall, b"HTTP/1.1 200 OK\r\n\r\n")
+        assert client.recv(4096) == b"HTTP/1.1 200 OK\r\n\r\n"
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError, match="timed out"):
+            client.recv(4096)
+        assert 0.45 <= time.perf_counter() - started < 0.9
 
 
 def test_body_bytes_read_with_the_headers_carry_the_header_reads_stamp():
@@ -251,7 +259,8 @@ def test_a_stream_read_as_it_arrives_gets_every_byte_and_times_out_like_gevents_
         started = time.perf_counter()
         with pytest.raises(TimeoutError, match="timed out"):
             data()
-        assert time.perf_counter() - started >= 0.95
+        waited = time.perf_counter() - started
+        assert 0.95 <= waited < 1.4  # counted from this wait: not the first wait's timer, nor one armed after it
         gevent.joinall([sender, ticker])
 
 
