@@ -20,6 +20,8 @@ error, not loadgate's). Per count it prints:
     carry them (PREFIX_llm_summary.json / PREFIX_loadgate.json; else n/a)
   - the mock's CPU over the run in cores (its arrival stamp comes after its event loop reads the request:
     a mock near one full core stamps late, and that lateness shows as client TTFT error)
+  - the machine's noise: how long each one's event loop waited for its CPU behind other processes, and
+    how long the hypervisor held back each virtual CPU (steal in /proc/stat)
   - TTFT and ITL p50/p99: exact from the truth log (the mock's send time of every chunk) vs loadgate's
     PREFIX_llm_stats.csv, and the error (loadgate - truth) in ms
 then the largest count within the targets of issue 10 (|ITL p99 error| < 2 ms, |TTFT p99 error| < 5 ms,
@@ -121,6 +123,23 @@ def run_delay_s(pid: int) -> float | None:
         return None
 
 
+def cpu_steal_s() -> dict[str, float] | None:
+    """Seconds the hypervisor has run something else on each virtual CPU ("steal" in /proc/stat, by CPU
+    number): time in which neither the mock nor Locust could run, which no run queue shows. None without
+    /proc/stat."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    steal = {}
+    for line in lines:
+        name, *values = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and len(values) >= 8:
+            steal[name[3:]] = int(values[7]) / tick
+    return steal or None
+
+
 def pin_process(pid: int, cpus: str) -> None:
     """Pin every thread of a running process (the mock) to `cpus`."""
     subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, capture_output=True)
@@ -198,6 +217,7 @@ class Result:
         float | None
     )  # the mock's CPU over the Locust run: near 1 on its one core, the truth runs late
     locust_waited_s: float | None  # Locust's event loop waiting for its CPU (other processes): noise
+    steal_s: dict[str, float] | None  # per CPU: the hypervisor running other machines meanwhile: noise
     mock_waited_s: float | None  # the same for the mock's event loop (the judge's stamps run late)
     truth: dict[str, tuple[float, float]]  # metric -> (p50, p99)
     measured: dict[str, tuple[float, float]]
@@ -312,8 +332,10 @@ def run_count(args: argparse.Namespace, streams: int, workdir: Path) -> Result:
             locustfile.write_text(SPREAD_LOCUSTFILE, encoding="utf-8")
         cmd = locust_command(args, streams, str(mock.url), prefix, prompt, locustfile)
         mock_before, mock_waited_before = process_cpu_s(mock.proc.pid), run_delay_s(mock.proc.pid)
+        steal_before = cpu_steal_s()
         code, cpu_s, wall_s, locust_waited = run_locust(cmd, workdir, timeout=args.duration + 120)
         mock_after, mock_waited_after = process_cpu_s(mock.proc.pid), run_delay_s(mock.proc.pid)
+        steal_after = cpu_steal_s()
     mock_cores = (
         (mock_after - mock_before) / wall_s if mock_before is not None and mock_after is not None else None
     )
@@ -362,6 +384,11 @@ def run_count(args: argparse.Namespace, streams: int, workdir: Path) -> Result:
         mock_waited_s=(
             mock_waited_after - mock_waited_before
             if mock_waited_before is not None and mock_waited_after is not None
+            else None
+        ),
+        steal_s=(
+            {cpu: steal_after[cpu] - stolen for cpu, stolen in steal_before.items() if cpu in steal_after}
+            if steal_before and steal_after
             else None
         ),
         truth={m: (exact_percentile(v, 0.5), exact_percentile(v, 0.99)) for m, v in truth.items()},
@@ -420,6 +447,13 @@ def report(result: Result) -> None:
         print(
             f"  waited for a CPU (run queue: other processes on the core): Locust's loop "
             f"{result.locust_waited_s * 1000:.0f} ms, the mock's {result.mock_waited_s * 1000:.0f} ms"
+            + (
+                "; the hypervisor held back "
+                + ", ".join(f"CPU {cpu} {s * 1000:.0f} ms" for cpu, s in result.steal_s.items())
+                + " (steal: other virtual machines)"
+                if result.steal_s
+                else ""
+            )
         )
     for metric in ("TTFT", "ITL"):
         truth_n, ours_n = result.samples[metric]
