@@ -4,7 +4,8 @@ versions requirements.txt pins. An upgrade that changes one fails here, not sile
 import contextlib
 import socket
 import time
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -131,6 +132,36 @@ def test_a_late_read_carries_the_kernels_receive_time_unless_turned_off(monkeypa
             if early[-1]:
                 break
     assert early[-1] is kernel_stamps, early
+
+
+def test_a_preemption_between_a_reads_two_clock_reads_never_stamps_bytes_before_they_were_sent(monkeypatch):
+    """The kernel's stamp is wall-clock time; moving it to perf_counter's takes one read of each clock. A
+    process preempted between the two (here: every clock read waits 50 ms first) must get a stamp between
+    the send and the read, off towards the read, never before the bytes were sent (a TTFB of -0.24 ms
+    failed a gate on a busy CI host)."""
+    monkeypatch.setenv(locust_compat.KERNEL_STAMPS_ENV, "1")
+
+    def preempted(clock: Callable[[], float]) -> Callable[[], float]:
+        return lambda: time.sleep(0.05) or clock()
+
+    fake = types.SimpleNamespace(perf_counter=preempted(time.perf_counter), time=preempted(time.time))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    with client, server:
+        monkeypatch.setattr(locust_compat, "time", fake)
+        read = locust_compat.stamped_reader(client)
+        for _ in range(10):  # Linux turns receive stamping on lazily: the first reads may carry none
+            sent = time.perf_counter()
+            server.sendall(b"data: x\n\n")
+            time.sleep(0.1)
+            before_read = time.perf_counter()
+            data, stamp = read(4096)
+            assert data == b"data: x\n\n"
+            assert sent <= stamp <= time.perf_counter()
+            if stamp < before_read:  # the kernel's stamp (50 ms late here), not the read's own: checked
+                return
+    pytest.fail("no read carried a kernel receive stamp")
 
 
 @contextlib.contextmanager
