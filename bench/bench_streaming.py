@@ -217,8 +217,8 @@ class Result:
         float | None
     )  # the mock's CPU over the Locust run: near 1 on its one core, the truth runs late
     locust_waited_s: float | None  # Locust's event loop waiting for its CPU (other processes): noise
-    steal_s: dict[str, float] | None  # per CPU: the hypervisor running other machines meanwhile: noise
     mock_waited_s: float | None  # the same for the mock's event loop (the judge's stamps run late)
+    steal_s: dict[str, float] | None  # per CPU: the hypervisor running other machines meanwhile: noise
     truth: dict[str, tuple[float, float]]  # metric -> (p50, p99)
     measured: dict[str, tuple[float, float]]
     samples: dict[str, tuple[int, int]]  # metric -> (truth count, loadgate count)
@@ -444,16 +444,11 @@ def report(result: Result) -> None:
         + (f"; mock {result.mock_cores:.2f} cores" if result.mock_cores is not None else "")
     )
     if result.locust_waited_s is not None and result.mock_waited_s is not None:
+        stolen = ", ".join(f"CPU {cpu} {s * 1000:.0f} ms" for cpu, s in (result.steal_s or {}).items())
         print(
             f"  waited for a CPU (run queue: other processes on the core): Locust's loop "
             f"{result.locust_waited_s * 1000:.0f} ms, the mock's {result.mock_waited_s * 1000:.0f} ms"
-            + (
-                "; the hypervisor held back "
-                + ", ".join(f"CPU {cpu} {s * 1000:.0f} ms" for cpu, s in result.steal_s.items())
-                + " (steal: other virtual machines)"
-                if result.steal_s
-                else ""
-            )
+            + (f"; the hypervisor held back {stolen} (steal: other virtual machines)" if stolen else "")
         )
     for metric in ("TTFT", "ITL"):
         truth_n, ours_n = result.samples[metric]
