@@ -417,6 +417,7 @@ def test_answers_reach_the_rows_in_bulk_exactly_as_one_log_per_figure(monkeypatc
 
     clock = SimpleNamespace(now=1000.2)
     fake_time = SimpleNamespace(time=lambda: clock.now)
+    monkeypatch.setattr(llm_stats, "FOLD_VALUES", 64)  # the 60 answers of one second: several folds
     monkeypatch.setattr(llm_stats, "time", fake_time)
     monkeypatch.setattr(locust.stats, "time", fake_time)
     llm, reference = LlmStats(), locust.stats.RequestStats(use_response_times_cache=True)
