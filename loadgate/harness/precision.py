@@ -29,9 +29,10 @@ _FLOOR_MS = 0.001  # below 1 microsecond everything is one bucket
 
 def bucket_3_sig_digits(response_time: int | float) -> int | float:
     """Round to 3 significant digits: 0.01234 -> 0.0123, 12.345 -> 12.3, 147 -> 147, 3432 -> 3430."""
-    # Runs for every sample (a stream's every token gap): 0.01 ms to 100 s (and tokens/s up to 100,000) by
-    # comparisons and an integer round (round(x, n) formats the float in decimal); a tie may round the
-    # other way, still within the bound.
+    # Runs for every sample logged one at a time (Locust's HTTP rows): 0.01 ms to 100 s (and tokens/s up to
+    # 100,000) by comparisons and an integer round (round(x, n) formats the float in decimal); a tie may
+    # round the other way, still within the bound. _RANGES below repeats these expressions for the LLM
+    # rows' bulk bucketing: change both (a property test compares them).
     if 1 <= response_time < 1000:
         if response_time >= 100:
             return round(response_time)
