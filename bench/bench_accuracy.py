@@ -25,7 +25,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import locust.stats
+from bench_streaming import clean_env
 from locust.stats import RequestStats
 
 import loadgate
@@ -145,9 +145,9 @@ def run(
             "--only-summary",
             "ChatUser",
         ]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
-        env.pop("OPENAI_API_KEY", None)
-        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=duration + 90)
+        done = subprocess.run(
+            cmd, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=duration + 90
+        )
     llm_csv = Path(f"{prefix}_llm_stats.csv")
     if not llm_csv.exists():
         last = (done.stderr.strip().splitlines() or ["(no stderr)"])[-1]

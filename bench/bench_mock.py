@@ -39,6 +39,7 @@ from pathlib import Path
 
 import aiohttp
 import yaml
+from bench_streaming import can_pin, pin_process, process_cpu_s
 
 from loadgate.job import free_port
 from loadgate.mock.config import PROFILES_DIR
@@ -52,7 +53,7 @@ wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
 """
 SERVER_CPU, CLIENT_CPU = "0", "1"
-PIN = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+PIN = can_pin()
 
 
 class Unavailable(Exception):
@@ -61,12 +62,6 @@ class Unavailable(Exception):
 
 def pinned(cmd: list[str], cpu: str) -> list[str]:
     return ["taskset", "-c", cpu, *cmd] if PIN else cmd
-
-
-def pin_process(pid: int, cpu: str) -> None:
-    """Pin every thread of a running process to `cpu` (no-op without taskset)."""
-    if PIN:
-        subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(pid)], check=True, capture_output=True)
 
 
 def wait_port(port: int, timeout: float = 30.0) -> None:
@@ -135,9 +130,11 @@ def wrk(url: str, duration: int, connections: int, workdir: Path) -> dict:
 
 
 def cpu_seconds(pid: int) -> float:
-    """user + system CPU time of a process (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """user + system CPU time of a running server (its threads included); a clear stop if it has exited."""
+    cpu = process_cpu_s(pid)
+    if cpu is None:
+        raise SystemExit(f"bench: error: no CPU time for server PID {pid} (/proc/{pid}/stat): has it exited?")
+    return cpu
 
 
 def check_answer(url: str) -> None:
@@ -315,7 +312,8 @@ def bench_streams(args: argparse.Namespace) -> None:
         "capacity": {"slots": args.streams + 100, "queue": 0, "batching_slowdown": 0},
     }
     with MockProcess(config=config) as mock:
-        pin_process(mock.proc.pid, SERVER_CPU)
+        if PIN:
+            pin_process(mock.proc.pid, SERVER_CPU)
         idle = peak_rss_mib(mock.proc.pid)
         started = time.monotonic()
         client = [sys.executable, __file__, "--hold-streams", str(mock.url), "--streams", str(args.streams)]

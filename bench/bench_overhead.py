@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -42,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_streaming import pin_process, process_cpu_s
+from bench_streaming import can_pin, clean_env, pin_process, process_cpu_s
 
 import loadgate
 from loadgate.mock.config import PROFILES_DIR
@@ -54,7 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(loadgate.__file__).parent / "harness" / "locustfile.py"
 ZERO_LATENCY = PROFILES_DIR / "zero-latency.yaml"
 TARGETS = {"non-stream": 0.85, "stream": 0.70}  # issue 10: loadgate / plain requests/s
-PIN = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+PIN = can_pin()
 PLAIN_LOCUSTFILE = """
 from locust import FastHttpUser, task
 
@@ -108,12 +106,6 @@ def locust_command(
         *extra,
     ]
     return ["taskset", "-c", "1", *cmd] if PIN else cmd
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
-    env.pop("OPENAI_API_KEY", None)
-    return env
 
 
 def locust(locustfile: Path, host: str, prefix: Path, duration: int, users: int, *extra: str) -> float:

@@ -140,6 +140,14 @@ def cpu_steal_s() -> dict[str, float] | None:
     return steal or None
 
 
+def clean_env() -> dict[str, str]:
+    """The environment for a benchmark's Locust: none of the caller's LOADGATE_ / LOCUST_ settings (the run
+    is the benchmark's own) and no API key (none reaches the mock)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
+    env.pop("OPENAI_API_KEY", None)
+    return env
+
+
 def pin_process(pid: int, cpus: str) -> None:
     """Pin every thread of a running process (the mock) to `cpus`."""
     subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, capture_output=True)
@@ -297,8 +305,7 @@ def spawn_rate(args: argparse.Namespace, streams: int) -> float:
 def run_locust(cmd: list[str], workdir: Path, timeout: float) -> tuple[int, float, float, float | None]:
     """Run Locust to the end; (exit code, CPU seconds of it and its reaped children, wall seconds, seconds
     its main thread waited for a CPU, last read before it exited)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGATE_", "LOCUST_"))}
-    env.pop("OPENAI_API_KEY", None)
+    env = clean_env()
     started = time.monotonic()
     with open(workdir / "locust.out", "wb") as out, open(workdir / "locust.err", "wb") as err:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
