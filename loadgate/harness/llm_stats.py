@@ -45,10 +45,11 @@ if TYPE_CHECKING:
 
 REPORT_KEY = "loadgate_llm"  # key of our payload in the worker -> master report
 FIGURES = (TTFB, TTFT, E2E, TPOT, TOKENS_PER_S)  # the metrics of RequestTiming.figures(), in its order
-# Pending figures and ITL gaps that trigger a fold. A fold runs cold (its code and rows out of the CPU's
-# caches), so fewer, larger ones cost less per answer: 1,024 values instead of 256 gave +2% requests per
-# CPU-second. One takes about 1 ms: a stall that delays reads but not their kernel receive stamps (a TLS
-# read, stamped when made, by at most that).
+# Pending figures and ITL gaps that trigger a fold. In a run a fold costs about 3 times what it does in a
+# micro-benchmark, most likely as it runs cold (its code and rows out of the CPU's caches), and fewer,
+# larger ones cost less per answer: 1,024 values instead of 256 gave +2% requests per CPU-second. One
+# takes about 1 ms: a stall that delays reads but not their kernel receive stamps (a TLS read, stamped
+# when made, by at most that).
 FOLD_VALUES = 1024
 
 
