@@ -131,7 +131,7 @@ class ApiClient:
     """One user's requests. ``session`` is the FastHttpUser's client; ``settings`` returns the live
     settings (the web UI may change them between tests); ``on_lost_at_stop(name)`` is called for a job
     still being polled when the run stops the user; ``on_cancelled(method, name)`` for a request cut off
-    by the run stopping (counted by loadgate, not by Locust)."""
+    by the run stopping (counted by loadgate, not by Locust); ``stopping()`` says the run is stopping."""
 
     def __init__(
         self,
@@ -142,6 +142,7 @@ class ApiClient:
         count_tokens: Callable[[str], tuple[int, str]] | None = None,
         log_cancelled: Callable[[RequestNote], None] | None = None,
         arrival: Callable[[], tuple[float, float] | None] | None = None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.session = session
         self.settings = settings
@@ -150,6 +151,7 @@ class ApiClient:
         self.count_tokens = count_tokens
         self.log_cancelled = log_cancelled  # the request log's line for a cancelled request
         self.arrival = arrival  # rate mode: the arrival the next request starts (taken once)
+        self.stopping = stopping
         self.api_key = api_key()  # read once per user, not per request (an environment lookup)
 
     @property
@@ -424,7 +426,7 @@ class ApiClient:
         deadline = job.started + settings.job_timeout_s
         wait = settings.poll_interval_s
         while True:
-            gevent.sleep(max(0.0, min(wait, deadline - time.perf_counter())))
+            self._wait_to_poll(min(wait, deadline - time.perf_counter()), settings.poll_interval_s)
             final = time.perf_counter() >= deadline
             seen: dict[str, str] = {}
 
@@ -452,6 +454,19 @@ class ApiClient:
                 return None
             # pending, or a transient poll failure (already counted once): keep polling, spaced by the backoff
             wait = min(wait * settings.poll_backoff, settings.poll_max_interval_s)
+            if self.stopping():
+                wait = settings.poll_interval_s
+
+    def _wait_to_poll(self, seconds: float, step: float) -> None:
+        """Sleep until the next poll, but poll at once when the run starts stopping meanwhile (seen within
+        ``step``, --poll-interval), and every --poll-interval after: a job that ends during the graceful
+        stop is seen before --stop-timeout, not lost at the stop behind the backoff's long wait."""
+        end = time.perf_counter() + seconds
+        stopping = self.stopping()
+        while (left := end - time.perf_counter()) > 0:
+            gevent.sleep(min(left, step))
+            if not stopping and self.stopping():
+                return
 
     def async_chat(self, body: dict[str, Any]) -> JobResult:
         """Submit to the proxy's async endpoint, poll with backoff, check the result. The submit is its

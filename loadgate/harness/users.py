@@ -59,6 +59,7 @@ class LoadgateUser(FastHttpUser):
             count_tokens=st.tokens,
             log_cancelled=self._log_cancelled,
             arrival=self._take_arrival,
+            stopping=lambda: run_is_stopping(environment),
         )
 
     pending_arrival: tuple[float, float] | None = None  # rate mode: set by arrival.take, for the request log

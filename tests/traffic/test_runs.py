@@ -753,6 +753,25 @@ def test_job_still_polled_when_the_run_stops_is_reported_lost(tmp_path: Path, mo
 
 
 @pytest.mark.timeout(60)
+def test_a_job_ending_within_the_stop_timeout_is_polled_in_time_not_lost(tmp_path: Path, mock_server):
+    """A job of ~3.1 s, polled at 0.5 s then (backoff 10) 5 s later: the run stops at 2 s, so the backoff
+    alone would poll next at 5.5 s, after --stop-timeout 3 ends the run at 5 s, and lose it. Polled at
+    once when the run stops and every 0.5 s after, it is seen done at ~3.5 s."""
+    mock = mock_server(
+        config=mock_config(models={"loadgate-small": {"ttft": 3, "tokens_per_s": 40, "output_tokens": 4}})
+    )
+    proc, prefix = run_locust(
+        tmp_path, mock.url, "--models", "loadgate-small", "--batch-mode", "async", "--poll-interval", "0.5s",
+        "--poll-backoff", "10", "--poll-max-interval", "5s", "--stop-timeout", "3", users=2, run_time="2s",
+        user_classes=("BatchUser",),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
+    assert (summary["jobs_completed"], summary["lost_jobs"], summary["lost_jobs_at_stop"]) == (2, 0, 0)
+    assert "was still pending when the run stopped" not in proc.stderr
+
+
+@pytest.mark.timeout(60)
 def test_multi_turn_conversation_appends_each_reply_and_next_turn(tmp_path: Path, mock_server):
     truth_log = tmp_path / "truth.jsonl"
     prompts = tmp_path / "prompts.jsonl"
