@@ -636,7 +636,8 @@ OPTIONS: tuple[Option, ...] = (
         "--seed",
         "",
         "seed for reproducible runs: each user's random choices (prompts, lengths, models, think time) "
-        "come from seed + its index; empty: a new sequence each run",
+        "come from seed + its index, and so do the arrival times of --request-rate; empty: a new sequence "
+        "each run",
         optional(integer(0)),
     ),
     Option(

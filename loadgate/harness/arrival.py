@@ -38,6 +38,7 @@ from loadgate.harness.llm_stats import LAG_WARN_MS, ArrivalStats
 from loadgate.harness.state import RunState, state
 from loadgate.schedule import RatePlan, arrival_times
 from loadgate.stages import RATE
+from loadgate.workload import seeded_rng
 
 logger = logging.getLogger("loadgate")
 
@@ -130,10 +131,16 @@ class RateConfig:
     burstiness: float
     cap: int | None
     phase: float = 0.0
+    seed: int | None = None  # --seed
+    stream: str = ""  # which process and which of its plans: each its own sequence under --seed
 
     @property
     def share(self) -> float:
         return sum(self.classes.values())
+
+    def rng(self) -> random.Random:
+        """The random source of these arrivals' times and classes: under --seed they repeat run to run."""
+        return seeded_rng(self.seed, "arrivals", self.stream)
 
 
 def class_picker(classes: dict[str, float], kind: str, rng: random.Random) -> Callable[[], str]:
@@ -222,7 +229,7 @@ class Dispatcher:
             self.scheduler = gevent.spawn(self._schedule, self.config)
 
     def _schedule(self, config: RateConfig) -> None:
-        rng = random.Random()
+        rng = config.rng()
         pick = class_picker(config.classes, config.kind, rng)
         plan = config.plan.scaled(config.share)
         start_s = max(0.0, time.monotonic() - config.origin)
@@ -317,6 +324,7 @@ class Controller:
         self.timeline: Any = None  # a rate Timeline (stages / profile), for its stage weights
         self.stage_weights: dict[str, int] | None = None
         self.sent: dict[str, tuple] = {}
+        self.pushed = 0  # configurations sent in this test, for each one's --seed stream
         self.greenlet: Any = None
         self.in_flight: dict[str, int] = {}  # worker id -> its last reported requests in flight
         self.plan_ended_logged = False
@@ -331,7 +339,7 @@ class Controller:
         settings = self.st.settings
         stats = self.st.llm.arrivals
         stats.active, stats.requested, stats.max_concurrency = True, self.requested, settings.max_concurrency
-        self.history, self.sent, self.in_flight = [], {}, {}
+        self.history, self.sent, self.in_flight, self.pushed = [], {}, {}, 0
         self.timeline = None
         if not settings.find_capacity:
             try:
@@ -437,10 +445,20 @@ class Controller:
                 continue
             self.sent[node] = key
             phase = i / len(order)
+            self.pushed += 1
+            stream = f"{i}:{self.pushed}"
             if node == "local":
                 dispatcher(self.environment).configure(
                     RateConfig(
-                        self.plan, self.origin, classes, settings.arrival, settings.burstiness, cap, phase
+                        self.plan,
+                        self.origin,
+                        classes,
+                        settings.arrival,
+                        settings.burstiness,
+                        cap,
+                        phase,
+                        settings.seed,
+                        stream,
                     )
                 )
             else:
@@ -454,6 +472,8 @@ class Controller:
                         "burstiness": settings.burstiness,
                         "cap": cap,
                         "phase": phase,
+                        "seed": settings.seed,
+                        "stream": stream,
                         "drop": drop,
                     },
                     client_id=node,
@@ -505,6 +525,8 @@ def install(environment: Any) -> None:
                 float(data["burstiness"]),
                 data["cap"],
                 float(data.get("phase", 0.0)),
+                data.get("seed"),
+                str(data.get("stream", "")),
             )
             dispatcher(environment).configure(config, bool(data.get("drop")))
             state(environment).llm.arrivals.active = True

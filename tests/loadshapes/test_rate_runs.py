@@ -65,8 +65,9 @@ def test_a_constant_rate_of_20_per_second_is_what_the_target_receives(tmp_path, 
 def test_poisson_arrivals_pass_a_goodness_of_fit_check(tmp_path, mock_server):
     truth_log = tmp_path / "truth.jsonl"
     mock = mock_server(config=ZERO_LATENCY, truth_log=truth_log)
+    # --seed fixes the draws, and the level is 1e-4: at 1% a true Poisson stream fails one run in 100
     done, prefix = run_locust(
-        tmp_path, mock.url, "--request-rate", "20", "-t", "17s", "--warmup", "2s", *CHAT_ONLY
+        tmp_path, mock.url, "--request-rate", "20", "-t", "17s", "--warmup", "2s", "--seed", "3", *CHAT_ONLY
     )
     mock.stop()
     assert done.returncode == 0, done.stderr[-3000:]
@@ -75,9 +76,9 @@ def test_poisson_arrivals_pass_a_goodness_of_fit_check(tmp_path, mock_server):
     times = chat_requests(read_truth(truth_log), meta["stats_reset_at"], meta["stopped_at"])
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert len(gaps) > 200
-    assert ks_statistic(gaps, exponential_cdf(20)) < ks_critical(len(gaps), 0.01)
+    assert ks_statistic(gaps, exponential_cdf(20)) < ks_critical(len(gaps), 1e-4)
     # and the same arrivals are clearly not evenly spaced (the test can tell the two apart)
-    assert ks_statistic([0.05] * len(gaps), exponential_cdf(20)) > ks_critical(len(gaps), 0.01)
+    assert ks_statistic([0.05] * len(gaps), exponential_cdf(20)) > ks_critical(len(gaps), 1e-4)
 
 
 SLOW = {
@@ -256,3 +257,19 @@ def test_constant_arrivals_interleave_the_classes_and_random_ones_thin_at_random
     assert picks.count("ChatUser") / len(picks) == pytest.approx(0.75, abs=0.01)
     assert any(picks[i : i + 4].count("ChatUser") != 3 for i in range(0, 400, 4))  # not a fixed pattern
     assert class_picker({"ChatUser": 1.0, "ModelsUser": 0.0}, "poisson", random.Random(1))() == "ChatUser"
+
+
+def test_the_seed_fixes_the_arrivals_of_each_stream_and_no_seed_draws_afresh():
+    from loadgate.harness.arrival import RateConfig
+    from loadgate.schedule import RatePlan, arrival_times
+
+    def first(seed: int | None, stream: str) -> list[float]:
+        config = RateConfig(
+            RatePlan.constant(20), 0.0, {"ChatUser": 1.0}, "poisson", 1.0, None, 0.0, seed, stream
+        )
+        times = arrival_times(config.plan, config.kind, config.burstiness, config.rng(), 0.0, config.phase)
+        return [next(times) for _ in range(5)]
+
+    assert first(3, "0:1") == first(3, "0:1")
+    assert first(3, "0:1") != first(3, "1:2") and first(3, "0:1") != first(4, "0:1")
+    assert first(None, "0:1") != first(None, "0:1")
