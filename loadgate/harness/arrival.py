@@ -142,6 +142,37 @@ class RateConfig:
         """The random source of these arrivals' times and classes: under --seed they repeat run to run."""
         return seeded_rng(self.seed, "arrivals", self.stream)
 
+    def to_message(self, drop: bool) -> dict[str, Any]:
+        """This share as a worker receives it: the plan's t = 0 as time elapsed (clocks differ by process)."""
+        return {
+            "plan": self.plan.to_list(),
+            "elapsed": time.monotonic() - self.origin,
+            "classes": self.classes,
+            "kind": self.kind,
+            "burstiness": self.burstiness,
+            "cap": self.cap,
+            "phase": self.phase,
+            "seed": self.seed,
+            "stream": self.stream,
+            "drop": drop,
+        }
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> tuple[RateConfig, bool]:
+        """A share sent by :meth:`to_message`, on this process's clock; and whether to drop the queue."""
+        config = cls(
+            RatePlan.from_list(data["plan"]),
+            time.monotonic() - float(data["elapsed"]),
+            {str(k): float(v) for k, v in data["classes"].items()},
+            str(data["kind"]),
+            float(data["burstiness"]),
+            data["cap"],
+            float(data["phase"]),
+            data["seed"],
+            str(data["stream"]),
+        )
+        return config, bool(data["drop"])
+
 
 def class_picker(classes: dict[str, float], kind: str, rng: random.Random) -> Callable[[], str]:
     """The user class of each next arrival, in proportion to ``classes`` (name -> weight > 0 to count).
@@ -429,7 +460,6 @@ class Controller:
         settings = self.st.settings
         shares = self.shares()
         order = sorted(shares)
-        elapsed = time.monotonic() - self.origin
         for i, node in enumerate(order):
             classes = {c: round(f, 6) for c, f in shares[node].items()}
             share = sum(classes.values())
@@ -444,40 +474,22 @@ class Controller:
             if not force and self.sent.get(node) == key:
                 continue
             self.sent[node] = key
-            phase = i / len(order)
             self.pushed += 1
-            stream = f"{i}:{self.pushed}"
+            config = RateConfig(
+                self.plan,
+                self.origin,
+                classes,
+                settings.arrival,
+                settings.burstiness,
+                cap,
+                i / len(order),
+                settings.seed,
+                f"{i}:{self.pushed}",
+            )
             if node == "local":
-                dispatcher(self.environment).configure(
-                    RateConfig(
-                        self.plan,
-                        self.origin,
-                        classes,
-                        settings.arrival,
-                        settings.burstiness,
-                        cap,
-                        phase,
-                        settings.seed,
-                        stream,
-                    )
-                )
+                dispatcher(self.environment).configure(config, drop)
             else:
-                self.environment.runner.send_message(
-                    RATE_MESSAGE,
-                    {
-                        "plan": self.plan.to_list(),
-                        "elapsed": elapsed,
-                        "classes": classes,
-                        "kind": settings.arrival,
-                        "burstiness": settings.burstiness,
-                        "cap": cap,
-                        "phase": phase,
-                        "seed": settings.seed,
-                        "stream": stream,
-                        "drop": drop,
-                    },
-                    client_id=node,
-                )
+                self.environment.runner.send_message(RATE_MESSAGE, config.to_message(drop), client_id=node)
         for node in set(self.sent) - set(order):
             del self.sent[node]
 
@@ -516,19 +528,8 @@ def install(environment: Any) -> None:
     if isinstance(runner, WorkerRunner):
 
         def on_rate(environment: Any, msg: Any, **_kw: Any) -> None:
-            data = msg.data
-            config = RateConfig(
-                RatePlan.from_list(data["plan"]),
-                time.monotonic() - float(data["elapsed"]),
-                {str(k): float(v) for k, v in data["classes"].items()},
-                str(data["kind"]),
-                float(data["burstiness"]),
-                data["cap"],
-                float(data.get("phase", 0.0)),
-                data.get("seed"),
-                str(data.get("stream", "")),
-            )
-            dispatcher(environment).configure(config, bool(data.get("drop")))
+            config, drop = RateConfig.from_message(msg.data)
+            dispatcher(environment).configure(config, drop)
             state(environment).llm.arrivals.active = True
 
         def on_report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:

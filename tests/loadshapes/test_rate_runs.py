@@ -273,3 +273,53 @@ def test_the_seed_fixes_the_arrivals_of_each_stream_and_no_seed_draws_afresh():
     assert first(3, "0:1") == first(3, "0:1")
     assert first(3, "0:1") != first(3, "1:2") and first(3, "0:1") != first(4, "0:1")
     assert first(None, "0:1") != first(None, "0:1")
+
+
+def test_a_share_reaches_a_worker_as_it_was_built():
+    from loadgate.harness.arrival import RateConfig
+    from loadgate.schedule import RatePlan
+
+    sent = RateConfig(
+        RatePlan.constant(7), time.monotonic() - 12.5, {"ChatUser": 0.25}, "gamma", 2.0, 3, 0.5, 9, "1:4"
+    )
+    got, drop = RateConfig.from_message(json.loads(json.dumps(sent.to_message(drop=True))))
+    assert drop is True
+    assert got.origin == pytest.approx(sent.origin, abs=0.05)  # the plan's t = 0 on the worker's own clock
+    assert {**vars(got), "origin": 0} == {**vars(sent), "origin": 0}
+
+
+def test_a_new_plan_with_drop_empties_this_process_queues_as_it_does_a_workers(monkeypatch, tmp_path):
+    """A capacity step's drain drops its queued arrivals: in a single process too, not only on workers, so
+    a failing step's backlog does not spill into the next step."""
+    from locust import User, constant, task
+    from locust.argument_parser import parse_options
+    from locust.env import Environment
+
+    from loadgate.harness.arrival import Arrival, controller, dispatcher
+    from loadgate.schedule import RatePlan
+
+    class Executor(User):
+        loadgate_executor = True
+        wait_time = constant(1)
+
+        @task
+        def nothing(self) -> None:
+            pass
+
+    monkeypatch.setattr("sys.argv", ["locust"])
+    monkeypatch.chdir(tmp_path)
+    environment = Environment(
+        user_classes=[Executor], parsed_options=parse_options(args=["--request-rate", "5"])
+    )
+    environment.create_local_runner()
+    try:
+        queue = dispatcher(environment).queue("Executor")
+        for _ in range(3):
+            queue.put(Arrival(time.monotonic(), time.monotonic(), False))
+        controller(environment).set_plan(RatePlan.constant(0.0))
+        assert queue.qsize() == 3  # a new plan alone keeps them
+        controller(environment).set_plan(RatePlan.constant(0.0), drop=True)
+        assert queue.qsize() == 0
+    finally:
+        dispatcher(environment).end()
+        environment.runner.quit()
