@@ -108,6 +108,7 @@ def on_init(environment: Any, **_kw: Any) -> None:
     request_log.install(environment)
     capacity.enable_rebalancing(environment)
     environment.events.quit.add_listener(lambda **_kw: print_llm_summary(environment))  # quit has no env
+    environment.events.spawning_complete.add_listener(lambda **_kw: state(environment).monitor.settle())
     outputs.start_writing(environment, st)
     options = environment.parsed_options
     if not is_worker(environment):
