@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -79,6 +80,36 @@ def test_poisson_arrivals_pass_a_goodness_of_fit_check(tmp_path, mock_server):
     assert ks_statistic(gaps, exponential_cdf(20)) < ks_critical(len(gaps), 1e-4)
     # and the same arrivals are clearly not evenly spaced (the test can tell the two apart)
     assert ks_statistic([0.05] * len(gaps), exponential_cdf(20)) > ks_critical(len(gaps), 1e-4)
+
+
+@pytest.mark.timeout(180)
+def test_the_same_seed_repeats_the_random_gaps_and_another_seed_does_not(tmp_path, mock_server):
+    """Three real runs at 20 req/s of Poisson arrivals: seeds 5, 5 and 6. The gaps between the arrivals the
+    mock received, in order: the two runs of seed 5 differ by the jitter of sending (well under 5 ms), seed
+    6 by the draws (the median difference of two independent 50 ms exponential gaps is 35 ms)."""
+    truth_log = tmp_path / "truth.jsonl"
+    mock = mock_server(config=ZERO_LATENCY, truth_log=truth_log)
+    gaps = []
+    for name, seed in [("a", "5"), ("b", "5"), ("c", "6")]:
+        done, prefix = run_locust(
+            tmp_path, mock.url, "--request-rate", "20", "-t", "6s", "--warmup", "0s", "--seed", seed, *CHAT_ONLY,
+            prefix_name=name,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        meta = read_json(f"{prefix}_loadgate.json")
+        truth = [
+            t for t in read_truth(truth_log) if not (t["x_request_id"] or "").startswith(PROBE_ID_PREFIX)
+        ]
+        times = chat_requests(truth, meta["started_at"], meta["stopped_at"])  # (no warm-up: no reset)
+        gaps.append([b - a for a, b in zip(times, times[1:], strict=False)])
+    n = min(len(g) for g in gaps)
+    assert n > 60, [len(g) for g in gaps]
+
+    def median_difference(x: list[float], y: list[float]) -> float:
+        return statistics.median(abs(a - b) for a, b in zip(x[:n], y[:n], strict=True))
+
+    same, other = median_difference(gaps[0], gaps[1]), median_difference(gaps[0], gaps[2])
+    assert same < 0.005 and other > 0.015, (same, other)
 
 
 SLOW = {
