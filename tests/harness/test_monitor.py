@@ -15,14 +15,24 @@ WARNING = "the load generator is late: event-loop lag p99"
 LIMIT_MS = 25  # far above a quiet loop's lag on a busy shared CI host (9 ms seen), far below a 100 ms stall
 
 
-def run(tmp_path: Path, busy_ms: int) -> tuple[subprocess.CompletedProcess, dict]:
+def run_locustfile(
+    tmp_path: Path, locustfile: str, env: dict[str, str], *args: str
+) -> tuple[subprocess.CompletedProcess, dict]:
+    """A short headless run of one of this folder's locustfiles, no warm-up; its LLM summary."""
     prefix = tmp_path / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(HERE / "busy_locustfile.py"), "--headless", "-u", "2", "-r", "2",
-         "-t", "7s", "--csv", str(prefix), "--warmup", "0s", "--lag-limit", f"{LIMIT_MS}ms", "--only-summary"],
-        cwd=tmp_path, env=child_env(BUSY_MS=str(busy_ms)), capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "locust", "-f", str(HERE / locustfile), "--headless", "--csv", str(prefix),
+         "--warmup", "0s", "--only-summary", *args],
+        cwd=tmp_path, env=child_env(**env), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     return done, json.loads(Path(f"{prefix}_llm_summary.json").read_text())
+
+
+def run(tmp_path: Path, busy_ms: int) -> tuple[subprocess.CompletedProcess, dict]:
+    return run_locustfile(
+        tmp_path, "busy_locustfile.py", {"BUSY_MS": str(busy_ms)}, "-u", "2", "-r", "2", "-t", "7s",
+        "--lag-limit", f"{LIMIT_MS}ms",
+    )  # fmt: skip
 
 
 def gate(tmp_path: Path) -> int:
@@ -87,15 +97,11 @@ def test_the_users_own_objects_are_frozen_once_spawned_so_no_collection_walks_th
     only, the young generation reaches its 50,000 threshold a second or two into the run and the collector
     walks every user's objects with the loop blocked (~60 ms at 300 streams); frozen again once spawned,
     the run's 3 s add 30,000 at most and no collection runs."""
-    prefix = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(HERE / "heap_locustfile.py"), "--headless", "-u", "2", "-r", "4",
-         "-t", "3s", "--csv", str(prefix), "--warmup", "0s", "--only-summary"],
-        cwd=tmp_path, env=child_env(HEAP_AT_START="20000", HEAP_PER_TASK="500"), capture_output=True, text=True,
-        timeout=60,
+    done, summary = run_locustfile(
+        tmp_path, "heap_locustfile.py", {"HEAP_AT_START": "20000", "HEAP_PER_TASK": "500"},
+        "-u", "2", "-r", "4", "-t", "3s",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(Path(f"{prefix}_llm_summary.json").read_text())
     assert summary["loadgen_gc_pause_max"] == 0  # no collection at all in the run
 
 
@@ -106,8 +112,9 @@ def test_settle_freezes_what_the_users_hold_and_the_stop_unfreezes_it():
 
     thresholds, monitor = gc.get_threshold(), LoadgenMonitor()
     try:
+        before = gc.get_freeze_count()
         monitor.settle()
-        assert gc.get_freeze_count() == 0  # not started: nothing to do
+        assert gc.get_freeze_count() == before  # not started: nothing to do
         monitor.start()
         frozen = gc.get_freeze_count()
         held = [[] for _ in range(1000)]
