@@ -16,4 +16,5 @@ lifecycle.install_probe()  # after embedded: the probe runs once the embedded ta
 precision.install()
 locust_compat.set_pool_check()
 locust_compat.set_socket_class()
+locust_compat.set_user_stop()
 outputs.install()

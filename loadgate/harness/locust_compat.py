@@ -24,12 +24,15 @@ from typing import Any
 import gevent.monkey
 import gevent.socket
 import locust.stats
+from gevent.hub import Waiter, get_hub
 from geventhttpclient.connectionpool import ConnectionPool
 from geventhttpclient.response import HTTPConnectionClosed, HTTPSocketPoolResponse
-from greenlet import getcurrent
+from greenlet import GreenletExit, getcurrent
+from locust import User
 from locust.contrib.fasthttp import FastResponse
 from locust.dispatch import UsersDispatcher
 from locust.runners import Runner, WorkerRunner
+from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING, TaskSet
 
 __all__ = ["HTTPConnectionClosed"]
 
@@ -136,6 +139,47 @@ def rebalance_user_classes(runner: Any) -> bool:
         return False
     dispatcher._prepare_rebalance()
     return True
+
+
+# -- users at the stop --------------------------------------------------------------------------------------
+
+_USER_STOP = User.stop
+
+
+def _stop_user(self: User, force: bool = False) -> bool:
+    """``User.stop`` whose kill of a waiting user cannot land in a request. Locust kills a user in its wait
+    at once (``_group.killone``), but the kill is delivered on the hub's next turn: a user whose wait ended
+    in between has sent its next request by then, the kill lands in the read, and the server gets a
+    request that no figure counts (sent after the stop, too). So the state is read where the kill lands
+    (:func:`_kill_if_still_waiting`)."""
+    glet = self._greenlet
+    if force or self._state != LOCUST_STATE_WAITING or glet is None or getcurrent() is glet:
+        return _USER_STOP(self, force)
+    waiter = Waiter()
+    get_hub().loop.run_callback(_kill_if_still_waiting, self, glet, waiter)
+    killed: bool = waiter.get()
+    if killed:
+        glet.join()  # as Locust's killone(block=True)
+    return killed
+
+
+def _kill_if_still_waiting(user: User, glet: Any, waiter: Waiter) -> None:
+    """On the hub: a user still in its wait is killed there (Locust's kill, delivered now); one that has
+    moved on is in its task and stops after it, as a running user asked to stop does."""
+    killed = user._state == LOCUST_STATE_WAITING
+    if killed:
+        try:
+            glet.throw(GreenletExit)
+        except BaseException:
+            get_hub().handle_error(glet, *sys.exc_info())
+    elif user._state == LOCUST_STATE_RUNNING:
+        user._state = LOCUST_STATE_STOPPING
+    waiter.switch(killed)
+
+
+def set_user_stop(safe: bool = True) -> None:
+    """Install :func:`_stop_user` as ``User.stop`` (False restores Locust's)."""
+    User.stop = _stop_user if safe else _USER_STOP  # type: ignore[method-assign]
 
 
 # -- geventhttpclient connections and responses (FastHttpUser) --------------------------------------------
@@ -521,6 +565,11 @@ def missing_internals() -> list[str]:
         "locust FastResponse._response/_cached_content": "_response" in _fast_source()
         and "_cached_content" in _fast_source(),
         "locust ResponseContextManager._manual_result": "self._manual_result" in _fast_source(),
+        "locust User.stop/_state/_greenlet and TaskSet.wait's states (set_user_stop)": all(
+            text in inspect.getsource(_USER_STOP)
+            for text in ("self._state in (None, LOCUST_STATE_WAITING)", "self._group.killone(self._greenlet)")
+        )
+        and "self.user._state = LOCUST_STATE_RUNNING" in inspect.getsource(TaskSet.wait),
         "geventhttpclient ConnectionPool._is_socket_alive (select, 0)": "select.select([sock], [], [], 0.0)"
         in inspect.getsource(_POOL_CHECK),
     }

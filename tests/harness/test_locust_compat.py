@@ -313,3 +313,42 @@ def test_taking_a_pooled_connection_does_not_yield_to_other_greenlets(non_yieldi
         locust_compat.set_pool_check(True)
         idle.close()
     gevent.sleep(0)
+
+
+@pytest.mark.parametrize("safe", [True, False])
+def test_a_user_asked_to_stop_as_its_wait_ends_finishes_the_request_it_sends(safe):
+    """The stop's kill of a waiting user and the end of its wait in the same turn of the hub: Locust's kill
+    lands in the request the user has just sent (the server gets it, nothing counts it); loadgate's stop
+    reads the state where the kill lands and lets that request finish (False: Locust's own)."""
+    from gevent.pool import Group
+    from locust import User, constant, task
+    from locust.env import Environment
+    from locust.exception import StopUser
+
+    sent: list[int] = []
+    done: list[int] = []
+
+    class Lockstep(User):
+        wait_time = constant(0)  # its wait ends on the hub's next turn, as a timer that fires
+        host = "http://127.0.0.1"
+
+        @task
+        def request(self) -> None:
+            sent.append(1)
+            gevent.sleep(0.01)  # the request on the wire
+            done.append(1)
+            if len(done) == 1:
+                gevent.spawn(self.stop)  # runs once the user waits, just before its wait ends
+            elif len(done) == 3:
+                raise StopUser()
+
+    locust_compat.set_user_stop(safe)
+    try:
+        group = Group()
+        user = Lockstep(Environment(user_classes=[Lockstep]))
+        user.start(group)
+        assert group.join(timeout=5)
+    finally:
+        locust_compat.set_user_stop(True)
+    # safe: the request sent as the stop came finishes, and no other starts; Locust's: it is cut off
+    assert (len(sent), len(done)) == ((2, 2) if safe else (2, 1))
